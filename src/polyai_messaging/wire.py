@@ -1,0 +1,332 @@
+"""Frames to events and commands to frames.
+
+:func:`decode` is the single inbound entry point: any text either becomes a
+:data:`~polyai_messaging.events.ServerEvent` or raises
+:class:`~polyai_messaging.errors.RemoteProtocolError` with a readable path; it never raises
+anything else. :func:`encode` produces only the five client types, compact JSON.
+
+Decoding runs a fast cattrs converter first; only when it fails is the frame decoded again with
+detailed validation, to name the offending path. Bad input is rare, so the common path pays
+nothing for good error messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.strategies import configure_tagged_union
+
+from .commands import ClientCommand, UserMessage, UserTyping
+from .errors import RemoteProtocolError
+from .events import (
+    KNOWN_TYPES,
+    Attachment,
+    Capabilities,
+    EventBatch,
+    Metadata,
+    ServerEvent,
+    Suggestion,
+    UnknownEvent,
+)
+
+__all__ = ["decode", "decode_object", "encode", "encoded_size"]
+
+_T = TypeVar("_T")
+
+
+# --- strict scalar hooks: cattrs would otherwise coerce ``5`` into ``"5"`` -----------------
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if type(value) is not str:
+        raise TypeError("expected string")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if type(value) is not int:
+        raise TypeError("expected int")
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if type(value) is not bool:
+        raise TypeError("expected bool")
+    return value
+
+
+def _timestamp(value: Any, _: type) -> datetime:
+    if type(value) is not str:
+        raise TypeError("expected ISO 8601 string")
+    text = value
+    # Python 3.11 accepts 'Z' and offsets but at most 6 fractional digits.
+    dot = text.find(".")
+    if dot != -1:
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        if end - dot > 7:
+            text = text[: dot + 7] + text[end:]
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("expected ISO 8601 timestamp") from None
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    if type(value) is not dict:
+        raise TypeError("expected object")
+    return value
+
+
+def _metadata(value: Any, _: type) -> Metadata:
+    # Metadata is the client's own data echoed back: a malformed ``custom`` or non-string
+    # values in it are dropped rather than costing the whole frame.
+    custom = _object(value).get("custom")
+    if type(custom) is not dict:
+        return Metadata()
+    pairs = {k: v for k, v in _object(custom).items() if type(v) is str}
+    return Metadata(custom=pairs)
+
+
+_CAPABILITY_KEYS = {
+    "streaming": _strict_bool,
+    "max_message_size_bytes": _strict_int,
+    "max_reconnect_attempts": _strict_int,
+    "heartbeat_interval_seconds": _strict_int,
+}
+
+
+def _capabilities(value: Any, _: type) -> Capabilities:
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, item in _object(value).items():
+        check = _CAPABILITY_KEYS.get(key)
+        if check is None:
+            extra[key] = item
+        elif item is not None:
+            try:
+                known[key] = check(item, object)
+            except TypeError as exc:
+                exc.__notes__ = [AttributeValidationNote(f"Structuring {key}", key, object)]
+                raise ClassValidationError("Capabilities", [exc], Capabilities) from None
+    return Capabilities(**known, extra=extra)
+
+
+def _raw_mapping(value: Any, _: type) -> Mapping[str, Any]:
+    return _object(value)
+
+
+def _list_of(
+    converter: cattrs.Converter, item_type: type[_T]
+) -> Callable[[Any, type], tuple[_T, ...]]:
+    structure = converter.structure
+
+    def hook(value: Any, _: type) -> tuple[_T, ...]:
+        if type(value) is not list:
+            raise TypeError("expected list")
+        try:
+            return tuple(structure(item, item_type) for item in value)
+        except Exception:  # noqa: BLE001 - re-raised with the index of the bad element
+            errors: list[Exception] = []
+            for index, item in enumerate(value):
+                try:
+                    structure(item, item_type)
+                except Exception as exc:  # noqa: BLE001
+                    note = IterableValidationNote(f"Structuring @ index {index}", index, item_type)
+                    exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                    errors.append(exc)
+            raise IterableValidationError("list", errors, tuple) from None
+
+    return hook
+
+
+def _unknown(value: Any, _: type) -> UnknownEvent:
+    payload = value.get("payload")
+    if payload is None:
+        payload = {}
+    elif type(payload) is not dict:
+        raise RemoteProtocolError("expected object", path="payload")
+    return UnknownEvent(type=value["type"], payload=payload, **_envelope(value))
+
+
+def _envelope(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Structure the envelope fields, for the hand-written hooks (batch, unknown)."""
+    out: dict[str, Any] = {}
+    for key, hook in _ENVELOPE_HOOKS:
+        item = value.get(key)
+        if item is not None:
+            try:
+                out[key] = hook(item, object)
+            except (TypeError, ValueError) as exc:
+                raise RemoteProtocolError(str(exc), path=key) from None
+    return out
+
+
+_ENVELOPE_HOOKS: tuple[tuple[str, Callable[[Any, Any], Any]], ...] = (
+    ("id", _strict_str),
+    ("sequence", _strict_int),
+    ("timestamp", _timestamp),
+    ("metadata", _metadata),
+)
+
+
+def _batch(value: Any, _: type) -> EventBatch:
+    raw = value.get("payload") or {}
+    events_raw = _object(raw).get("events") or []
+    if type(events_raw) is not list:
+        raise RemoteProtocolError("expected list", path="payload.events")
+    events: list[ServerEvent] = []
+    rejected: list[Exception] = []
+    for index, item in enumerate(events_raw):
+        where = f"payload.events[{index}]"
+        try:
+            event = decode_object(_reshape_inner(item))
+        except RemoteProtocolError as exc:
+            rejected.append(RemoteProtocolError(exc.reason, path=_join(where, exc.path)))
+            continue
+        if isinstance(event, EventBatch):  # tolerate nesting by flattening it
+            events.extend(event.events)
+            rejected.extend(event.rejected)
+        else:
+            events.append(event)
+    return EventBatch(events=tuple(events), rejected=tuple(rejected), **_envelope(value))
+
+
+def _reshape_inner(item: Any) -> Any:
+    """Protocol Appendix B: an inner event may carry its payload under a type-derived key."""
+    if type(item) is dict and "payload" not in item and type(item.get("type")) is str:
+        key = item["type"].removeprefix("EVENT_TYPE_").lower()
+        if key in item:
+            return {**item, "payload": item[key]}
+    return item
+
+
+def _join(prefix: str, path: str) -> str:
+    if not path:
+        return prefix
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+def _make_converter(detailed: bool) -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=detailed)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(datetime, _timestamp)
+    converter.register_structure_hook(Metadata, _metadata)
+    converter.register_structure_hook(Capabilities, _capabilities)
+    for generic, hook in (
+        (Mapping[str, Any], _raw_mapping),
+        (tuple[Attachment, ...], _list_of(converter, Attachment)),
+        (tuple[Suggestion, ...], _list_of(converter, Suggestion)),
+    ):
+        converter.register_structure_hook_func(lambda t, g=generic: t == g, hook)
+    # UnknownEvent's own hook first, so the tagged union's default keeps the raw type/payload.
+    converter.register_structure_hook(UnknownEvent, _unknown)
+    converter.register_structure_hook(EventBatch, _batch)
+    configure_tagged_union(
+        ServerEvent,  # type: ignore[arg-type]
+        converter,
+        tag_generator=lambda cls: cls.TYPE,
+        tag_name="type",
+        default=UnknownEvent,
+    )
+    return converter
+
+
+_converters = (_make_converter(detailed=False), _make_converter(detailed=True))
+
+
+def decode(frame: str | bytes | bytearray) -> ServerEvent:
+    """Decode one WebSocket frame into a server event.
+
+    Raises :class:`RemoteProtocolError` (and nothing else) for binary frames, invalid JSON,
+    non-object frames, a missing or non-string ``type``, and fields of the wrong type.
+    """
+    if not isinstance(frame, str):
+        raise RemoteProtocolError("binary frames are not part of the protocol")
+    try:
+        value = json.loads(frame)
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"invalid JSON ({type(exc).__name__})") from None
+    return decode_object(value)
+
+
+def decode_object(value: Any) -> ServerEvent:
+    """Decode an already-parsed JSON value (for example one line of a log) into an event."""
+    if type(value) is not dict:
+        raise RemoteProtocolError("expected a JSON object")
+    kind = value.get("type")
+    if type(kind) is not str:
+        raise RemoteProtocolError("expected string" if "type" in value else "missing", path="type")
+    if value.get("payload") is None and kind in KNOWN_TYPES:
+        # A missing (or null) payload means {} (OP-34).
+        value = {**value, "payload": {}}
+    try:
+        event: ServerEvent = _converters[0].structure(value, ServerEvent)  # type: ignore[arg-type]
+    except RemoteProtocolError:
+        raise
+    except Exception:  # noqa: BLE001 - every failure is re-explained below
+        raise _explain(value) from None
+    return event
+
+
+def _explain(value: Mapping[str, Any]) -> RemoteProtocolError:
+    try:
+        _converters[1].structure(value, ServerEvent)  # type: ignore[arg-type]
+    except RemoteProtocolError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - turned into a readable path below
+        messages = cattrs.transform_error(exc, path="$", format_exception=_describe)
+        first = messages[0] if messages else str(exc)
+        reason, _, path = first.partition(" @ $")
+        return RemoteProtocolError(reason, path=path.lstrip("."))
+    return RemoteProtocolError("could not decode frame")
+
+
+def _describe(exc: BaseException, _: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, TypeError | ValueError) and str(exc).startswith("expected"):
+        return str(exc)
+    if isinstance(exc, AttributeError | TypeError):
+        return "expected object"
+    return str(exc) or type(exc).__name__
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def _payload(command: ClientCommand) -> dict[str, Any]:
+    if isinstance(command, UserMessage):
+        return {"text": command.text}
+    if isinstance(command, UserTyping):
+        return {"state": command.state}
+    return {}
+
+
+def encode(command: ClientCommand) -> str:
+    """Encode a client command as compact JSON: ``type``, ``payload`` and maybe ``metadata``."""
+    frame: dict[str, Any] = {"type": command.TYPE, "payload": _payload(command)}
+    custom = dict(command.custom)
+    if isinstance(command, UserMessage) and command.client_event_id is not None:
+        custom["client_event_id"] = command.client_event_id
+    if custom:
+        frame["metadata"] = {"custom": custom}
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def encoded_size(command: ClientCommand) -> int:
+    """UTF-8 size in bytes of the encoded frame, the unit of ``max_message_size_bytes``."""
+    return len(encode(command).encode("utf-8"))
