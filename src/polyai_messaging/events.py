@@ -1,4 +1,4 @@
-"""Inbound server events: every ``type`` a client can receive (protocol §8), as frozen attrs classes.
+"""Inbound server events: every ``type`` a client can receive (protocol §8), as attrs classes.
 
 Each event carries the envelope of protocol §6.2 (``id``, ``sequence``, ``timestamp``,
 ``metadata``) and a typed ``payload`` shaped exactly like the wire, so that a decoding error
@@ -450,7 +450,7 @@ class EventBatch(_Event):
 
 @attrs.frozen(kw_only=True)
 class UnknownEvent(_Event):
-    """A ``type`` this library does not know. Kept, never fatal (cf. h2 ``UnknownFrameReceived``)."""
+    """A ``type`` this library does not know: kept, never fatal (cf. h2 UnknownFrameReceived)."""
 
     type: str
     payload: Mapping[str, Any] = attrs.field(factory=dict)

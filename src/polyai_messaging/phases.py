@@ -84,7 +84,7 @@ def _index(machine: Machine) -> tuple[dict[tuple[str, Phase], Phase], dict[str, 
     for trigger, event in machine.events.items():
         for source_name, transitions in event.transitions.items():
             for transition in transitions:
-                dest = Phase[transition.dest]
+                dest = Phase[str(transition.dest)]
                 expected[(trigger, Phase[source_name])] = dest
                 fixed[trigger] = dest
     return expected, fixed
@@ -126,5 +126,3 @@ class UnexpectedPhaseEvent:
 
     def describe(self) -> str:
         return f"{self.trigger} at sequence {self.sequence} while {self.phase.value}"
-
-

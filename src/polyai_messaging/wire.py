@@ -137,12 +137,12 @@ def _list_of(
             raise TypeError("expected list")
         try:
             return tuple(structure(item, item_type) for item in value)
-        except Exception:  # noqa: BLE001 - re-raised with the index of the bad element
+        except Exception:
             errors: list[Exception] = []
             for index, item in enumerate(value):
                 try:
                     structure(item, item_type)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     note = IterableValidationNote(f"Structuring @ index {index}", index, item_type)
                     exc.__notes__ = [*getattr(exc, "__notes__", []), note]
                     errors.append(exc)
@@ -218,6 +218,14 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
 
 
+def _is(expected: object) -> Callable[[Any], bool]:
+    return lambda candidate: bool(candidate == expected)
+
+
+def _tag(cls: type[Any]) -> str:
+    return str(cls.TYPE)
+
+
 def _make_converter(detailed: bool) -> cattrs.Converter:
     converter = cattrs.Converter(detailed_validation=detailed)
     converter.register_structure_hook(str, _strict_str)
@@ -231,14 +239,14 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
         (tuple[Attachment, ...], _list_of(converter, Attachment)),
         (tuple[Suggestion, ...], _list_of(converter, Suggestion)),
     ):
-        converter.register_structure_hook_func(lambda t, g=generic: t == g, hook)
+        converter.register_structure_hook_func(_is(generic), hook)
     # UnknownEvent's own hook first, so the tagged union's default keeps the raw type/payload.
     converter.register_structure_hook(UnknownEvent, _unknown)
     converter.register_structure_hook(EventBatch, _batch)
     configure_tagged_union(
-        ServerEvent,  # type: ignore[arg-type]
+        ServerEvent,
         converter,
-        tag_generator=lambda cls: cls.TYPE,
+        tag_generator=_tag,
         tag_name="type",
         default=UnknownEvent,
     )
@@ -277,7 +285,7 @@ def decode_object(value: Any) -> ServerEvent:
         event: ServerEvent = _converters[0].structure(value, ServerEvent)  # type: ignore[arg-type]
     except RemoteProtocolError:
         raise
-    except Exception:  # noqa: BLE001 - every failure is re-explained below
+    except Exception:
         raise _explain(value) from None
     return event
 
@@ -287,7 +295,7 @@ def _explain(value: Mapping[str, Any]) -> RemoteProtocolError:
         _converters[1].structure(value, ServerEvent)  # type: ignore[arg-type]
     except RemoteProtocolError as exc:
         return exc
-    except Exception as exc:  # noqa: BLE001 - turned into a readable path below
+    except Exception as exc:
         messages = cattrs.transform_error(exc, path="$", format_exception=_describe)
         first = messages[0] if messages else str(exc)
         reason, _, path = first.partition(" @ $")

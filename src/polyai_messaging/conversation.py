@@ -1,0 +1,385 @@
+"""The immutable conversation: the folded server history and the views built from it.
+
+A :class:`Conversation` is only ever produced by :func:`polyai_messaging.reducer.apply`. It is
+built on persistent maps (``immutables.Map``, a HAMT), so applying one event costs the same at
+50,000 events of history as at 500: nothing is copied whole. Ordered views (``transcript``,
+``timeline``) are sorted when asked for, not on every event.
+
+"Latest wins" facts (agent, queue status, language, ...) are ranked by ``sequence``; an event
+without a sequence ranks just above everything received before it. That makes every fact a
+function of the *set* of events, so any arrival order folds to the same conversation.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+from immutables import Map
+
+from .events import (
+    Attachment,
+    Capabilities,
+    ChunkPayload,
+    ClientHandoffPayload,
+    LiveAgent,
+    QueueStatusPayload,
+    ServerEvent,
+    Suggestion,
+)
+from .phases import Phase, UnexpectedPhaseEvent, is_expected, next_phase
+
+__all__ = [
+    "TRANSIENT_ID_MEMORY",
+    "Agent",
+    "Conversation",
+    "Message",
+    "MessageRecord",
+    "Notice",
+    "Role",
+    "SystemHint",
+    "hint_for",
+]
+
+TRANSIENT_ID_MEMORY = 512
+"""How many ids of transient (null-sequence) events are remembered for de-duplication."""
+
+NOTICE_MEMORY = 100
+"""How many transient system notices are kept."""
+
+
+class Role(enum.Enum):
+    """Who a transcript entry is from."""
+
+    USER = "user"
+    AGENT = "agent"
+    LIVE_AGENT = "live_agent"
+    SYSTEM = "system"
+
+
+class SystemHint(enum.Enum):
+    """What a catalogue system message (protocol §13.3) asks the client to do."""
+
+    RETRY_LATER = "retry_later"
+    REJOIN = "rejoin"
+    START_NEW_SESSION = "start_new_session"
+    RESEND = "resend"
+    CONFIGURATION = "configuration"
+    INVALID_CLIENT_EVENT = "invalid_client_event"
+    NONE = "none"
+
+
+_HINTS: tuple[tuple[str, SystemHint], ...] = (
+    ("experiencing high load", SystemHint.RETRY_LATER),
+    ("unable to start a conversation", SystemHint.REJOIN),
+    ("having trouble responding", SystemHint.RESEND),
+    ("encountered an error", SystemHint.RESEND),
+    ("error: session not found", SystemHint.START_NEW_SESSION),
+    ("error: unable to retrieve session", SystemHint.RETRY_LATER),
+    ("error: connector not found", SystemHint.CONFIGURATION),
+    ("error: conversation not found", SystemHint.REJOIN),
+    ("error: conversation id not found", SystemHint.REJOIN),
+    ("could not connect you to an agent", SystemHint.RETRY_LATER),
+    ("failed to forward message to live agent", SystemHint.RESEND),
+    ("handoff could not be initiated", SystemHint.CONFIGURATION),
+    ("unknown event type or invalid message format", SystemHint.INVALID_CLIENT_EVENT),
+    ("event type not allowed", SystemHint.INVALID_CLIENT_EVENT),
+    ("message too large", SystemHint.INVALID_CLIENT_EVENT),
+)
+
+
+def hint_for(message: str) -> SystemHint:
+    """Classify a system message text by the catalogue (case-insensitive substring match)."""
+    lowered = message.lower()
+    for needle, hint in _HINTS:
+        if needle in lowered:
+            return hint
+    return SystemHint.NONE
+
+
+@attrs.frozen
+class Agent:
+    """The PolyAI agent as announced by ``POLY_AGENT_JOINED``."""
+
+    name: str | None
+    avatar_url: str | None
+
+
+@attrs.frozen
+class Notice:
+    """A transient (unsequenced) system message, kept in arrival order."""
+
+    level: str
+    message: str
+    hint: SystemHint
+
+
+@attrs.frozen
+class MessageRecord:
+    """Everything received about one message, however it arrived (whole, chunked, or both).
+
+    ``rank`` is the lowest sequence of any event that carried it: its place in the transcript.
+    """
+
+    key: str
+    role: Role
+    rank: float
+    whole: tuple[float, Any] | None = None
+    """Rank and consolidated payload (agent/live-agent message, user echo or system message);
+    the lowest-ranked copy wins when several events carry the same message."""
+    chunks: Map[int, tuple[float, ChunkPayload]] = attrs.field(factory=Map)
+    """Chunks by ``chunk_index``, each with the rank of the event that carried it."""
+    final_index: int | None = None
+    client_event_id: str | None = None
+    timestamp: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        if self.whole is not None:
+            return True
+        final = self.final_index
+        if final is None:
+            return False
+        return all(index in self.chunks for index in range(1, final + 1))
+
+    def _prefix(self) -> Iterator[ChunkPayload]:
+        # Only the contiguous run from chunk 1 is shown: later chunks wait for the hole to fill.
+        index = 1
+        while (entry := self.chunks.get(index)) is not None:
+            chunk = entry[1]
+            yield chunk
+            if chunk.is_complete:
+                return
+            index += 1
+
+    def view(self) -> Message:
+        """The message as a UI shows it."""
+        if self.whole is not None:
+            whole = self.whole[1]
+            return Message(
+                key=self.key,
+                role=self.role,
+                sequence=_seq(self.rank),
+                text=str(getattr(whole, "text", None) or getattr(whole, "message", "")),
+                attachments=getattr(whole, "attachments", ()),
+                suggestions=getattr(whole, "response_suggestions", ()),
+                complete=True,
+                client_event_id=self.client_event_id,
+                message_id=getattr(whole, "message_id", None),
+                agent_id=getattr(whole, "agent_id", None),
+                level=getattr(whole, "level", None),
+                hint=hint_for(whole.message) if self.role is Role.SYSTEM else None,
+                timestamp=self.timestamp,
+            )
+        chunks = list(self._prefix())
+        return Message(
+            key=self.key,
+            role=self.role,
+            sequence=_seq(self.rank),
+            text="".join(chunk.text for chunk in chunks),
+            attachments=tuple(a for chunk in chunks for a in chunk.attachments),
+            suggestions=tuple(s for chunk in chunks for s in chunk.response_suggestions),
+            complete=self.complete,
+            message_id=self.key,
+            timestamp=self.timestamp,
+        )
+
+
+def _seq(rank: float) -> int | None:
+    return int(rank) if rank == int(rank) else None
+
+
+@attrs.frozen
+class Message:
+    """One transcript entry."""
+
+    key: str
+    """``message_id`` when there is one, else a key derived from the event."""
+    role: Role
+    sequence: int | None
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    suggestions: tuple[Suggestion, ...] = ()
+    complete: bool = True
+    """False for a stream still missing chunks (shown as partial)."""
+    client_event_id: str | None = None
+    message_id: str | None = None
+    agent_id: str | None = None
+    level: str | None = None
+    hint: SystemHint | None = None
+    timestamp: datetime | None = None
+
+
+_EMPTY_MAP: Map[Any, Any] = Map()
+
+
+@attrs.frozen(slots=False)
+class Conversation:
+    """The folded state of one session's server history. Create with ``Conversation()``.
+
+    Public attributes are facts; properties are views computed on demand.
+    """
+
+    journal: Map[int, ServerEvent] = _EMPTY_MAP
+    """Every sequenced event (unknown types included), by sequence."""
+    ids: Map[str, int] = _EMPTY_MAP
+    """Event id to sequence, for every journaled event."""
+    recent_transient_ids: Map[str, None] = _EMPTY_MAP
+    older_transient_ids: Map[str, None] = _EMPTY_MAP
+    cursor: int = 0
+    """Highest sequence received: the resume cursor."""
+    gaps: tuple[tuple[int, int], ...] = ()
+    """Missing sequence ranges ``(first, last)`` below the cursor, ascending."""
+    events_applied: int = 0
+    """Distinct known-type events with a sequence."""
+    records: Map[str, MessageRecord] = _EMPTY_MAP
+    echoes: Map[str, str] = _EMPTY_MAP
+    """``client_event_id`` of each echoed user message, to its record key."""
+    phase_events: Map[float, str] = _EMPTY_MAP
+    """Phase-changing event types by rank, kept to explain the phase (anomalies)."""
+    phase: Phase = Phase.CONNECTING
+    phase_rank: float = -1.0
+    agent_info: tuple[float, Agent] | None = None
+    live_agent_info: tuple[float, LiveAgent] | None = None
+    capabilities_info: tuple[float, Capabilities] | None = None
+    queue_info: tuple[float, QueueStatusPayload] | None = None
+    language_info: tuple[float, str] | None = None
+    client_handoff_info: tuple[float, ClientHandoffPayload] | None = None
+    end_info: tuple[float, str | None] | None = None
+    thinking_rank: float = -1.0
+    agent_output_rank: float = -1.0
+    live_typing: tuple[float, str] | None = None
+    live_output_rank: float = -1.0
+    notices: tuple[Notice, ...] = ()
+    """Transient system messages in arrival order (the last :data:`NOTICE_MEMORY`)."""
+    duplicates_dropped: int = 0
+    protocol_errors: tuple[str, ...] = ()
+    """Descriptions of rejected input (malformed batch elements, conflicting ids); bounded."""
+
+    def _replace(self, **changes: Any) -> Conversation:
+        # attrs.evolve re-runs __init__ over ~30 fields; copying the dict is an order faster
+        # and this runs once per event.
+        new = object.__new__(Conversation)
+        object.__setattr__(new, "__dict__", {**self.__dict__, **changes})
+        return new
+
+    # --- views ------------------------------------------------------------------------------
+
+    @property
+    def agent(self) -> Agent | None:
+        return self.agent_info[1] if self.agent_info else None
+
+    @property
+    def live_agent(self) -> LiveAgent | None:
+        return self.live_agent_info[1] if self.live_agent_info else None
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self.capabilities_info[1] if self.capabilities_info else None
+
+    @property
+    def queue(self) -> QueueStatusPayload | None:
+        return self.queue_info[1] if self.queue_info else None
+
+    @property
+    def language(self) -> str | None:
+        return self.language_info[1] if self.language_info else None
+
+    @property
+    def client_handoff(self) -> ClientHandoffPayload | None:
+        return self.client_handoff_info[1] if self.client_handoff_info else None
+
+    @property
+    def ended(self) -> bool:
+        return self.phase is Phase.ENDED
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.end_info[1] if self.end_info else None
+
+    @property
+    def agent_thinking(self) -> bool:
+        """The PolyAI agent is composing (cleared by its next message or chunk)."""
+        return self.thinking_rank > self.agent_output_rank
+
+    @property
+    def live_agent_typing(self) -> bool:
+        """The live agent is typing (cleared by STOPPED or its next message)."""
+        typing = self.live_typing
+        return (
+            typing is not None
+            and typing[1] == "TYPING_STATE_STARTED"
+            and (typing[0] > self.live_output_rank)
+        )
+
+    @property
+    def timeline(self) -> tuple[ServerEvent, ...]:
+        """Every journaled event in sequence order."""
+        return tuple(self.journal[key] for key in sorted(self.journal.keys()))
+
+    def _sorted_records(self) -> list[MessageRecord]:
+        return sorted(self.records.values(), key=lambda r: (r.rank, r.key))
+
+    @property
+    def transcript(self) -> tuple[Message, ...]:
+        """Messages in display order (by sequence), streams included, partial ones too."""
+        return tuple(record.view() for record in self._sorted_records())
+
+    @property
+    def streams(self) -> tuple[Message, ...]:
+        """Streams still missing chunks."""
+        return tuple(
+            record.view()
+            for record in self._sorted_records()
+            if record.whole is None and not record.complete
+        )
+
+    @property
+    def suggestions(self) -> tuple[Suggestion, ...]:
+        """Quick replies of the last message, if an agent sent it."""
+        records = self._sorted_records()
+        if not records or records[-1].role not in (Role.AGENT, Role.LIVE_AGENT):
+            return ()
+        return records[-1].view().suggestions
+
+    @property
+    def agent_joined(self) -> bool:
+        """Whether any ``POLY_AGENT_JOINED`` was received (the join decision, protocol §5.4)."""
+        return self.agent_info is not None
+
+    def delivered(self, client_event_id: str) -> Message | None:
+        """The echoed user message with this ``client_event_id``, if its echo was folded."""
+        key = self.echoes.get(client_event_id)
+        return None if key is None else self.records[key].view()
+
+    @property
+    def anomalies(self) -> tuple[UnexpectedPhaseEvent, ...]:
+        """Phase-changing events that arrived in a phase the table does not expect.
+
+        Derived from the events in sequence order, so it does not depend on arrival order.
+        """
+        found: list[UnexpectedPhaseEvent] = []
+        phase = Phase.CONNECTING
+        for rank in sorted(self.phase_events.keys()):
+            trigger = self.phase_events[rank]
+            if not is_expected(phase, trigger):
+                found.append(UnexpectedPhaseEvent(_seq(rank), trigger, phase))
+            phase = next_phase(phase, trigger)
+        return tuple(found)
+
+    def without_indicators(self) -> Conversation:
+        """The same conversation with the thinking/typing indicators cleared (on resume, expiry)."""
+        return self._replace(thinking_rank=-1.0, live_typing=None)
+
+    def summary(self) -> Mapping[str, Any]:
+        """A small dict for logs: phase, cursor, counts. Never contains secrets."""
+        return {
+            "phase": self.phase.value,
+            "cursor": self.cursor,
+            "gaps": len(self.gaps),
+            "events": self.events_applied,
+            "messages": len(self.records),
+        }
