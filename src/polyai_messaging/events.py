@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .errors import RemoteProtocolError
+
 __all__ = [
     "ECHO_TYPES",
     "KNOWN_TYPES",
@@ -445,7 +447,7 @@ class EventBatch(_Event):
 
     TYPE: ClassVar[str] = "EVENT_TYPE_EVENT_BATCH"
     events: tuple[ServerEvent, ...] = ()
-    rejected: tuple[Exception, ...] = ()
+    rejected: tuple[RemoteProtocolError, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -187,7 +187,7 @@ def _batch(value: Any, _: type) -> EventBatch:
     if type(events_raw) is not list:
         raise RemoteProtocolError("expected list", path="payload.events")
     events: list[ServerEvent] = []
-    rejected: list[Exception] = []
+    rejected: list[RemoteProtocolError] = []
     for index, item in enumerate(events_raw):
         where = f"payload.events[{index}]"
         try:

@@ -1,0 +1,41 @@
+"""Reconnect backoff: exponential from 1 s to a 30 s cap, with jitter that still applies at the cap.
+
+Pure: the random draw comes in as an argument (a float in ``[0, 1)``) so that a seeded session
+replays the same delays.
+"""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+__all__ = ["Backoff", "draw"]
+
+
+@attrs.frozen
+class Backoff:
+    """``delay(n) = min(cap, base * 2**(n-1)) * (1 - jitter * u)`` for attempt ``n >= 1``.
+
+    The jitter only shortens a delay, so no delay exceeds ``cap`` and capped delays still differ
+    (a fleet of clients that lost the same server does not come back in lockstep).
+    """
+
+    base: float = 1.0
+    cap: float = 30.0
+    jitter: float = attrs.field(
+        default=0.2,
+        validator=attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0)),
+    )
+
+    def delay(self, attempt: int, unit: float) -> float:
+        """Seconds to wait before reconnect ``attempt`` (1-based), given a draw ``unit``."""
+        if attempt < 1:
+            raise ValueError("attempt is 1-based")
+        raw = min(self.cap, self.base * 2.0 ** min(attempt - 1, 62))
+        return raw * (1.0 - self.jitter * unit)
+
+
+def draw(seed: int, counter: int) -> float:
+    """The ``counter``-th uniform draw of the stream identified by ``seed`` (pure, repeatable)."""
+    return random.Random(f"{seed}:{counter}").random()
