@@ -1,0 +1,146 @@
+"""Save a :class:`~polyai_messaging.session.SessionState` as JSON and restore it elsewhere.
+
+What is kept is what resuming needs: the session id, the folded journal (as wire frames, so a
+restore is just a re-fold), the outbox, the join-retry budget and the random stream position.
+Link bookkeeping is not kept: a restored state starts disconnected and resumes from the cursor.
+The JSON never contains a token.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from .effects import DeliveryStatus
+from .errors import MessagingError, RemoteProtocolError
+from .events import Capabilities, ServerEvent, UnknownEvent
+from .outbox import OutboxEntry
+from .reducer import fold
+from .session import SessionConfig, SessionState
+from .wire import decode_object
+
+__all__ = ["FORMAT_VERSION", "StateFormatError", "dump_state", "event_to_wire", "load_state"]
+
+FORMAT_VERSION = 1
+
+
+class StateFormatError(MessagingError):
+    """Saved state could not be read; the message says where."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Capabilities):
+        fields = {k: v for k, v in attrs.asdict(value).items() if k != "extra" and v is not None}
+        return {**value.extra, **fields}
+    if attrs.has(type(value)):
+        return {
+            field.name: _plain(getattr(value, field.name))
+            for field in attrs.fields(type(value))
+            if getattr(value, field.name) is not None
+        }
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def event_to_wire(event: ServerEvent) -> dict[str, Any]:
+    """The JSON object a server would have sent for ``event`` (decodes back to an equal event)."""
+    kind = event.type if isinstance(event, UnknownEvent) else type(event).TYPE
+    frame: dict[str, Any] = {"type": kind}
+    for name in ("id", "sequence", "timestamp", "metadata"):
+        value = getattr(event, name)
+        if value is not None:
+            frame[name] = _plain(value)
+    frame["payload"] = _plain(getattr(event, "payload", {}))
+    return frame
+
+
+def dump_state(state: SessionState) -> str:
+    """Serialise the resumable part of ``state`` as JSON."""
+    journal = state.conversation.journal
+    return json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "session_id": state.session_id,
+            "seed": state.seed,
+            "draws": state.draws,
+            "join_retries": state.join_retries,
+            "cursor": state.conversation.cursor,
+            "journal": [event_to_wire(journal[key]) for key in sorted(journal.keys())],
+            "outbox": [
+                {
+                    "client_event_id": e.client_event_id,
+                    "text": e.text,
+                    "status": e.status.value,
+                    "transmissions": e.transmissions,
+                    "message_id": e.message_id,
+                }
+                for e in state.outbox
+            ],
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def load_state(text: str, *, config: SessionConfig | None = None) -> SessionState:
+    """Restore a state saved by :func:`dump_state`; raise :class:`StateFormatError` if malformed."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise StateFormatError("saved state is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise StateFormatError("saved state must be a JSON object")
+    if data.get("format") != FORMAT_VERSION:
+        raise StateFormatError(f"format: expected {FORMAT_VERSION}, got {data.get('format')!r}")
+    session_id = _field(data, "session_id", str)
+    events = []
+    for index, frame in enumerate(_field(data, "journal", list)):
+        try:
+            events.append(decode_object(frame))
+        except RemoteProtocolError as exc:
+            raise StateFormatError(f"journal[{index}]: {exc}") from None
+    conversation = fold(events)
+    if conversation.cursor != _field(data, "cursor", int):
+        raise StateFormatError("cursor does not match the journal")
+    outbox = []
+    for index, raw in enumerate(_field(data, "outbox", list)):
+        try:
+            outbox.append(
+                OutboxEntry(
+                    client_event_id=_field(raw, "client_event_id", str),
+                    text=_field(raw, "text", str),
+                    status=DeliveryStatus(raw["status"]),
+                    transmissions=_field(raw, "transmissions", int),
+                    message_id=raw.get("message_id"),
+                )
+            )
+        except (StateFormatError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StateFormatError(f"outbox[{index}]: {exc}") from None
+    return SessionState(
+        session_id=session_id,
+        config=config or SessionConfig(),
+        seed=_field(data, "seed", int),
+        draws=_field(data, "draws", int),
+        join_retries=_field(data, "join_retries", int),
+        conversation=conversation,
+        outbox=tuple(outbox),
+        # A restored session has been connected before: its reconnect reports a resume outcome.
+        was_connected=bool(events),
+    )
+
+
+def _field(data: Any, name: str, kind: type[Any]) -> Any:
+    if not isinstance(data, dict) or name not in data:
+        raise StateFormatError(f"{name}: missing")
+    value = data[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise StateFormatError(f"{name}: expected {kind.__name__}")
+    return value
