@@ -1,0 +1,788 @@
+"""The two REST calls of the Messaging API (protocol §4): mint an access token, create a session.
+
+Built on :class:`httpx.AsyncClient`, so it runs under trio and asyncio alike. Pass your own
+``client`` to reuse connections (and to plug in a transport for tests); otherwise a short-lived
+client is opened per call. Redirects are never followed, so a token header cannot be forwarded to
+another host.
+
+Secrets: the connector token is sent only as ``X-Token`` to ``POST /api/v1/access-token``; the
+access token only as ``Authorization: Bearer`` to ``POST /api/v1/sessions``. Neither is logged,
+and neither appears in an exception message or ``repr``, even if a server echoes it back.
+
+Errors: a non-2xx answer raises a :class:`RestError` subclass chosen from the documented error
+strings (§4.1, §4.2), falling back to a class per status (§4.3). A 2xx answer whose body is not
+the documented JSON raises :class:`~polyai_messaging.errors.RemoteProtocolError`. A network
+failure raises :class:`TransportError`. Retries follow :class:`RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import enum
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC
+from typing import ClassVar, Final
+from urllib.parse import quote, quote_plus
+
+import anyio
+import attrs
+import httpx
+
+from polyai_messaging.endpoints import API_PREFIX, access_token_url, redact_url, sessions_url
+from polyai_messaging.errors import LocalProtocolError, MessagingError, RemoteProtocolError
+
+__all__ = [
+    "DEFAULT_REFRESH_MARGIN",
+    "DEFAULT_TIMEOUT",
+    "PLATFORMS",
+    "AccessToken",
+    "AccessTokenCreationError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientError",
+    "ConnectorMissingHostError",
+    "ConnectorTokenNotFoundError",
+    "ConnectorValidationError",
+    "Endpoint",
+    "InvalidAccessTokenError",
+    "MissingAccessTokenError",
+    "MissingAuthenticationHeadersError",
+    "RateLimitedError",
+    "RequestParseError",
+    "RestError",
+    "RetryPolicy",
+    "ServerError",
+    "SessionCreationError",
+    "SessionInfo",
+    "SessionNotFoundError",
+    "TransportError",
+    "create_session",
+    "error_class_for",
+    "mint_access_token",
+    "parse_retry_after",
+]
+
+_logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+"""Returns wall-clock time in seconds since the epoch, like :func:`time.time`."""
+
+Sleep = Callable[[float], Awaitable[object]]
+"""Waits the given number of seconds, like :func:`anyio.sleep`."""
+
+DEFAULT_REFRESH_MARGIN: Final = 300.0
+"""Seconds before expiry at which a token counts as expired (the vendor SDKs use 5 minutes)."""
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0)
+"""Timeout of the client opened when the caller does not pass one."""
+
+PLATFORMS: Final = frozenset({"web", "ios", "android", "ios-web", "android-web", "custom"})
+"""The documented values of the ``platform`` field of Create Session (§4.2)."""
+
+_CORRELATION_HEADER: Final = "X-Polyai-Correlation-Id"
+_MAX_ERROR_STRING: Final = 256
+_VISIBLE_ASCII: Final = re.compile(r"[\x21-\x7e]+")
+_HEADER_TEXT: Final = re.compile(r"[\x20-\x7e]+")
+_DECIMAL_SECONDS: Final = re.compile(r"[0-9]+(\.[0-9]+)?")
+_REDACTED: Final = "***"
+_INVALID: Final = object()
+
+
+class Endpoint(enum.Enum):
+    """The REST endpoint a request or an error belongs to."""
+
+    ACCESS_TOKEN = "access-token"  # noqa: S105 (a path, not a password)
+    """``POST /api/v1/access-token``."""
+    SESSIONS = "sessions"
+    """``POST /api/v1/sessions``."""
+
+    @property
+    def path(self) -> str:
+        """The endpoint's path, e.g. ``/api/v1/sessions``."""
+        return f"{API_PREFIX}/{self.value}"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class RestError(MessagingError):
+    """A REST call failed.
+
+    Attributes: ``endpoint`` (:class:`Endpoint` or ``None``), ``status`` (HTTP status, ``None``
+    for transport failures), ``error_string`` (the server's error text, read from the JSON
+    ``message``, else ``error``, else the raw body; secrets scrubbed, truncated), ``retry_after``
+    (seconds from a ``Retry-After`` header, or ``None``) and ``correlation_id`` (the
+    ``X-Polyai-Correlation-Id`` sent with the request).
+    """
+
+    documented_string: ClassVar[str | None] = None
+    """The documented error string this class stands for, if it stands for one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: Endpoint | None = None,
+        status: int | None = None,
+        error_string: str = "",
+        retry_after: float | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.error_string = error_string
+        self.retry_after = retry_after
+        self.correlation_id = correlation_id
+
+
+class TransportError(RestError):
+    """The request did not get an HTTP response (connection refused, timeout, TLS failure...)."""
+
+
+class ClientError(RestError):
+    """A 4xx answer: the request was refused."""
+
+
+class BadRequestError(ClientError):
+    """400: required headers missing or body malformed."""
+
+
+class AuthenticationError(ClientError):
+    """401 (or 403, treated the same per OP-23): a token or the host identifier was refused."""
+
+
+class SessionNotFoundError(ClientError):
+    """404: the session does not exist or has expired."""
+
+
+class RateLimitedError(ClientError):
+    """429: rate limited; ``retry_after`` holds the parsed ``Retry-After`` (seconds) if any."""
+
+
+class ServerError(RestError):
+    """5xx: the server failed; retried with exponential backoff."""
+
+
+class MissingAuthenticationHeadersError(AuthenticationError):
+    """401 ``Missing authentication headers``: ``X-Token``/``X-Host`` missing, or a malformed
+    ``Authorization`` header."""
+
+    documented_string = "Missing authentication headers"
+
+
+class ConnectorTokenNotFoundError(AuthenticationError):
+    """401 ``Connector token does not exist``: the connector token is unknown."""
+
+    documented_string = "Connector token does not exist"
+
+
+class ConnectorValidationError(AuthenticationError):
+    """401 ``Failed to validate connector``: ``X-Host`` does not match the registered host."""
+
+    documented_string = "Failed to validate connector"
+
+
+class ConnectorMissingHostError(AuthenticationError):
+    """401 ``Connector missing host domain``: the connector has no host domain configured."""
+
+    documented_string = "Connector missing host domain"
+
+
+class InvalidAccessTokenError(AuthenticationError):
+    """401 ``Invalid access token``: the access token is malformed, expired or tampered with."""
+
+    documented_string = "Invalid access token"
+
+
+class MissingAccessTokenError(BadRequestError):
+    """400 ``Missing access token``: no ``Authorization`` header."""
+
+    documented_string = "Missing access token"
+
+
+class RequestParseError(BadRequestError):
+    """400 ``Error parsing request``: the Create Session body is not valid JSON."""
+
+    documented_string = "Error parsing request"
+
+
+class AccessTokenCreationError(ServerError):
+    """500 ``Failed to create access token``: internal error while minting; retried."""
+
+    documented_string = "Failed to create access token"
+
+
+class SessionCreationError(ServerError):
+    """500 ``Failed to create session`` (or the SDKs' ``Error creating session``); retried."""
+
+    documented_string = "Failed to create session"
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split()).casefold().rstrip(".")
+
+
+_DOCUMENTED_ERRORS: Final[tuple[tuple[Endpoint, int, type[RestError]], ...]] = (
+    (Endpoint.ACCESS_TOKEN, 401, MissingAuthenticationHeadersError),
+    (Endpoint.ACCESS_TOKEN, 401, ConnectorTokenNotFoundError),
+    (Endpoint.ACCESS_TOKEN, 401, ConnectorValidationError),
+    (Endpoint.ACCESS_TOKEN, 401, ConnectorMissingHostError),
+    (Endpoint.ACCESS_TOKEN, 500, AccessTokenCreationError),
+    (Endpoint.SESSIONS, 400, MissingAccessTokenError),
+    (Endpoint.SESSIONS, 400, RequestParseError),
+    (Endpoint.SESSIONS, 401, MissingAuthenticationHeadersError),
+    (Endpoint.SESSIONS, 401, InvalidAccessTokenError),
+    (Endpoint.SESSIONS, 500, SessionCreationError),
+)
+
+_ERROR_TABLE: Final[Mapping[tuple[Endpoint, int, str], type[RestError]]] = {
+    **{
+        (endpoint, status, _normalise(cls.documented_string or "")): cls
+        for endpoint, status, cls in _DOCUMENTED_ERRORS
+    },
+    # The vendor SDKs also recognise this wording (Appendix B).
+    (Endpoint.SESSIONS, 500, _normalise("Error creating session")): SessionCreationError,
+}
+
+
+def _status_class(status: int) -> type[RestError]:
+    if status == 400:
+        return BadRequestError
+    if status in {401, 403}:
+        return AuthenticationError
+    if status == 404:
+        return SessionNotFoundError
+    if status == 429:
+        return RateLimitedError
+    if 400 <= status < 500:
+        return ClientError
+    if 500 <= status < 600:
+        return ServerError
+    return RestError
+
+
+def error_class_for(endpoint: Endpoint, status: int, error_string: str) -> type[RestError]:
+    """The exception class for an error answer.
+
+    A documented ``error_string`` for that endpoint and status selects its own class (compared
+    ignoring case, surrounding whitespace and a trailing full stop; 403 counts as 401 and any 5xx
+    as 500); anything else gets the class for the status.
+    """
+    key_status = 401 if status == 403 else 500 if 500 <= status < 600 else status
+    found = _ERROR_TABLE.get((endpoint, key_status, _normalise(error_string)))
+    return found if found is not None else _status_class(status)
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+
+
+def _check_secret(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    # Never echo the value: it is the secret.
+    if not isinstance(value, str) or not _VISIBLE_ASCII.fullmatch(value):
+        raise ValueError("access token must be a non-empty string of visible ASCII characters")
+
+
+def _check_expires_in(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expires_in must be a non-negative integer")
+
+
+@attrs.frozen(repr=False)
+class AccessToken:
+    """An access token (a JWT) as returned by ``POST /api/v1/access-token``.
+
+    ``repr()`` and ``str()`` never show the secret; read :attr:`secret` only to send it.
+    """
+
+    _secret: str = attrs.field(alias="secret", repr=False, validator=_check_secret)
+    expires_in: int = attrs.field(validator=_check_expires_in)
+    """Lifetime in seconds, as sent by the server (``expires_in``)."""
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a password)
+    """Always ``"Bearer"`` per the documentation."""
+    obtained_at: float = attrs.field(factory=time.time)
+    """Wall-clock time (epoch seconds) the token was requested; the lifetime counts from here."""
+
+    @property
+    def secret(self) -> str:
+        """The token itself, for the ``Authorization`` header and the WebSocket URL only."""
+        return self._secret
+
+    @property
+    def expires_at(self) -> float:
+        """Wall-clock time (epoch seconds) at which the token expires."""
+        return self.obtained_at + self.expires_in
+
+    def is_expired(self, now: float, margin: float = DEFAULT_REFRESH_MARGIN) -> bool:
+        """Whether the token should be replaced at wall-clock time ``now``.
+
+        True from ``margin`` seconds before expiry (5 minutes by default, as the SDKs do). The
+        margin is capped at half the lifetime, so a short-lived token is still usable for a while.
+        """
+        effective_margin = min(margin, self.expires_in / 2)
+        return now >= self.expires_at - effective_margin
+
+    @classmethod
+    def from_json(cls, data: object, *, obtained_at: float) -> AccessToken:
+        """Build a token from a decoded ``POST /api/v1/access-token`` response body.
+
+        Raises :class:`~polyai_messaging.errors.RemoteProtocolError` (naming the field, never
+        showing its value) if the body is not the documented shape.
+        """
+        where = "access-token response"
+        if not isinstance(data, Mapping):
+            raise RemoteProtocolError(f"{where} must be a JSON object, got {_json_type(data)}")
+        secret = _required(data, "access_token", where)
+        if not isinstance(secret, str) or not _VISIBLE_ASCII.fullmatch(secret):
+            raise RemoteProtocolError(
+                f"must be a non-empty string of visible ASCII characters, got {_json_type(secret)}",
+                path="access_token",
+            )
+        expires_in = _required(data, "expires_in", where)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+            raise RemoteProtocolError(
+                f"must be a positive integer, got {_json_type(expires_in)}", path="expires_in"
+            )
+        token_type = data.get("token_type", "Bearer")
+        if not isinstance(token_type, str):
+            raise RemoteProtocolError(
+                f"must be a string, got {_json_type(token_type)}", path="token_type"
+            )
+        if token_type.casefold() != "bearer":
+            raise RemoteProtocolError("unsupported token type (expected Bearer)", path="token_type")
+        return cls(secret, expires_in, token_type, obtained_at)
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessToken(<redacted>, expires_in={self.expires_in}, "
+            f"token_type={self.token_type!r}, obtained_at={self.obtained_at!r})"
+        )
+
+    __str__ = __repr__
+
+
+@attrs.frozen
+class SessionInfo:
+    """A session created by ``POST /api/v1/sessions``."""
+
+    session_id: str
+    """The server's session id, for the WebSocket URL and reconnects."""
+    streaming: bool
+    """Whether streaming was requested (``streaming_enabled``)."""
+
+
+def _check_non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _check_attempts(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_attempts must be an integer >= 1, got {value!r}")
+
+
+def _check_jitter(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"jitter must be between 0 and 1, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how long to wait before repeating a failed REST call.
+
+    5xx answers (and, by default, transport failures) are retried with exponential backoff:
+    ``min(max_delay, base_delay * 2**(n-1)) * (1 - jitter * u)`` after failed attempt ``n``, with
+    ``u`` drawn from ``rng`` (the jitter only shortens, so capped delays still differ, as in
+    :mod:`polyai_messaging.backoff`). A 5xx ``Retry-After`` is honoured instead, within the cap.
+    429 waits for ``Retry-After`` (``rate_limit_default_delay`` if absent, capped at
+    ``rate_limit_max_delay``). Other 4xx answers are never retried. ``max_attempts`` counts the
+    first try.
+    """
+
+    max_attempts: int = attrs.field(default=3, validator=_check_attempts)
+    base_delay: float = attrs.field(default=1.0, validator=_check_non_negative)
+    max_delay: float = attrs.field(default=30.0, validator=_check_non_negative)
+    jitter: float = attrs.field(default=0.2, validator=_check_jitter)
+    rate_limit_default_delay: float = attrs.field(default=5.0, validator=_check_non_negative)
+    rate_limit_max_delay: float = attrs.field(default=30.0, validator=_check_non_negative)
+    retry_transport_errors: bool = True
+    rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
+    """Source of jitter; inject a seeded one for reproducible delays."""
+    sleep: Sleep = attrs.field(default=anyio.sleep, eq=False, repr=False)
+    """Async sleep; the default works under trio and asyncio. Inject one to record delays."""
+
+    @classmethod
+    def no_retry(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt."""
+        return cls(max_attempts=1)
+
+    def backoff_delay(self, attempt: int) -> float:
+        """Jittered delay after failed attempt number ``attempt`` (1-based); never above the cap."""
+        delay = min(self.max_delay, self.base_delay * 2.0 ** min(max(attempt - 1, 0), 62))
+        return delay * (1.0 - self.jitter * self.rng.random())
+
+    def rate_limit_delay(self, retry_after: float | None) -> float:
+        """Delay after a 429 carrying ``retry_after`` seconds (``None`` if absent or invalid)."""
+        delay = self.rate_limit_default_delay if retry_after is None else retry_after
+        return min(self.rate_limit_max_delay, max(0.0, delay))
+
+    def delay_for(self, error: RestError, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``error`` on attempt ``attempt``, or ``None``
+        to give up and raise it."""
+        if attempt >= self.max_attempts:
+            return None
+        if isinstance(error, RateLimitedError):
+            return self.rate_limit_delay(error.retry_after)
+        if isinstance(error, ServerError):
+            if error.retry_after is not None:
+                return min(self.max_delay, max(0.0, error.retry_after))
+            return self.backoff_delay(attempt)
+        if isinstance(error, TransportError) and self.retry_transport_errors:
+            return self.backoff_delay(attempt)
+        return None
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value (delay-seconds or an HTTP-date).
+
+    ``now`` is the current time in epoch seconds, used for HTTP-dates (a past date gives 0).
+    Returns ``None`` for a missing or unparseable value.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DECIMAL_SECONDS.fullmatch(text):
+        return float(text)
+    when = _parse_http_date(text)
+    return None if when is None else max(0.0, when - now)
+
+
+def _parse_http_date(text: str) -> float | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _json_type(value: object) -> str:
+    """The JSON type name of a decoded value, for error messages that must not show values."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string" if value else "empty string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _required(data: Mapping[str, object], key: str, where: str) -> object:
+    if key not in data:
+        raise RemoteProtocolError(f"{where} is missing the field", path=key)
+    return data[key]
+
+
+def _secret_forms(secrets: tuple[str, ...]) -> list[str]:
+    forms = set()
+    for secret in secrets:
+        if secret:
+            forms.update({secret, quote(secret), quote(secret, safe="")})
+            forms.update({quote_plus(secret), quote_plus(secret, safe="")})
+            forms.add(json.dumps(secret)[1:-1])
+            forms.update({repr(secret)[1:-1], repr(secret.encode())[2:-1]})
+    return sorted(forms, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """Replace every occurrence of a secret (raw, URL-, JSON- or repr-escaped) with ``***``."""
+    for form in _secret_forms(secrets):
+        text = text.replace(form, _REDACTED)
+    return text
+
+
+def _sanitise(text: str, secrets: tuple[str, ...]) -> str:
+    """Scrub secrets, replace control characters, trim and truncate a server-supplied text."""
+    text = _scrub(text, secrets)
+    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    if len(text) > _MAX_ERROR_STRING:
+        text = text[: _MAX_ERROR_STRING - 1] + "…"
+    return text
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The error text of a failed response (OP-18): JSON ``message``, else ``error``, else body."""
+    try:
+        data: object = json.loads(response.content)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, Mapping):
+        for key in ("message", "error"):
+            value = data.get(key)
+            if isinstance(value, Mapping):
+                value = value.get("message")
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    elif isinstance(data, str) and data.strip():
+        return data.strip()
+    return response.text.strip()
+
+
+def _server_now(response: httpx.Response, clock: Clock) -> float:
+    """The server's idea of now (its ``Date`` header), else ours; avoids clock skew."""
+    date = response.headers.get("Date")
+    parsed = _parse_http_date(date) if date is not None else None
+    return parsed if parsed is not None else clock()
+
+
+def _error_from_response(
+    endpoint: Endpoint,
+    response: httpx.Response,
+    *,
+    secrets: tuple[str, ...],
+    correlation_id: str,
+    clock: Clock,
+) -> RestError:
+    status = response.status_code
+    raw = _error_text(response)
+    cls = error_class_for(endpoint, status, raw)
+    error_string = _sanitise(raw, secrets)
+    retry_after_header = response.headers.get("Retry-After")
+    retry_after = (
+        parse_retry_after(retry_after_header, now=_server_now(response, clock))
+        if retry_after_header is not None
+        else None
+    )
+    detail = error_string or response.reason_phrase or "no error message"
+    if 300 <= status < 400:
+        detail += " (redirects are not followed)"
+    return cls(
+        f"POST {endpoint.path} failed with HTTP {status}: {detail}",
+        endpoint=endpoint,
+        status=status,
+        error_string=error_string,
+        retry_after=retry_after,
+        correlation_id=correlation_id,
+    )
+
+
+def _transport_error(
+    endpoint: Endpoint, exc: httpx.TransportError, secrets: tuple[str, ...], correlation_id: str
+) -> tuple[TransportError, BaseException | None]:
+    """Wrap an httpx failure; the original is kept as the cause only if it shows no secret."""
+    text = f"{exc!s} {exc!r}"
+    leaks = any(form in text for form in _secret_forms(secrets))
+    detail = _sanitise(str(exc), secrets) or "no details"
+    error = TransportError(
+        f"POST {endpoint.path} failed: {type(exc).__name__}: {detail}",
+        endpoint=endpoint,
+        correlation_id=correlation_id,
+    )
+    return error, None if leaks else exc
+
+
+def _check_header_value(value: object, what: str) -> str:
+    # Never echo the value: it may be a secret.
+    if not isinstance(value, str) or not _VISIBLE_ASCII.fullmatch(value):
+        raise LocalProtocolError(f"{what} must be a non-empty string of visible ASCII characters")
+    return value
+
+
+@contextlib.asynccontextmanager
+async def _client_scope(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    if client is not None:
+        yield client
+        return
+    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False) as owned:
+        yield owned
+
+
+async def _post(
+    endpoint: Endpoint,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    client: httpx.AsyncClient | None,
+    retry: RetryPolicy | None,
+    clock: Clock,
+    secrets: tuple[str, ...],
+) -> tuple[Mapping[str, object], float]:
+    """POST with retries; return the decoded JSON object and the clock time of the good attempt."""
+    policy = retry if retry is not None else RetryPolicy()
+    correlation_id = str(uuid.uuid4())
+    all_headers = {**headers, "Accept": "application/json", _CORRELATION_HEADER: correlation_id}
+    log_url = redact_url(url)
+    async with _client_scope(client) as http:
+        attempt = 0
+        while True:
+            attempt += 1
+            sent_at = clock()
+            cause: BaseException | None = None
+            error: RestError
+            _logger.debug(
+                "POST %s (attempt %d/%d, correlation id %s)",
+                log_url,
+                attempt,
+                policy.max_attempts,
+                correlation_id,
+            )
+            try:
+                response = await http.post(
+                    url, content=body, headers=all_headers, follow_redirects=False
+                )
+            except httpx.TransportError as exc:
+                error, cause = _transport_error(endpoint, exc, secrets, correlation_id)
+            else:
+                _logger.debug("POST %s -> HTTP %d", log_url, response.status_code)
+                if response.is_success:
+                    return _json_object(response, endpoint), sent_at
+                error = _error_from_response(
+                    endpoint,
+                    response,
+                    secrets=secrets,
+                    correlation_id=correlation_id,
+                    clock=clock,
+                )
+            delay = policy.delay_for(error, attempt)
+            if delay is None:
+                raise error from cause
+            _logger.info(
+                "%s; retrying in %.2f s (attempt %d/%d)",
+                error,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
+            )
+            await policy.sleep(delay)
+
+
+def _json_object(response: httpx.Response, endpoint: Endpoint) -> Mapping[str, object]:
+    where = f"{endpoint.value} response"
+    try:
+        data: object = json.loads(response.content)
+    except (ValueError, RecursionError):
+        data = _INVALID
+    if data is _INVALID:
+        # Raised outside the ``except`` block: the decoder error holds the body, which may hold a
+        # token, and must not even be reachable as ``__context__``.
+        raise RemoteProtocolError(f"{where} (HTTP {response.status_code}) is not valid JSON")
+    if not isinstance(data, dict):
+        raise RemoteProtocolError(f"{where} must be a JSON object, got {_json_type(data)}")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# The calls
+
+
+async def mint_access_token(
+    base_url: str,
+    connector_token: str,
+    host: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+    clock: Clock = time.time,
+) -> AccessToken:
+    """Exchange a connector token for an access token: ``POST /api/v1/access-token`` (§4.1).
+
+    Sends ``X-Token: <connector_token>``, ``X-Host: <host>``, ``Content-Type: application/json``
+    and the body ``{}``. This is the only request that ever carries the connector token, which
+    belongs on a trusted backend (§17). ``obtained_at`` of the result is ``clock()`` at the start
+    of the successful attempt.
+
+    Raises :class:`RestError` subclasses for error answers and network failures,
+    :class:`~polyai_messaging.errors.RemoteProtocolError` for a malformed success body and
+    :class:`~polyai_messaging.errors.LocalProtocolError` for an insecure ``base_url`` or a
+    token/host that cannot be sent as a header.
+    """
+    url = access_token_url(base_url)
+    connector_token = _check_header_value(connector_token, "connector token")
+    host = _check_header_value(host, "host identifier")
+    headers = {"X-Token": connector_token, "X-Host": host, "Content-Type": "application/json"}
+    data, obtained_at = await _post(
+        Endpoint.ACCESS_TOKEN,
+        url,
+        headers,
+        b"{}",
+        client=client,
+        retry=retry,
+        clock=clock,
+        secrets=(connector_token,),
+    )
+    token = AccessToken.from_json(data, obtained_at=obtained_at)
+    _logger.debug("obtained %r", token)
+    return token
+
+
+async def create_session(
+    base_url: str,
+    token: AccessToken,
+    *,
+    streaming: bool = False,
+    platform: str = "custom",
+    user_agent: str | None = None,
+    client: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+    clock: Clock = time.time,
+) -> SessionInfo:
+    """Create a session: ``POST /api/v1/sessions`` (§4.2).
+
+    Sends ``Authorization: Bearer <token>``, ``Content-Type: application/json``, the body
+    ``{"streaming_enabled": streaming, "platform": platform}`` and, if given, ``User-Agent``.
+    ``platform`` must be one of :data:`PLATFORMS` (:class:`ValueError` otherwise). ``clock`` is
+    only used to interpret an HTTP-date ``Retry-After`` when the server sends no ``Date``.
+
+    Raises like :func:`mint_access_token`.
+    """
+    url = sessions_url(base_url)
+    if not isinstance(token, AccessToken):
+        raise TypeError(f"token must be an AccessToken, not {type(token).__name__}")
+    if not isinstance(streaming, bool):
+        raise TypeError(f"streaming must be a bool, not {type(streaming).__name__}")
+    if platform not in PLATFORMS:
+        raise ValueError(f"platform must be one of {sorted(PLATFORMS)}, got {platform!r}")
+    headers = {"Authorization": f"Bearer {token.secret}", "Content-Type": "application/json"}
+    if user_agent is not None:
+        if not isinstance(user_agent, str) or not _HEADER_TEXT.fullmatch(user_agent.strip()):
+            raise ValueError("user_agent must be non-empty printable ASCII")
+        headers["User-Agent"] = user_agent.strip()
+    body = json.dumps({"streaming_enabled": streaming, "platform": platform}, separators=(",", ":"))
+    data, _ = await _post(
+        Endpoint.SESSIONS,
+        url,
+        headers,
+        body.encode(),
+        client=client,
+        retry=retry,
+        clock=clock,
+        secrets=(token.secret,),
+    )
+    session_id = _required(data, "session_id", "sessions response")
+    if not isinstance(session_id, str) or not session_id:
+        raise RemoteProtocolError(
+            f"must be a non-empty string, got {_json_type(session_id)}", path="session_id"
+        )
+    _logger.debug("created session %s (streaming=%s)", session_id, streaming)
+    return SessionInfo(session_id=session_id, streaming=streaming)
