@@ -119,7 +119,7 @@ def load_state(text: str, *, config: SessionConfig | None = None) -> SessionStat
                     text=_field(raw, "text", str),
                     status=DeliveryStatus(raw["status"]),
                     transmissions=_field(raw, "transmissions", int),
-                    message_id=raw.get("message_id"),
+                    message_id=_optional_str(raw, "message_id"),
                 )
             )
         except (StateFormatError, KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -135,6 +135,13 @@ def load_state(text: str, *, config: SessionConfig | None = None) -> SessionStat
         # A restored session has been connected before: its reconnect reports a resume outcome.
         was_connected=bool(events),
     )
+
+
+def _optional_str(data: Any, name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise StateFormatError(f"{name}: expected string or null")
+    return value
 
 
 def _field(data: Any, name: str, kind: type[Any]) -> Any:

@@ -107,7 +107,7 @@ class SessionConfig:
     resend_check_seconds: float = 5.0
     max_resends: int = 3
     default_max_message_bytes: int = 131072
-    backoff: Backoff = Backoff()
+    backoff: Backoff = attrs.field(factory=Backoff)
 
 
 @attrs.frozen
@@ -320,6 +320,9 @@ def _on_opened(turn: _Turn, event: LinkOpened) -> None:
         conversation=s.conversation.without_indicators(),
         indicator_since=None,
     )
+    if s.last_sent_wall is None:
+        # The server's idle clock starts with the connection, even before we send anything.
+        turn.update(last_sent_wall=turn.now.wall, last_sent_monotonic=turn.t)
     turn.status(LinkStatus.OPEN, "connected")
 
 
@@ -327,24 +330,29 @@ def _on_frame(turn: _Turn, event: FrameReceived) -> None:
     if not _current(turn, event.generation, LinkStatus.OPEN):
         return
     turn.update(last_inbound=turn.t)
+    if isinstance(event.data, bytes):
+        _violation(turn, RemoteProtocolError("binary frames are not part of the protocol"))
+        return
     try:
-        if isinstance(event.data, bytes):
-            raise RemoteProtocolError("binary frames are not part of the protocol")
         decoded = decode(event.data)
     except RemoteProtocolError as error:
-        turn.count(protocol_violations=1)
-        turn.emit(ProtocolViolation(error))
+        _violation(turn, error)
         return
     is_batch = isinstance(decoded, EventBatch)
     inner: tuple[ServerEvent, ...] = (decoded,)
     if isinstance(decoded, EventBatch):
         inner = decoded.events
         for rejected in decoded.rejected:
-            turn.count(protocol_violations=1)
-            turn.emit(ProtocolViolation(rejected))
+            _violation(turn, rejected)
+    interval = turn.state.heartbeat_interval
     for item in inner:
         _fold(turn, item)
     s = turn.state
+    if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:
+        # SESSION_START announced a different interval: reschedule (0 disables, §14).
+        interval = s.heartbeat_interval
+        turn.update(next_heartbeat=turn.t + interval if interval > 0 else None)
+        s = turn.state
     if not s.settled:
         if is_batch:
             turn.update(settle_at=turn.t + s.config.replay_quiet_seconds)
@@ -352,6 +360,11 @@ def _on_frame(turn: _Turn, event: FrameReceived) -> None:
             _settle(turn)
     if turn.state.conversation.ended and turn.state.finished is None:
         _finish(turn, FinishKind.ENDED, turn.state.conversation.end_reason, close=True)
+
+
+def _violation(turn: _Turn, error: RemoteProtocolError) -> None:
+    turn.count(protocol_violations=1)
+    turn.emit(ProtocolViolation(error))
 
 
 def _fold(turn: _Turn, event: ServerEvent) -> None:
@@ -416,7 +429,9 @@ def _settle(turn: _Turn) -> None:
     turn.update(was_connected=True)
     _confirm_deliveries(turn)
     for entry in turn.state.outbox:
-        if entry.status is DeliveryStatus.PENDING:
+        # The previous link may have lost the frame: resend now, if budget remains. Otherwise
+        # the pending check fails it on time, not early.
+        if entry.status is DeliveryStatus.PENDING and entry.transmissions <= s.config.max_resends:
             _transmit(turn, entry.client_event_id)
     if turn.state.end_requested_at is not None and not turn.state.conversation.ended:
         turn.send(UserEndSession())
@@ -567,6 +582,9 @@ def _on_wake(turn: _Turn, _: WakeUp) -> None:
     t = turn.t
     if s.indicator_since_deadline is not None and s.indicator_since_deadline <= t:
         turn.update(conversation=s.conversation.without_indicators(), indicator_since=None)
+    if s.link is LinkStatus.RECONNECTING and _idle_expired(turn):
+        _need_new_session(turn, NewSessionReason.EXPIRED_WHILE_DISCONNECTED)
+        return
     if s.link is LinkStatus.RECONNECTING and s.reconnect_at is not None and s.reconnect_at <= t:
         _open(turn, "reconnecting")
         return
@@ -589,7 +607,8 @@ def _on_wake(turn: _Turn, _: WakeUp) -> None:
         _settle(turn)
     if turn.state.next_heartbeat is not None and turn.state.next_heartbeat <= t:
         turn.send(Heartbeat())
-        turn.update(next_heartbeat=t + turn.state.heartbeat_interval)
+        interval = turn.state.heartbeat_interval
+        turn.update(next_heartbeat=t + interval if interval > 0 else None)
     if turn.state.settled:
         for entry in turn.state.outbox:
             if entry.awaiting_echo and entry.next_check is not None and entry.next_check <= t:
@@ -637,7 +656,8 @@ def _transmit(turn: _Turn, client_event_id: str) -> None:
 def _confirm_deliveries(turn: _Turn) -> None:
     conversation = turn.state.conversation
     for entry in turn.state.outbox:
-        if entry.status is not DeliveryStatus.PENDING:
+        # A late echo still proves delivery: a FAILED message that reached the server is SENT.
+        if entry.status is DeliveryStatus.SENT:
             continue
         message = conversation.delivered(entry.client_event_id)
         if message is not None:
