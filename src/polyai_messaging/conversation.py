@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from immutables import Map
@@ -33,9 +33,10 @@ from .events import (
 from .phases import Phase, UnexpectedPhaseEvent, is_expected, next_phase
 
 __all__ = [
-    "TRANSIENT_ID_MEMORY",
+    "RECENT_ID_MEMORY",
     "Agent",
     "Conversation",
+    "Fields",
     "Message",
     "MessageRecord",
     "Notice",
@@ -44,8 +45,10 @@ __all__ = [
     "hint_for",
 ]
 
-TRANSIENT_ID_MEMORY = 512
-"""How many ids of transient (null-sequence) events are remembered for de-duplication."""
+RECENT_ID_MEMORY = 512
+"""Event ids are remembered for de-duplication in two generations of this many (1024 at most).
+
+Sequenced events are also de-duplicated exactly by their sequence, whatever their age."""
 
 NOTICE_MEMORY = 100
 """How many transient system notices are kept."""
@@ -117,24 +120,25 @@ class Notice:
     hint: SystemHint
 
 
-@attrs.frozen
-class MessageRecord:
+class MessageRecord(NamedTuple):
     """Everything received about one message, however it arrived (whole, chunked, or both).
 
-    ``rank`` is the lowest sequence of any event that carried it: its place in the transcript.
+    A NamedTuple rather than a frozen attrs class: one is built per message event, and tuples
+    are several times cheaper to create. ``rank`` is the lowest sequence of any event that
+    carried the message: its place in the transcript.
     """
 
     key: str
     role: Role
     rank: float
-    whole: tuple[float, Any] | None = None
+    whole: tuple[float, Any] | None
     """Rank and consolidated payload (agent/live-agent message, user echo or system message);
     the lowest-ranked copy wins when several events carry the same message."""
-    chunks: Map[int, tuple[float, ChunkPayload]] = attrs.field(factory=Map)
+    chunks: Map[int, tuple[float, ChunkPayload]]
     """Chunks by ``chunk_index``, each with the rank of the event that carried it."""
-    final_index: int | None = None
-    client_event_id: str | None = None
-    timestamp: datetime | None = None
+    final_index: int | None
+    client_event_id: str | None
+    timestamp: datetime | None
 
     @property
     def complete(self) -> bool:
@@ -171,7 +175,8 @@ class MessageRecord:
                 message_id=getattr(whole, "message_id", None),
                 agent_id=getattr(whole, "agent_id", None),
                 level=getattr(whole, "level", None),
-                hint=hint_for(whole.message) if self.role is Role.SYSTEM else None,
+                # getattr: a crafted message_id can land another payload in a system record.
+                hint=hint_for(getattr(whole, "message", "")) if self.role is Role.SYSTEM else None,
                 timestamp=self.timestamp,
             )
         chunks = list(self._prefix())
@@ -214,6 +219,11 @@ class Message:
 
 
 _EMPTY_MAP: Map[Any, Any] = Map()
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+Fields = dict[str, Any]
+"""A conversation's field values by name."""
 
 
 @attrs.frozen(slots=False)
@@ -225,10 +235,8 @@ class Conversation:
 
     journal: Map[int, ServerEvent] = _EMPTY_MAP
     """Every sequenced event (unknown types included), by sequence."""
-    ids: Map[str, int] = _EMPTY_MAP
-    """Event id to sequence, for every journaled event."""
-    recent_transient_ids: Map[str, None] = _EMPTY_MAP
-    older_transient_ids: Map[str, None] = _EMPTY_MAP
+    recent_ids: Map[str, None] = _EMPTY_MAP
+    older_ids: Map[str, None] = _EMPTY_MAP
     cursor: int = 0
     """Highest sequence received: the resume cursor."""
     gaps: tuple[tuple[int, int], ...] = ()
@@ -236,6 +244,10 @@ class Conversation:
     events_applied: int = 0
     """Distinct known-type events with a sequence."""
     records: Map[str, MessageRecord] = _EMPTY_MAP
+    """Messages by key (``message_id`` when there is one)."""
+    open_streams: Map[str, MessageRecord] = _EMPTY_MAP
+    """Streams still being assembled; each moves to ``records`` once, when complete. Kept
+    apart so that a chunk updates this small map rather than the one that grows with history."""
     echoes: Map[str, str] = _EMPTY_MAP
     """``client_event_id`` of each echoed user message, to its record key."""
     phase_events: Map[float, str] = _EMPTY_MAP
@@ -259,12 +271,22 @@ class Conversation:
     protocol_errors: tuple[str, ...] = ()
     """Descriptions of rejected input (malformed batch elements, conflicting ids); bounded."""
 
-    def _replace(self, **changes: Any) -> Conversation:
-        # attrs.evolve re-runs __init__ over ~30 fields; copying the dict is an order faster
-        # and this runs once per event.
-        new = object.__new__(Conversation)
-        object.__setattr__(new, "__dict__", {**self.__dict__, **changes})
+    def fields(self) -> Fields:
+        """A copy of the field values, for the reducer to build the next conversation from."""
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> Conversation:
+        """The conversation with exactly these field values (as returned by :meth:`fields`)."""
+        # attrs.evolve re-runs __init__ over ~30 fields; this runs once per event.
+        new = _new_object(cls)
+        _set_attribute(new, "__dict__", fields)
         return new
+
+    def _replace(self, **changes: Any) -> Conversation:
+        fields = self.fields()
+        fields.update(changes)
+        return Conversation.from_fields(fields)
 
     # --- views ------------------------------------------------------------------------------
 
@@ -320,8 +342,13 @@ class Conversation:
         """Every journaled event in sequence order."""
         return tuple(self.journal[key] for key in sorted(self.journal.keys()))
 
+    def record(self, key: str) -> MessageRecord | None:
+        """The message record for ``key``, complete or still streaming."""
+        return self.open_streams.get(key) or self.records.get(key)
+
     def _sorted_records(self) -> list[MessageRecord]:
-        return sorted(self.records.values(), key=lambda r: (r.rank, r.key))
+        everything = [*self.records.values(), *self.open_streams.values()]
+        return sorted(everything, key=lambda r: (r.rank, r.key))
 
     @property
     def transcript(self) -> tuple[Message, ...]:
@@ -353,7 +380,8 @@ class Conversation:
     def delivered(self, client_event_id: str) -> Message | None:
         """The echoed user message with this ``client_event_id``, if its echo was folded."""
         key = self.echoes.get(client_event_id)
-        return None if key is None else self.records[key].view()
+        record = None if key is None else self.record(key)
+        return None if record is None else record.view()
 
     @property
     def anomalies(self) -> tuple[UnexpectedPhaseEvent, ...]:
@@ -381,5 +409,5 @@ class Conversation:
             "cursor": self.cursor,
             "gaps": len(self.gaps),
             "events": self.events_applied,
-            "messages": len(self.records),
+            "messages": len(self.records) + len(self.open_streams),
         }

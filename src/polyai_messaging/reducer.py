@@ -3,8 +3,10 @@
 Rules, in the order they are applied to each event:
 
 1. A batch is flattened: its inner events are applied one by one, its rejected elements recorded.
-2. De-duplication. A sequenced event whose ``id`` or ``sequence`` is already journaled is
-   dropped. A transient event whose ``id`` was seen recently is dropped (bounded memory).
+2. De-duplication. A sequenced event whose ``sequence`` is already journaled is dropped: a
+   server gives each event one sequence, so this is exact and needs no id index that grows with
+   history. Any event whose ``id`` was seen recently is dropped too (bounded memory), which also
+   catches transient duplicates and a recent event resent under another sequence.
 3. Journal, cursor and gaps: every sequenced event (unknown types too) is journaled; the cursor
    is the highest sequence; gaps are the missing ranges below it.
 4. Facts: each known type updates its facts, "latest by rank" (see :mod:`.conversation`).
@@ -18,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 from immutables import Map
 
 from .conversation import (
     NOTICE_MEMORY,
-    TRANSIENT_ID_MEMORY,
+    RECENT_ID_MEMORY,
     Agent,
     Conversation,
+    Fields,
     MessageRecord,
     Notice,
     Role,
@@ -55,6 +57,8 @@ from .phases import PHASE_TRIGGERS, Phase, destination
 __all__ = ["apply", "fold"]
 
 _PROTOCOL_ERROR_MEMORY = 100
+_NO_CHUNKS: Map[int, Any] = Map()
+_NO_IDS: Map[str, None] = Map()
 
 
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
@@ -71,50 +75,52 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
         return _apply_batch(conversation, event)
     sequence = event.sequence
     event_id = event.id
-    changes: dict[str, Any] = {}
+    # The new conversation's fields, written in place by the rules below; this runs once per
+    # event, so it avoids building a changes dict and merging it.
+    fields = conversation.fields()
+    journal = conversation.journal
     if sequence is not None:
-        journal = conversation.journal
-        if sequence in journal:
+        # One traversal: a set that does not grow the map met an occupied slot.
+        grown = journal.set(sequence, event)
+        if len(grown) == len(journal):
             return _duplicate(conversation, event, journal[sequence].id)
-        if event_id is not None and event_id in conversation.ids:
-            return _duplicate(conversation, event, event_id)
-        changes["journal"] = journal.set(sequence, event)
-        if event_id is not None:
-            changes["ids"] = conversation.ids.set(event_id, sequence)
+        fields["journal"] = grown
+    if event_id is not None:
+        recent = conversation.recent_ids
+        if event_id in recent or event_id in conversation.older_ids:
+            # For a sequenced event the slot was free: the same id under another sequence.
+            return _duplicate(conversation, event, None)
+        if len(recent) >= RECENT_ID_MEMORY:
+            fields["older_ids"] = recent
+            recent = _NO_IDS
+        fields["recent_ids"] = recent.set(event_id, None)
+    if sequence is not None:
         cursor = conversation.cursor
         if sequence > cursor:
-            if sequence > cursor + 1 and cursor >= 0:
-                changes["gaps"] = (*conversation.gaps, (max(cursor + 1, 1), sequence - 1))
-            changes["cursor"] = sequence
+            if sequence > cursor + 1:
+                fields["gaps"] = (*conversation.gaps, (cursor + 1, sequence - 1))
+            fields["cursor"] = sequence
         elif conversation.gaps:
-            changes["gaps"] = _fill(conversation.gaps, sequence)
+            fields["gaps"] = _fill(conversation.gaps, sequence)
         if type(event) is not UnknownEvent:
-            changes["events_applied"] = conversation.events_applied + 1
+            fields["events_applied"] = conversation.events_applied + 1
         rank = float(sequence)
     else:
-        if event_id is not None:
-            recent = conversation.recent_transient_ids
-            if event_id in recent or event_id in conversation.older_transient_ids:
-                return _duplicate(conversation, event, None)
-            if len(recent) >= TRANSIENT_ID_MEMORY:
-                changes["older_transient_ids"] = recent
-                recent = Map()
-            changes["recent_transient_ids"] = recent.set(event_id, None)
         # Unsequenced events are live: they rank just above everything received so far.
         rank = conversation.cursor + 0.5
     handler = _HANDLERS.get(type(event))
     if handler is not None:
-        handler(conversation, event, rank, changes)
+        handler(fields, event, rank)
     kind = getattr(event, "TYPE", None)
     if kind in PHASE_TRIGGERS:
-        _phase(conversation, kind, rank, changes)
-    return conversation._replace(**changes)
+        _phase(fields, kind, rank)
+    return Conversation.from_fields(fields)
 
 
 def _apply_batch(conversation: Conversation, batch: EventBatch) -> Conversation:
     state = conversation
     if batch.rejected:
-        state = _record_errors(state, (str(error) for error in batch.rejected))
+        state = _record_errors(state, tuple(str(error) for error in batch.rejected))
     for inner in batch.events:
         state = apply(state, inner)
     return state
@@ -123,19 +129,20 @@ def _apply_batch(conversation: Conversation, batch: EventBatch) -> Conversation:
 def _duplicate(
     conversation: Conversation, event: ServerEvent, known_id: str | None
 ) -> Conversation:
-    changes: dict[str, Any] = {"duplicates_dropped": conversation.duplicates_dropped + 1}
+    fields = conversation.fields()
+    fields["duplicates_dropped"] = conversation.duplicates_dropped + 1
     if event.sequence is not None and known_id != event.id:
-        changes["protocol_errors"] = _bounded(
+        fields["protocol_errors"] = _bounded(
             conversation.protocol_errors,
             (f"conflicting duplicate: id {event.id!r} at sequence {event.sequence}",),
         )
-    return conversation._replace(**changes)
+    return Conversation.from_fields(fields)
 
 
-def _record_errors(conversation: Conversation, errors: Iterable[str]) -> Conversation:
-    return conversation._replace(
-        protocol_errors=_bounded(conversation.protocol_errors, tuple(errors))
-    )
+def _record_errors(conversation: Conversation, errors: tuple[str, ...]) -> Conversation:
+    fields = conversation.fields()
+    fields["protocol_errors"] = _bounded(conversation.protocol_errors, errors)
+    return Conversation.from_fields(fields)
 
 
 def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
@@ -155,54 +162,62 @@ def _fill(gaps: tuple[tuple[int, int], ...], sequence: int) -> tuple[tuple[int, 
     return tuple(out)
 
 
-def _phase(conversation: Conversation, trigger: str, rank: float, changes: dict[str, Any]) -> None:
-    changes["phase_events"] = conversation.phase_events.set(rank, trigger)
+def _phase(fields: Fields, trigger: str, rank: float) -> None:
+    fields["phase_events"] = fields["phase_events"].set(rank, trigger)
     dest = destination(trigger)
-    if conversation.phase is Phase.ENDED or dest is None:
+    if fields["phase"] is Phase.ENDED or dest is None:
         return
-    if dest is Phase.ENDED or rank > conversation.phase_rank:
-        changes["phase"] = dest
-        changes["phase_rank"] = rank
+    if dest is Phase.ENDED or rank > fields["phase_rank"]:
+        fields["phase"] = dest
+        fields["phase_rank"] = rank
 
 
-def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple[float, Any] | None:
+def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple[float, Any]:
     if current is not None and current[0] > rank:
         return current
     return (rank, value)
 
 
-# --- handlers: one per event type that carries facts ------------------------------------------
-
-_Handler = Callable[[Conversation, Any, float, dict[str, Any]], None]
+# --- messages ---------------------------------------------------------------------------------
 
 
-def _record(
-    conversation: Conversation,
-    changes: dict[str, Any],
-    key: str,
-    role: Role,
-    rank: float,
-    update: Callable[[MessageRecord], MessageRecord],
-    event: ServerEvent,
-) -> MessageRecord:
-    records = changes.get("records", conversation.records)
-    record = records.get(key)
+def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEvent) -> MessageRecord:
+    """The record for ``key``, placed at the lowest rank of any event that carried it."""
+    record: MessageRecord | None = fields["open_streams"].get(key) or fields["records"].get(key)
     if record is None:
-        record = MessageRecord(key=key, role=role, rank=rank, timestamp=event.timestamp)
-    elif rank < record.rank:
-        record = attrs.evolve(record, rank=rank, timestamp=event.timestamp or record.timestamp)
-    record = update(record)
-    changes["records"] = records.set(key, record)
+        return MessageRecord(key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp)
+    if rank < record.rank:
+        # The event that places the message also dates it, even without a timestamp (OP-5):
+        # keeping an earlier-arrived timestamp would make the result depend on arrival order.
+        return record._replace(rank=rank, timestamp=event.timestamp)
     return record
 
 
-def _set_whole(payload: Any, rank: float, **extra: Any) -> Callable[[MessageRecord], MessageRecord]:
-    def update(record: MessageRecord) -> MessageRecord:
-        if record.whole is not None and record.whole[0] <= rank:
-            return record
-        return attrs.evolve(record, whole=(rank, payload), **extra)
+def _store(fields: Fields, record: MessageRecord) -> None:
+    streams = fields["open_streams"]
+    key = record.key
+    if record.whole is None and not record.complete:
+        fields["open_streams"] = streams.set(key, record)
+        return
+    if key in streams:
+        fields["open_streams"] = streams.delete(key)
+    fields["records"] = fields["records"].set(key, record)
 
-    return update
+
+def _whole(
+    fields: Fields,
+    key: str,
+    role: Role,
+    rank: float,
+    event: ServerEvent,
+    payload: Any,
+    client_event_id: str | None = None,
+) -> None:
+    """Set the consolidated payload; the lowest-ranked copy wins."""
+    record = _placed(fields, key, role, rank, event)
+    if record.whole is None or record.whole[0] > rank:
+        record = record._replace(whole=(rank, payload), client_event_id=client_event_id)
+    _store(fields, record)
 
 
 def _event_key(event: ServerEvent, rank: float) -> str:
@@ -211,132 +226,74 @@ def _event_key(event: ServerEvent, rank: float) -> str:
     return f"rank:{rank}"
 
 
-def _on_agent_message(
-    conversation: Conversation, event: PolyAgentMessage, rank: float, changes: dict[str, Any]
-) -> None:
-    payload = event.payload
-    _record(
-        conversation,
-        changes,
-        payload.message_id,
-        Role.AGENT,
-        rank,
-        _set_whole(payload, rank),
-        event,
-    )
-    changes["agent_output_rank"] = max(conversation.agent_output_rank, rank)
+def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
+    _whole(fields, event.payload.message_id, Role.AGENT, rank, event, event.payload)
+    fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 
-def _on_chunk(
-    conversation: Conversation, event: PolyAgentMessageChunk, rank: float, changes: dict[str, Any]
-) -> None:
+def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
     chunk = event.payload
-
-    def add(record: MessageRecord) -> MessageRecord:
-        known = record.chunks.get(chunk.chunk_index)
-        # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
-        if known is not None and known[0] <= rank:
-            return record
+    index = chunk.chunk_index
+    record = _placed(fields, chunk.message_id, Role.AGENT, rank, event)
+    known = record.chunks.get(index)
+    # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
+    if known is None or known[0] > rank:
         final = record.final_index
-        if chunk.is_complete and (final is None or chunk.chunk_index < final):
-            final = chunk.chunk_index
-        return attrs.evolve(
-            record, chunks=record.chunks.set(chunk.chunk_index, (rank, chunk)), final_index=final
-        )
-
-    _record(conversation, changes, chunk.message_id, Role.AGENT, rank, add, event)
-    changes["agent_output_rank"] = max(conversation.agent_output_rank, rank)
-
-
-def _on_live_message(
-    conversation: Conversation, event: LiveAgentMessage, rank: float, changes: dict[str, Any]
-) -> None:
-    payload = event.payload
-    _record(
-        conversation,
-        changes,
-        payload.message_id,
-        Role.LIVE_AGENT,
-        rank,
-        _set_whole(payload, rank),
-        event,
-    )
-    changes["live_output_rank"] = max(conversation.live_output_rank, rank)
+        if chunk.is_complete and (final is None or index < final):
+            final = index
+        chunks = record.chunks.set(index, (rank, chunk))
+        record = MessageRecord(
+            record.key, record.role, record.rank, record.whole, chunks, final,
+            record.client_event_id, record.timestamp,
+        )  # fmt: skip
+    _store(fields, record)
+    fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 
-def _on_user_echo(
-    conversation: Conversation, event: UserMessageEcho, rank: float, changes: dict[str, Any]
-) -> None:
+def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
+    _whole(fields, event.payload.message_id, Role.LIVE_AGENT, rank, event, event.payload)
+    fields["live_output_rank"] = max(fields["live_output_rank"], rank)
+
+
+def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
     payload = event.payload
     client_event_id = event.metadata.client_event_id if event.metadata else None
     # Resends of one message share a client_event_id: they are one message, shown once.
     if client_event_id is not None:
         key = f"client:{client_event_id}"
+        if client_event_id not in fields["echoes"]:
+            fields["echoes"] = fields["echoes"].set(client_event_id, key)
     else:
         key = payload.message_id or _event_key(event, rank)
-    _record(
-        conversation,
-        changes,
-        key,
-        Role.USER,
-        rank,
-        _set_whole(payload, rank, client_event_id=client_event_id),
-        event,
-    )
-    if client_event_id is not None and client_event_id not in conversation.echoes:
-        changes["echoes"] = conversation.echoes.set(client_event_id, key)
+    _whole(fields, key, Role.USER, rank, event, payload, client_event_id)
 
 
-def _on_system(
-    conversation: Conversation, event: SystemMessage, rank: float, changes: dict[str, Any]
-) -> None:
+def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
     payload = event.payload
     if event.sequence is None:
         notice = Notice(payload.level, payload.message, hint_for(payload.message))
-        changes["notices"] = (*conversation.notices, notice)[-NOTICE_MEMORY:]
+        fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
         return
-    _record(
-        conversation,
-        changes,
-        _event_key(event, rank),
-        Role.SYSTEM,
-        rank,
-        _set_whole(payload, rank),
-        event,
-    )
+    _whole(fields, _event_key(event, rank), Role.SYSTEM, rank, event, payload)
 
 
-def _on_agent_joined(
-    conversation: Conversation, event: PolyAgentJoined, rank: float, changes: dict[str, Any]
-) -> None:
+# --- facts ------------------------------------------------------------------------------------
+
+_Handler = Callable[[Fields, Any, float], None]
+
+
+def _on_agent_joined(fields: Fields, event: PolyAgentJoined, rank: float) -> None:
     agent = Agent(name=event.payload.agent_name, avatar_url=event.payload.avatar)
-    changes["agent_info"] = _latest(conversation.agent_info, rank, agent)
+    fields["agent_info"] = _latest(fields["agent_info"], rank, agent)
 
 
-def _on_live_joined(
-    conversation: Conversation, event: LiveAgentJoined, rank: float, changes: dict[str, Any]
-) -> None:
-    live = event.payload.live_agent
-    changes["live_agent_info"] = _latest(conversation.live_agent_info, rank, live)
-
-
-def _on_live_typing(
-    conversation: Conversation, event: LiveAgentTyping, rank: float, changes: dict[str, Any]
-) -> None:
-    changes["live_typing"] = _latest(conversation.live_typing, rank, event.payload.state)
-
-
-def _on_thinking(
-    conversation: Conversation, event: PolyAgentThinking, rank: float, changes: dict[str, Any]
-) -> None:
-    changes["thinking_rank"] = max(conversation.thinking_rank, rank)
+def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
+    fields["thinking_rank"] = max(fields["thinking_rank"], rank)
 
 
 def _setter(field: str, value: Callable[[Any], Any]) -> _Handler:
-    def handler(
-        conversation: Conversation, event: Any, rank: float, changes: dict[str, Any]
-    ) -> None:
-        changes[field] = _latest(getattr(conversation, field), rank, value(event))
+    def handler(fields: Fields, event: Any, rank: float) -> None:
+        fields[field] = _latest(fields[field], rank, value(event))
 
     return handler
 
@@ -348,9 +305,9 @@ _HANDLERS: dict[type[Any], _Handler] = {
     UserMessageEcho: _on_user_echo,
     SystemMessage: _on_system,
     PolyAgentJoined: _on_agent_joined,
-    LiveAgentJoined: _on_live_joined,
-    LiveAgentTyping: _on_live_typing,
     PolyAgentThinking: _on_thinking,
+    LiveAgentJoined: _setter("live_agent_info", lambda e: e.payload.live_agent),
+    LiveAgentTyping: _setter("live_typing", lambda e: e.payload.state),
     SessionStart: _setter("capabilities_info", lambda e: e.payload.capabilities),
     HandoffQueueStatus: _setter("queue_info", lambda e: e.payload),
     LanguageChanged: _setter("language_info", lambda e: e.payload.language_code),

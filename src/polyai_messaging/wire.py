@@ -13,10 +13,12 @@ nothing for good error messages.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import (
     AttributeValidationNote,
@@ -24,6 +26,7 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.strategies import configure_tagged_union
 
 from .commands import ClientCommand, UserMessage, UserTyping
@@ -39,9 +42,16 @@ from .events import (
     UnknownEvent,
 )
 
-__all__ = ["decode", "decode_object", "encode", "encoded_size"]
+__all__ = ["MAX_SEQUENCE", "decode", "decode_object", "encode", "encoded_size"]
 
 _T = TypeVar("_T")
+
+MAX_SEQUENCE = 2**53 - 1
+"""Largest accepted ``sequence``: the exact-integer range of JSON numbers (I-JSON, RFC 7493).
+
+Beyond it a sequence cannot be ranked exactly (the reducer ranks events with floats), and a
+huge one would overflow; a negative one cannot be a resume cursor (protocol §5.1).
+"""
 
 
 # --- strict scalar hooks: cattrs would otherwise coerce ``5`` into ``"5"`` -----------------
@@ -65,9 +75,36 @@ def _strict_bool(value: Any, _: type) -> bool:
     return value
 
 
+def _optional_str(value: Any, _: type) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise TypeError("expected string")
+
+
+def _optional_int(value: Any, _: type) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    raise TypeError("expected int")
+
+
+def _optional_timestamp(value: Any, _: type) -> datetime | None:
+    if value is None:
+        return None
+    if type(value) is str:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return _timestamp(value, datetime)
+
+
 def _timestamp(value: Any, _: type) -> datetime:
     if type(value) is not str:
         raise TypeError("expected ISO 8601 string")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
     text = value
     # Python 3.11 accepts 'Z' and offsets but at most 6 fractional digits.
     dot = text.find(".")
@@ -135,6 +172,8 @@ def _list_of(
     def hook(value: Any, _: type) -> tuple[_T, ...]:
         if type(value) is not list:
             raise TypeError("expected list")
+        if not value:
+            return ()
         try:
             return tuple(structure(item, item_type) for item in value)
         except Exception:
@@ -182,9 +221,17 @@ _ENVELOPE_HOOKS: tuple[tuple[str, Callable[[Any, Any], Any]], ...] = (
 
 
 def _batch(value: Any, _: type) -> EventBatch:
-    raw = value.get("payload") or {}
-    events_raw = _object(raw).get("events") or []
-    if type(events_raw) is not list:
+    # Only an absent/null payload or events list means "empty"; ``[]``, ``0`` or ``""`` in
+    # their place are malformed, not empty.
+    raw = value.get("payload")
+    if raw is None:
+        raw = {}
+    elif type(raw) is not dict:
+        raise RemoteProtocolError("expected object", path="payload")
+    events_raw = raw.get("events")
+    if events_raw is None:
+        events_raw = []
+    elif type(events_raw) is not list:
         raise RemoteProtocolError("expected list", path="payload.events")
     events: list[ServerEvent] = []
     rejected: list[RemoteProtocolError] = []
@@ -197,7 +244,10 @@ def _batch(value: Any, _: type) -> EventBatch:
             continue
         if isinstance(event, EventBatch):  # tolerate nesting by flattening it
             events.extend(event.events)
-            rejected.extend(event.rejected)
+            rejected.extend(
+                RemoteProtocolError(exc.reason, path=_join(where, exc.path))
+                for exc in event.rejected
+            )
         else:
             events.append(event)
     return EventBatch(events=tuple(events), rejected=tuple(rejected), **_envelope(value))
@@ -226,15 +276,40 @@ def _tag(cls: type[Any]) -> str:
     return str(cls.TYPE)
 
 
+def _objects_only(converter: cattrs.Converter) -> Callable[[type[Any]], Callable[[Any, Any], Any]]:
+    """Hook factory for attrs classes: the value must be a JSON object.
+
+    cattrs' generated hooks test fields with ``in``: a string or list in place of an object
+    whose fields are all optional would otherwise decode as an empty object.
+    """
+
+    def factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        structure = converter.gen_structure_attrs_fromdict(cls)
+
+        def hook(value: Any, _: Any) -> Any:
+            if type(value) is not dict:
+                raise TypeError("expected object")
+            return structure(value, cls)
+
+        return hook
+
+    return factory
+
+
 def _make_converter(detailed: bool) -> cattrs.Converter:
     converter = cattrs.Converter(detailed_validation=detailed)
+    converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(bool, _strict_bool)
     converter.register_structure_hook(datetime, _timestamp)
     converter.register_structure_hook(Metadata, _metadata)
     converter.register_structure_hook(Capabilities, _capabilities)
+    # Direct hooks for optional scalars: cattrs' generic Optional handling dispatches per call.
     for generic, hook in (
+        (str | None, _optional_str),
+        (int | None, _optional_int),
+        (datetime | None, _optional_timestamp),
         (Mapping[str, Any], _raw_mapping),
         (tuple[Attachment, ...], _list_of(converter, Attachment)),
         (tuple[Suggestion, ...], _list_of(converter, Suggestion)),
@@ -254,6 +329,31 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
 
 
 _converters = (_make_converter(detailed=False), _make_converter(detailed=True))
+
+
+_Hook = Callable[[Any, Any], Any]
+
+
+def _fast_hooks(converter: cattrs.Converter) -> dict[str, tuple[_Hook, type[Any]]]:
+    """``type`` -> (cattrs hook, class), skipping the union plumbing on the hot path.
+
+    :func:`decode_object` has already checked that the frame and its payload are JSON objects,
+    so event classes take cattrs' generated functions directly, down to the payload's. The
+    tagged union and the object checks still serve the detailed converter.
+    """
+    hooks: dict[str, tuple[_Hook, type[Any]]] = {}
+    for kind, cls in KNOWN_TYPES.items():
+        if cls in (EventBatch, UnknownEvent):
+            hooks[kind] = (converter.get_structure_hook(cls), cls)
+            continue
+        payload_type = typing.get_type_hints(cls)["payload"]
+        payload_hook = converter.gen_structure_attrs_fromdict(payload_type)
+        hook = make_dict_structure_fn(cls, converter, payload=override(struct_hook=payload_hook))
+        hooks[kind] = (hook, cls)
+    return hooks
+
+
+_FAST = _fast_hooks(_converters[0])
 
 
 def decode(frame: str | bytes | bytearray) -> ServerEvent:
@@ -278,15 +378,26 @@ def decode_object(value: Any) -> ServerEvent:
     kind = value.get("type")
     if type(kind) is not str:
         raise RemoteProtocolError("expected string" if "type" in value else "missing", path="type")
-    if value.get("payload") is None and kind in KNOWN_TYPES:
-        # A missing (or null) payload means {} (OP-34).
-        value = {**value, "payload": {}}
-    try:
-        event: ServerEvent = _converters[0].structure(value, ServerEvent)  # type: ignore[arg-type]
-    except RemoteProtocolError:
-        raise
-    except Exception:
-        raise _explain(value) from None
+    fast = _FAST.get(kind)
+    if fast is None:
+        event: ServerEvent = _unknown(value, UnknownEvent)
+    else:
+        payload = value.get("payload")
+        if payload is None:
+            # A missing (or null) payload means {} (OP-34).
+            value = {**value, "payload": {}}
+        elif type(payload) is not dict:
+            raise RemoteProtocolError("expected object", path="payload")
+        hook, cls = fast
+        try:
+            event = hook(value, cls)
+        except RemoteProtocolError:
+            raise
+        except Exception:
+            raise _explain(value) from None
+    sequence = event.sequence
+    if sequence is not None and not 0 <= sequence <= MAX_SEQUENCE:
+        raise RemoteProtocolError(f"expected int in [0, {MAX_SEQUENCE}]", path="sequence")
     return event
 
 
