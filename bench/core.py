@@ -1,0 +1,396 @@
+"""Benchmark of the pure core: ``wire.decode`` + ``reducer.apply`` on realistic traffic.
+
+Two figures, measured in one run and one process:
+
+(a) ``decode_reduce_vs_json_loads``: the cost of ``apply(conv, decode(frame))`` per frame,
+    divided by the cost of ``json.loads(frame)`` on the same frames. Target: <= 3.0.
+(b) ``per_event_50k_vs_500``: the cost of applying a fixed set of further events to a
+    conversation with 50,000 events of history, divided by the cost at 500. Target: <= 1.2
+    (``Conversation`` is built on persistent maps, so history size should not matter).
+
+The traffic is generated deterministically: conversations as a server sends them, with replay
+batches on connect, streamed replies (chunks), whole messages with suggestions and attachments,
+user-message echoes with ``metadata.custom``, heartbeat echoes, live-agent typing, handoffs with
+queue statuses, language changes, system messages, and reconnect replays that overlap (so
+duplicates). Every timing is the minimum over 15 rounds, the two sides of each ratio alternating
+round by round, with the garbage collector paused during the timed loop (as :mod:`timeit` does).
+
+Run: ``python bench/core.py`` (about 10-20 s). The last line of output is exactly one JSON
+object with both figures.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from polyai_messaging import reducer, wire
+from polyai_messaging.conversation import Conversation
+from polyai_messaging.events import ServerEvent
+
+Frame = dict[str, Any]
+
+WORDS = (
+    "I", "can", "help", "you", "with", "that", "booking", "tomorrow", "at", "7pm", "for",
+    "four", "people", "table", "Main", "Street", "sure!", "let", "me", "check", "availability",
+    "réservation", "merci", "🙂",
+)  # fmt: skip
+
+
+def dumps(frame: Frame) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+class Server:
+    """One session's server side: a journal with consecutive sequences, and the frames sent."""
+
+    def __init__(self, rng: random.Random, number: int) -> None:
+        self.rng = rng
+        self.number = number
+        self.journal: list[Frame] = []
+        self.sent: list[Frame] = []
+        self.transient = 0
+        self.messages = 0
+
+    def _uuid(self, n: int) -> str:
+        return f"018d91c7-{self.number:04x}-7474-9a84-{n:012x}"
+
+    def _timestamp(self, n: int) -> str:
+        minute, second = divmod(n, 60)
+        hour, minute = divmod(minute, 60)
+        fraction = self.rng.randrange(1000)
+        return f"2024-02-12T{12 + hour % 12:02d}:{minute:02d}:{second:02d}.{fraction:03d}Z"
+
+    def event(self, kind: str, payload: Frame | None = None, custom: Frame | None = None) -> Frame:
+        sequence = len(self.journal) + 1
+        frame: Frame = {
+            "id": self._uuid(sequence),
+            "sequence": sequence,
+            "timestamp": self._timestamp(sequence),
+            "type": "EVENT_TYPE_" + kind,
+            "payload": payload or {},
+        }
+        if custom:
+            frame["metadata"] = {"custom": custom}
+        self.journal.append(frame)
+        return frame
+
+    def send(self, kind: str, payload: Frame | None = None, custom: Frame | None = None) -> None:
+        self.sent.append(self.event(kind, payload, custom))
+
+    def send_transient(self, kind: str, payload: Frame, *, with_id: bool = True) -> None:
+        self.transient += 1
+        frame: Frame = {"type": "EVENT_TYPE_" + kind, "payload": payload}
+        if with_id:
+            frame.update(
+                id=self._uuid(0xF00000 + self.transient),
+                sequence=None,
+                timestamp=self._timestamp(len(self.journal)),
+            )
+        self.sent.append(frame)
+
+    def replay(self, cursor: int, per_batch: int = 25) -> None:
+        """Connect: the history after ``cursor`` in one or more batches (OP-7)."""
+        history = self.journal[cursor:]
+        for start in range(0, max(1, len(history)), per_batch):
+            self.sent.append(
+                {
+                    "id": self._uuid(0xB00000 + len(self.sent)),
+                    "sequence": None,
+                    "timestamp": self._timestamp(len(self.journal)),
+                    "type": "EVENT_TYPE_EVENT_BATCH",
+                    "payload": {"events": history[start : start + per_batch]},
+                }
+            )
+
+    # conversation pieces -------------------------------------------------------------------
+
+    def text(self, low: int, high: int) -> str:
+        return " ".join(self.rng.choice(WORDS) for _ in range(self.rng.randint(low, high)))
+
+    def suggestions(self) -> list[Frame]:
+        return [{"message_text": self.text(2, 5)} for _ in range(self.rng.randint(0, 3))]
+
+    def attachments(self) -> list[Frame]:
+        if self.rng.random() > 0.2:
+            return []
+        n = self.rng.randrange(1000)
+        return [
+            {
+                "title": "Our locations",
+                "preview_image_url": f"https://example.com/thumb/{n}.png",
+                "content_url": f"https://example.com/locations/{n}",
+                "content_type": "ATTACHMENT_CONTENT_TYPE_URL",
+                "call_to_action_text": "View locations",
+            }
+        ]
+
+    def agent_reply(self, streaming: bool) -> None:
+        self.send("POLY_AGENT_THINKING")
+        self.messages += 1
+        message_id = f"msg_{self.number}_{self.messages}"
+        if not streaming:
+            self.send(
+                "POLY_AGENT_MESSAGE",
+                {
+                    "message_id": message_id,
+                    "text": self.text(5, 30),
+                    "attachments": self.attachments(),
+                    "response_suggestions": self.suggestions(),
+                },
+            )
+            return
+        count = self.rng.randint(3, 10)
+        for index in range(1, count + 1):
+            final = index == count
+            self.send(
+                "POLY_AGENT_MESSAGE_CHUNK",
+                {
+                    "message_id": message_id,
+                    "text": "" if final else self.text(1, 4) + " ",
+                    "attachments": self.attachments() if final else [],
+                    "response_suggestions": self.suggestions() if final else [],
+                    "chunk_index": index,
+                    "is_complete": final,
+                },
+            )
+
+    def user_turn(self, streaming: bool) -> None:
+        self.messages += 1
+        self.send(
+            "USER_MESSAGE",
+            {"text": self.text(2, 12), "message_id": f"umsg_{self.number}_{self.messages}"},
+            custom={"client_event_id": f"cev-{self.number}-{self.messages}"},
+        )
+        self.agent_reply(streaming)
+
+    def handoff(self) -> None:
+        self.send("POLY_AGENT_TRIGGERED_HANDOFF")
+        self.send("POLY_AGENT_LEFT")
+        self.send("HANDOFF_ACCEPTED")
+        for position in range(self.rng.randint(1, 4), 0, -1):
+            self.send(
+                "HANDOFF_QUEUE_STATUS",
+                {
+                    "queue_name": "General Support",
+                    "position_in_queue": position,
+                    "estimated_wait_seconds": 60 * position,
+                },
+            )
+        agent = {"id": "agent_42", "name": "Sarah", "avatar_url": "https://example.com/s.png"}
+        self.send("LIVE_AGENT_JOINED", {"agent": agent})
+        for _ in range(self.rng.randint(2, 5)):
+            self.send_transient(
+                "LIVE_AGENT_TYPING", {"state": "TYPING_STATE_STARTED", "agent_id": "agent_42"}
+            )
+            self.messages += 1
+            self.send(
+                "LIVE_AGENT_MESSAGE",
+                {
+                    "message_id": f"live_{self.number}_{self.messages}",
+                    "agent_id": "agent_42",
+                    "text": self.text(4, 20),
+                    "attachments": [],
+                    "response_suggestions": [],
+                },
+            )
+            self.messages += 1
+            self.send(
+                "USER_MESSAGE",
+                {"text": self.text(2, 8), "message_id": f"umsg_{self.number}_{self.messages}"},
+                custom={"client_event_id": f"cev-{self.number}-{self.messages}"},
+            )
+        self.send("LIVE_AGENT_LEFT")
+
+
+def conversation(rng: random.Random, number: int) -> list[str]:
+    """The frames one client receives during one session, as JSON text."""
+    server = Server(rng, number)
+    streaming = rng.random() < 0.75
+    caps = {
+        "streaming": streaming,
+        "max_message_size_bytes": 131072,
+        "max_reconnect_attempts": 5,
+        "heartbeat_interval_seconds": 30,
+    }
+    server.event("SESSION_START", {"capabilities": caps})
+    server.replay(0)
+    server.send("REQUEST_POLY_AGENT_JOIN")
+    server.send("POLY_AGENT_JOINED", {"agent_name": "Ada", "agent_avatar_url": "https://a/b.png"})
+    server.agent_reply(streaming)
+    turns = rng.randint(6, 14)
+    for turn in range(turns):
+        server.user_turn(streaming)
+        server.send_transient("HEARTBEAT", {}, with_id=False)
+        roll = rng.random()
+        if roll < 0.08:
+            server.send("LANGUAGE_CHANGED", {"language_code": rng.choice(["fr-FR", "de-DE"])})
+        elif roll < 0.14:
+            server.send(
+                "SYSTEM_MESSAGE",
+                {
+                    "level": "SYSTEM_MESSAGE_LEVEL_ERROR",
+                    "message": "Sorry, I'm having trouble responding right now. Please try again.",
+                },
+            )
+        elif roll < 0.20:
+            # a drop and a reconnect from an older persisted cursor: the replay overlaps
+            cursor = max(0, len(server.journal) - rng.randint(3, 15))
+            server.replay(cursor)
+        if turn == turns // 2 and rng.random() < 0.3:
+            server.handoff()
+    server.send("USER_END_SESSION")
+    server.send("SESSION_END", {"reason": "REASON_USER_END"})
+    return [dumps(frame) for frame in server.sent]
+
+
+def traffic(sessions: int, seed: int = 1) -> list[list[str]]:
+    rng = random.Random(seed)
+    return [conversation(rng, number) for number in range(sessions)]
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def interleaved(rounds: int, *runs: Callable[[], object]) -> list[float]:
+    """Minimum wall time of each run over ``rounds``, the runs alternating round by round.
+
+    Alternating makes a ratio of two runs robust to load that changes during the benchmark;
+    the garbage collector is paused during each timed run (as :mod:`timeit` does).
+    """
+    best = [float("inf")] * len(runs)
+    for _ in range(rounds):
+        for index, run in enumerate(runs):
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter_ns()
+                run()
+                elapsed = time.perf_counter_ns() - start
+            finally:
+                gc.enable()
+            best[index] = min(best[index], elapsed / 1e9)
+    return best
+
+
+def json_only(sessions: list[list[str]]) -> None:
+    loads = json.loads
+    for frames in sessions:
+        for frame in frames:
+            loads(frame)
+
+
+def decode_and_reduce(sessions: list[list[str]]) -> None:
+    decode, apply = wire.decode, reducer.apply
+    for frames in sessions:
+        state = Conversation()
+        for frame in frames:
+            state = apply(state, decode(frame))
+
+
+def history(size: int, extra: int, seed: int = 2) -> tuple[list[ServerEvent], list[ServerEvent]]:
+    """``size`` events of journaled history, then ``extra`` further events (decoded)."""
+    rng = random.Random(seed)
+    events: list[ServerEvent] = []
+    number = 0
+    while len(events) < size + extra:
+        for text in conversation(rng, number):
+            value = json.loads(text)
+            if value["type"] == "EVENT_TYPE_EVENT_BATCH" or value.get("sequence") is None:
+                continue
+            events.append(wire.decode_object(value))
+        number += 1
+    # Renumber into one long session: consecutive sequences, unique ids.
+    renumbered = [
+        _evolve(event, sequence=index + 1, id=f"h-{index + 1}")
+        for index, event in enumerate(events[: size + extra])
+    ]
+    return renumbered[:size], renumbered[size:]
+
+
+def _evolve(event: ServerEvent, **changes: Any) -> ServerEvent:
+    return attrs.evolve(event, **changes)
+
+
+def applying(base: Conversation, further: list[ServerEvent]) -> Callable[[], object]:
+    apply = reducer.apply
+
+    def run() -> Conversation:
+        state = base
+        for event in further:
+            state = apply(state, event)
+        return state
+
+    return run
+
+
+def shift(events: Iterable[ServerEvent], offset: int) -> list[ServerEvent]:
+    return [
+        _evolve(e, sequence=(e.sequence or 0) + offset, id=f"x-{(e.sequence or 0) + offset}")
+        for e in events
+    ]
+
+
+def main() -> int:
+    started = time.perf_counter()
+
+    # (a) decode + reduce vs json.loads --------------------------------------------------------
+    sessions = traffic(sessions=40)
+    frames = [frame for session in sessions for frame in session]
+    kinds: dict[str, int] = {}
+    for frame in frames:
+        kind = json.loads(frame)["type"].removeprefix("EVENT_TYPE_")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    t_json, t_core = interleaved(
+        15, lambda: json_only(sessions), lambda: decode_and_reduce(sessions)
+    )
+    ratio_a = t_core / t_json
+
+    # (b) per-event apply cost at 50,000 vs 500 events of history ------------------------------
+    small_size, large_size, further_count = 500, 50_000, 2_000
+    large_history, further = history(large_size, further_count)
+    small_base = reducer.fold(large_history[:small_size])
+    large_base = reducer.fold(large_history)
+    # the same further events, renumbered to follow each history
+    further_small = shift(further, small_size - large_size)
+    small_time, large_time = interleaved(
+        15, applying(small_base, further_small), applying(large_base, further)
+    )
+    small_cost, large_cost = small_time / further_count, large_time / further_count
+    ratio_b = large_cost / small_cost
+
+    elapsed = time.perf_counter() - started
+    print("polyai-messaging core benchmark")
+    print(f"  python {sys.version.split()[0]}")
+    print()
+    print(f"  frames: {len(frames)} in {len(sessions)} sessions")
+    print("  mix: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda i: -i[1])))
+    print()
+    print(f"  {'measure':<44}{'value':>14}")
+    print(f"  {'json.loads per frame':<44}{t_json / len(frames) * 1e6:>11.2f} us")
+    print(f"  {'decode + apply per frame':<44}{t_core / len(frames) * 1e6:>11.2f} us")
+    print(f"  {'(a) decode+reduce / json.loads':<44}{ratio_a:>14.2f}   target <= 3.0")
+    print(f"  {'apply per event, 500 events of history':<44}{small_cost * 1e6:>11.2f} us")
+    print(f"  {'apply per event, 50,000 events of history':<44}{large_cost * 1e6:>11.2f} us")
+    print(f"  {'(b) per event 50k / 500':<44}{ratio_b:>14.2f}   target <= 1.2")
+    print(f"  {'elapsed':<44}{elapsed:>12.1f} s")
+    print(
+        json.dumps(
+            {
+                "decode_reduce_vs_json_loads": round(ratio_a, 3),
+                "per_event_50k_vs_500": round(ratio_b, 3),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The central property: a session's history folds to one conversation, however it arrives.
+
+Journals come from :func:`strategies.journals` (realistic, valid). Deliveries permute them, split
+them into ``EVENT_BATCH`` frames (encoded to JSON and decoded again, sometimes in the Appendix B
+inner form), and duplicate events. Every delivery must give the same projection (every fact
+except the transient ones: indicators, notices, ``duplicates_dropped``), and that projection must
+be what a correct client concludes from the journal (:class:`strategies.Expected`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from polyai_messaging import reducer, wire
+from polyai_messaging.conversation import Conversation
+from polyai_messaging.events import ServerEvent
+from strategies import Journal, batch_frame, deliveries, dumps, examples, journals, project
+
+SETTINGS = settings(
+    max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def decoded(frames: list[dict[str, Any]]) -> list[ServerEvent]:
+    return [wire.decode_object(frame) for frame in frames]
+
+
+def fold_text(frames: list[dict[str, Any]], start: Conversation | None = None) -> Conversation:
+    """Fold frames the way a client receives them: as JSON text through ``wire.decode``."""
+    conversation = start if start is not None else Conversation()
+    for frame in frames:
+        conversation = reducer.apply(conversation, wire.decode(dumps(frame)))
+    return conversation
+
+
+def canonical(journal: Journal) -> Conversation:
+    return reducer.fold(decoded(journal.frames))
+
+
+def assert_same(expected: Conversation, actual: Conversation) -> None:
+    left, right = project(expected), project(actual)
+    for key in left:
+        assert left[key] == right[key], key
+
+
+@SETTINGS
+@given(journals())
+def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -> None:
+    conversation = canonical(journal)
+    expected = journal.expected
+    assert conversation.cursor == expected.cursor == len(journal.sequenced)
+    assert conversation.gaps == ()
+    assert conversation.phase is expected.phase
+    assert conversation.events_applied == expected.known_events
+    assert len(conversation.anomalies) == expected.anomalies
+    assert conversation.language == expected.language
+    assert conversation.end_reason == expected.end_reason
+    assert conversation.agent_joined == (expected.agent_name is not None)
+    assert (conversation.agent.name if conversation.agent else None) == expected.agent_name
+    live = conversation.live_agent
+    assert ((live.id, live.name, live.avatar_url) if live else None) == expected.live_agent
+    queue = conversation.queue
+    assert (queue.queue_name if queue else None) == expected.queue_name
+    assert (queue.queue_position if queue else None) == expected.queue_position
+    handoff = conversation.client_handoff
+    assert (handoff.reason if handoff else None) == expected.client_handoff_reason
+    assert conversation.capabilities is not None
+    assert conversation.capabilities.streaming is expected.streaming
+    got = [
+        (
+            m.role.value,
+            m.key,
+            m.sequence,
+            m.text,
+            m.complete,
+            tuple(s.message_text for s in m.suggestions),
+            tuple(a.content_url for a in m.attachments),
+        )
+        for m in conversation.transcript
+    ]
+    want = [
+        (
+            m.role,
+            m.key,
+            m.sequence,
+            m.text,
+            m.complete,
+            m.suggestions,
+            m.attachment_urls,
+        )
+        for m in expected.messages
+    ]
+    assert got == want
+    assert [m.key for m in conversation.streams] == [
+        m.key for m in expected.messages if not m.complete
+    ]
+    for client_event_id in expected.client_event_ids:
+        message = conversation.delivered(client_event_id)
+        assert message is not None
+        assert message.client_event_id == client_event_id
+
+
+@SETTINGS
+@given(st.data())
+def test_any_permutation_batching_and_duplication_folds_to_the_same_conversation(
+    data: st.DataObject,
+) -> None:
+    journal = data.draw(journals())
+    frames = data.draw(deliveries(journal.frames))
+    assert_same(canonical(journal), fold_text(frames))
+
+
+@settings(max_examples=examples(80), deadline=None)
+@given(st.data())
+def test_any_permutation_of_decoded_events_folds_to_the_same_conversation(
+    data: st.DataObject,
+) -> None:
+    journal = data.draw(journals(max_actions=5))
+    events = decoded(journal.frames)
+    shuffled = data.draw(st.permutations(events))
+    assert_same(reducer.fold(events), reducer.fold(shuffled))
+
+
+@SETTINGS
+@given(st.data())
+def test_reconnect_with_overlapping_replay(data: st.DataObject) -> None:
+    """Live up to ``seen``, drop, then a replay from an older cursor, then the rest live."""
+    journal = data.draw(journals())
+    events = journal.sequenced
+    seen = data.draw(st.integers(0, len(events)))
+    cursor = data.draw(st.integers(0, seen))
+    replay_end = data.draw(st.integers(seen, len(events)))
+    first = [batch_frame(events[:1]), *events[1:seen]] if seen else []
+    replayed = events[cursor:replay_end]
+    replay = [batch_frame(replayed[i : i + 3]) for i in range(0, len(replayed), 3)]
+    rest = events[replay_end:]
+    conversation = fold_text([*first, *replay, *rest])
+    assert_same(canonical(journal), conversation)
+    assert conversation.duplicates_dropped == max(0, min(seen, replay_end) - cursor)
+
+
+@SETTINGS
+@given(st.data())
+def test_folding_a_delivery_twice_changes_nothing(data: st.DataObject) -> None:
+    journal = data.draw(journals())
+    frames = data.draw(deliveries(journal.frames, duplicates=False))
+    once = fold_text(frames)
+    twice = fold_text(frames, once)
+    assert_same(once, twice)
+    assert twice.duplicates_dropped == once.duplicates_dropped + sum(
+        1 for frame in journal.frames if frame.get("id") is not None
+    )
+
+
+@SETTINGS
+@given(journals())
+def test_transient_events_leave_the_history_alone(journal: Journal) -> None:
+    with_transient = canonical(journal)
+    without = reducer.fold(decoded(journal.sequenced))
+    assert_same(without, with_transient)
+
+
+@SETTINGS
+@given(st.data())
+def test_missing_events_are_gaps_until_they_arrive(data: st.DataObject) -> None:
+    journal = data.draw(journals())
+    events = journal.sequenced
+    # SESSION_START is always there, and the last event fixes the cursor: hold back others.
+    candidates = st.sets(st.integers(2, len(events) - 1), max_size=5)
+    held_back = data.draw(candidates if len(events) >= 3 else st.just(set()))
+    partial = fold_text([e for e in events if e["sequence"] not in held_back])
+    missing = sorted(held_back)
+    assert partial.cursor == len(events)
+    assert [s for first, last in partial.gaps for s in range(first, last + 1)] == missing
+    complete = fold_text([e for e in events if e["sequence"] in held_back], partial)
+    assert complete.gaps == ()
+    assert_same(canonical(journal), complete)

@@ -1,0 +1,725 @@
+"""``reducer.apply``: ordering, de-duplication, cursor and gaps, streams, facts, echoes, phase."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from polyai_messaging import reducer, wire
+from polyai_messaging.conversation import (
+    RECENT_ID_MEMORY,
+    Agent,
+    Conversation,
+    Role,
+    SystemHint,
+    hint_for,
+)
+from polyai_messaging.events import LiveAgent, ServerEvent
+from polyai_messaging.phases import Phase, UnexpectedPhaseEvent
+from strategies import CATALOGUE
+
+E = "EVENT_TYPE_"
+
+
+def ev(
+    kind: str,
+    sequence: int | None,
+    payload: dict[str, Any] | None = None,
+    *,
+    event_id: str | None = "auto",
+    custom: dict[str, str] | None = None,
+    timestamp: str | None = None,
+) -> ServerEvent:
+    """A decoded server event, built through the real decoder."""
+    frame: dict[str, Any] = {"type": E + kind, "sequence": sequence, "payload": payload or {}}
+    if event_id == "auto":
+        event_id = f"id-{sequence}" if sequence is not None else None
+    if event_id is not None:
+        frame["id"] = event_id
+    if custom is not None:
+        frame["metadata"] = {"custom": custom}
+    if timestamp is not None:
+        frame["timestamp"] = timestamp
+    return wire.decode_object(frame)
+
+
+def fold(*events: ServerEvent, start: Conversation | None = None) -> Conversation:
+    return reducer.fold(events, start)
+
+
+def chunk(
+    sequence: int,
+    index: int,
+    text: str,
+    *,
+    message_id: str = "m1",
+    final: bool = False,
+    attachments: list[dict[str, str]] | None = None,
+    suggestions: list[str] | None = None,
+    event_id: str = "auto",
+) -> ServerEvent:
+    return ev(
+        "POLY_AGENT_MESSAGE_CHUNK",
+        sequence,
+        {
+            "message_id": message_id,
+            "text": text,
+            "chunk_index": index,
+            "is_complete": final,
+            "attachments": attachments or [],
+            "response_suggestions": [{"message_text": s} for s in suggestions or []],
+        },
+        event_id=event_id,
+    )
+
+
+def agent_message(sequence: int, message_id: str, text: str, **extra: Any) -> ServerEvent:
+    return ev("POLY_AGENT_MESSAGE", sequence, {"message_id": message_id, "text": text, **extra})
+
+
+def user_echo(
+    sequence: int, text: str, message_id: str, custom: dict[str, str] | None = None
+) -> ServerEvent:
+    return ev("USER_MESSAGE", sequence, {"text": text, "message_id": message_id}, custom=custom)
+
+
+A1 = {"title": "Our Locations", "content_url": "https://example.com/locations"}
+A2 = {"title": "Menu", "content_url": "https://example.com/menu"}
+
+
+# --- ordering, batches, de-duplication ------------------------------------------------------
+
+
+def test_transcript_is_ordered_by_sequence_whatever_the_arrival() -> None:
+    events = [
+        agent_message(2, "a", "first"),
+        user_echo(3, "second", "u1"),
+        agent_message(4, "b", "third"),
+    ]
+    for arrival in (events, events[::-1], [events[1], events[2], events[0]]):
+        conversation = fold(*arrival)
+        assert [m.text for m in conversation.transcript] == ["first", "second", "third"]
+        assert [m.sequence for m in conversation.transcript] == [2, 3, 4]
+        assert [m.role for m in conversation.transcript] == [Role.AGENT, Role.USER, Role.AGENT]
+
+
+def test_batches_are_flattened_and_their_own_envelope_ignored() -> None:
+    batch = wire.decode_object(
+        {
+            "type": E + "EVENT_BATCH",
+            "id": "batch-1",
+            "sequence": 99,
+            "payload": {
+                "events": [
+                    {"id": "a", "sequence": 1, "type": E + "SESSION_START", "payload": {}},
+                    {"id": "b", "sequence": 2, "type": E + "LANGUAGE_CHANGED", "payload": 7},
+                    {
+                        "id": "c",
+                        "sequence": 3,
+                        "type": E + "LANGUAGE_CHANGED",
+                        "payload": {"language_code": "fr-FR"},
+                    },
+                ]
+            },
+        }
+    )
+    conversation = reducer.apply(Conversation(), batch)
+    assert conversation.cursor == 3
+    assert sorted(conversation.journal.keys()) == [1, 3]
+    assert conversation.gaps == ((2, 2),)
+    assert conversation.language == "fr-FR"
+    assert conversation.events_applied == 2
+    assert conversation.protocol_errors == ("payload.events[1].payload: expected object",)
+
+
+def test_duplicate_ids_are_dropped() -> None:
+    message = agent_message(2, "a", "hello")
+    conversation = fold(message, message, message)
+    assert len(conversation.transcript) == 1
+    assert conversation.events_applied == 1
+    assert conversation.duplicates_dropped == 2
+    assert conversation.protocol_errors == ()
+
+
+def test_same_id_at_another_sequence_is_a_duplicate() -> None:
+    first = agent_message(2, "a", "hello")
+    moved = ev("POLY_AGENT_MESSAGE", 5, {"message_id": "b", "text": "x"}, event_id="id-2")
+    conversation = fold(first, moved)
+    assert [m.text for m in conversation.transcript] == ["hello"]
+    assert conversation.cursor == 2
+    assert conversation.duplicates_dropped == 1
+
+
+def test_another_id_at_a_known_sequence_is_a_conflict() -> None:
+    first = agent_message(2, "a", "hello")
+    clash = ev("POLY_AGENT_MESSAGE", 2, {"message_id": "b", "text": "x"}, event_id="other")
+    conversation = fold(first, clash)
+    assert [m.text for m in conversation.transcript] == ["hello"]
+    assert conversation.duplicates_dropped == 1
+    assert conversation.protocol_errors == ("conflicting duplicate: id 'other' at sequence 2",)
+
+
+def test_transient_duplicates_are_dropped_with_bounded_memory() -> None:
+    def typing(n: int) -> ServerEvent:
+        return ev("LIVE_AGENT_TYPING", None, {"state": "TYPING_STATE_STARTED"}, event_id=f"t{n}")
+
+    conversation = fold(typing(0), typing(0))
+    assert conversation.duplicates_dropped == 1
+    for n in range(1, 3 * RECENT_ID_MEMORY):
+        conversation = reducer.apply(conversation, typing(n))
+    remembered = len(conversation.recent_ids) + len(conversation.older_ids)
+    assert remembered <= 2 * RECENT_ID_MEMORY
+    # the most recent ids are still known ...
+    assert reducer.apply(conversation, typing(3 * RECENT_ID_MEMORY - 1)).duplicates_dropped == 2
+    # ... the oldest are forgotten (bounded memory), so a very late copy is applied again
+    assert reducer.apply(conversation, typing(0)).duplicates_dropped == 1
+    # transient events never move the cursor or count as history
+    assert (conversation.cursor, conversation.events_applied) == (0, 0)
+
+
+def test_transient_events_without_id_are_never_deduplicated() -> None:
+    heartbeat = wire.decode('{"type":"EVENT_TYPE_HEARTBEAT"}')
+    conversation = fold(heartbeat, heartbeat)
+    assert conversation.duplicates_dropped == 0
+    assert (conversation.cursor, conversation.events_applied, conversation.gaps) == (0, 0, ())
+
+
+# --- cursor and gaps -----------------------------------------------------------------------
+
+
+def test_cursor_includes_unknown_types() -> None:
+    unknown = wire.decode_object(
+        {"type": "EVENT_TYPE_SESSION_IDLE_WARNING", "id": "u", "sequence": 7, "payload": {}}
+    )
+    conversation = fold(ev("SESSION_START", 1), unknown)
+    assert conversation.cursor == 7
+    assert conversation.events_applied == 1  # known types only
+    assert conversation.timeline[-1] == unknown
+    assert conversation.gaps == ((2, 6),)
+
+
+def test_gaps_open_and_close() -> None:
+    conversation = fold(ev("SESSION_START", 1), ev("POLY_AGENT_THINKING", 4))
+    assert conversation.gaps == ((2, 3),)
+    conversation = fold(ev("POLY_AGENT_THINKING", 8), start=conversation)
+    assert conversation.gaps == ((2, 3), (5, 7))
+    conversation = fold(ev("POLY_AGENT_THINKING", 6), start=conversation)
+    assert conversation.gaps == ((2, 3), (5, 5), (7, 7))
+    conversation = fold(*(ev("POLY_AGENT_THINKING", s) for s in (2, 3, 5, 7)), start=conversation)
+    assert conversation.gaps == ()
+    assert conversation.cursor == 8
+
+
+def test_a_first_event_above_one_leaves_a_gap_from_one() -> None:
+    assert fold(ev("POLY_AGENT_THINKING", 3)).gaps == ((1, 2),)
+
+
+# --- streams -------------------------------------------------------------------------------
+
+
+def worked_example() -> list[ServerEvent]:
+    """Protocol §10's worked example."""
+    return [
+        chunk(5, 1, "Hello ", attachments=[A1], suggestions=["S1"]),
+        chunk(6, 2, "there, "),
+        chunk(7, 3, "how can I help?", final=True),
+    ]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0), (2, 0, 1)])
+def test_chunks_concatenate_without_separator_in_chunk_index_order(
+    order: tuple[int, int, int],
+) -> None:
+    events = worked_example()
+    conversation = fold(*(events[i] for i in order))
+    (message,) = conversation.transcript
+    assert message.text == "Hello there, how can I help?"
+    assert [a.title for a in message.attachments] == ["Our Locations"]
+    assert [s.message_text for s in message.suggestions] == ["S1"]
+    assert message.complete
+    assert message.message_id == "m1"
+    assert message.sequence == 5
+    assert conversation.streams == ()
+
+
+def test_attachments_and_suggestions_are_appended_never_replaced() -> None:
+    conversation = fold(
+        chunk(1, 1, "a", attachments=[A1], suggestions=["one"]),
+        chunk(2, 2, "b", suggestions=["two"]),
+        chunk(3, 3, "", final=True, attachments=[A2], suggestions=["three"]),
+    )
+    (message,) = conversation.transcript
+    assert message.text == "ab"  # the final chunk may have empty text
+    assert [a.content_url for a in message.attachments] == [A1["content_url"], A2["content_url"]]
+    assert [s.message_text for s in message.suggestions] == ["one", "two", "three"]
+    assert [s.message_text for s in conversation.suggestions] == ["one", "two", "three"]
+
+
+def test_a_stream_is_complete_only_with_its_final_chunk_and_every_earlier_one() -> None:
+    first, second, last = worked_example()
+    conversation = fold(first, last)
+    (message,) = conversation.transcript
+    assert not message.complete
+    assert message.text == "Hello "  # only the contiguous prefix is shown
+    assert [s.key for s in conversation.streams] == ["m1"]
+    assert conversation.streams[0].text == "Hello "
+    conversation = fold(second, start=conversation)
+    assert conversation.transcript[0].complete
+    assert conversation.transcript[0].text == "Hello there, how can I help?"
+    assert conversation.streams == ()
+
+
+def test_a_stream_without_its_first_chunk_shows_nothing_yet() -> None:
+    conversation = fold(chunk(6, 2, "there"), chunk(7, 3, "!", final=True))
+    (stream,) = conversation.streams
+    assert (stream.text, stream.complete, stream.sequence) == ("", False, 6)
+
+
+def test_a_stream_without_final_chunk_stays_partial() -> None:
+    conversation = fold(chunk(1, 1, "Hel"), chunk(2, 2, "lo"))
+    (stream,) = conversation.streams
+    assert (stream.text, stream.complete) == ("Hello", False)
+    assert conversation.transcript == conversation.streams
+
+
+def test_concurrent_streams() -> None:
+    conversation = fold(
+        chunk(3, 1, "Hi ", message_id="x"),
+        chunk(4, 1, "Your ", message_id="y"),
+        chunk(5, 2, "there", message_id="x", final=True),
+        chunk(6, 2, "order", message_id="y"),
+        chunk(7, 3, " is late", message_id="y", final=True),
+    )
+    assert [(m.key, m.text, m.complete) for m in conversation.transcript] == [
+        ("x", "Hi there", True),
+        ("y", "Your order is late", True),
+    ]
+
+
+def test_duplicate_chunks_are_ignored() -> None:
+    events = worked_example()
+    # the same event twice, and the same chunk replayed under a new id and sequence (OP-12)
+    replayed = chunk(9, 2, "there, ", event_id="replay-2")
+    conversation = fold(events[0], events[1], events[1], replayed, events[2])
+    (message,) = conversation.transcript
+    assert message.text == "Hello there, how can I help?"
+    assert conversation.duplicates_dropped == 1
+
+
+def test_consolidated_message_with_the_same_message_id_is_one_message() -> None:
+    consolidated = agent_message(
+        8,
+        "m1",
+        "Hello there, how can I help?",
+        attachments=[A1],
+        response_suggestions=[{"message_text": "S1"}],
+    )
+    for events in ([*worked_example(), consolidated], [consolidated, *worked_example()[::-1]]):
+        conversation = fold(*events)
+        (message,) = conversation.transcript
+        assert message.text == "Hello there, how can I help?"
+        assert message.sequence == 5
+        assert message.complete
+
+
+def test_consolidated_message_completes_a_partial_stream() -> None:
+    conversation = fold(chunk(5, 1, "Hello "), agent_message(9, "m1", "Hello world"))
+    (message,) = conversation.transcript
+    assert (message.text, message.complete, message.sequence) == ("Hello world", True, 5)
+    assert conversation.streams == ()
+
+
+# --- agents, indicators, suggestions --------------------------------------------------------
+
+
+def test_agent_info_is_latest_by_sequence() -> None:
+    first = ev("POLY_AGENT_JOINED", 3, {"agent_name": "Ada", "agent_avatar_url": "https://a"})
+    second = ev("POLY_AGENT_JOINED", 9, {"agent_name": "Grace", "avatar_url": "https://g"})
+    for order in ((first, second), (second, first)):
+        conversation = fold(*order)
+        assert conversation.agent == Agent(name="Grace", avatar_url="https://g")
+        assert conversation.agent_joined
+    assert not Conversation().agent_joined
+    assert Conversation().agent is None
+
+
+def test_live_agent_info_nested_and_flat() -> None:
+    nested = ev("LIVE_AGENT_JOINED", 4, {"agent": {"id": "a42", "name": "Sarah"}})
+    flat = ev("LIVE_AGENT_JOINED", 7, {"agent_id": "a7", "agent_name": "Tom", "avatar_url": "u"})
+    assert fold(nested).live_agent == LiveAgent("a42", "Sarah", None)
+    assert fold(flat, nested).live_agent == LiveAgent("a7", "Tom", "u")
+
+
+def test_live_agent_message_is_a_live_agent_entry() -> None:
+    conversation = fold(
+        ev("LIVE_AGENT_MESSAGE", 4, {"message_id": "l1", "agent_id": "a42", "text": "Hi!"})
+    )
+    (message,) = conversation.transcript
+    assert (message.role, message.agent_id, message.text) == (Role.LIVE_AGENT, "a42", "Hi!")
+
+
+def test_thinking_is_cleared_by_the_agent_message_or_first_chunk() -> None:
+    conversation = fold(ev("POLY_AGENT_THINKING", 3))
+    assert conversation.agent_thinking
+    conversation = fold(chunk(4, 1, "Hel"), start=conversation)
+    assert not conversation.agent_thinking
+    conversation = fold(ev("POLY_AGENT_THINKING", 6), start=conversation)
+    assert conversation.agent_thinking
+    conversation = fold(agent_message(7, "m2", "done"), start=conversation)
+    assert not conversation.agent_thinking
+    # a replayed, older THINKING does not switch the indicator back on
+    conversation = fold(ev("POLY_AGENT_THINKING", 2), start=conversation)
+    assert not conversation.agent_thinking
+
+
+def test_live_typing_is_cleared_by_stopped_or_a_live_message() -> None:
+    def typing(n: int, state: str) -> ServerEvent:
+        return ev("LIVE_AGENT_TYPING", None, {"state": state, "agent_id": "a"}, event_id=f"t{n}")
+
+    conversation = fold(ev("LIVE_AGENT_JOINED", 3), typing(1, "TYPING_STATE_STARTED"))
+    assert conversation.live_agent_typing
+    conversation = fold(typing(2, "TYPING_STATE_STOPPED"), start=conversation)
+    assert not conversation.live_agent_typing
+    conversation = fold(typing(3, "TYPING_STATE_STARTED"), start=conversation)
+    assert conversation.live_agent_typing
+    conversation = fold(
+        ev("LIVE_AGENT_MESSAGE", 4, {"message_id": "l1", "text": "Hi"}), start=conversation
+    )
+    assert not conversation.live_agent_typing
+    assert conversation.without_indicators() == conversation.without_indicators()
+
+
+def test_without_indicators_clears_both() -> None:
+    conversation = fold(
+        ev("POLY_AGENT_THINKING", 3),
+        ev("LIVE_AGENT_TYPING", None, {"state": "TYPING_STATE_STARTED"}, event_id="t"),
+    )
+    assert conversation.agent_thinking
+    assert conversation.live_agent_typing
+    cleared = conversation.without_indicators()
+    assert not cleared.agent_thinking
+    assert not cleared.live_agent_typing
+    assert cleared.cursor == conversation.cursor
+
+
+def test_suggestions_come_from_the_last_message_if_an_agent_sent_it() -> None:
+    with_suggestions = agent_message(
+        2, "a", "Pick one", response_suggestions=[{"message_text": "Yes"}, {"message_text": "No"}]
+    )
+    conversation = fold(with_suggestions)
+    assert [s.message_text for s in conversation.suggestions] == ["Yes", "No"]
+    assert fold(with_suggestions, user_echo(3, "Yes", "u1")).suggestions == ()
+    assert fold(with_suggestions, agent_message(4, "b", "ok")).suggestions == ()
+
+
+# --- latest-by-sequence facts ---------------------------------------------------------------
+
+
+def test_queue_and_language_are_latest_by_sequence() -> None:
+    events = [
+        ev("HANDOFF_QUEUE_STATUS", 5, {"queue_name": "General", "position_in_queue": 3}),
+        ev("HANDOFF_QUEUE_STATUS", 8, {"queue_name": "General", "position": 1}),
+        ev("LANGUAGE_CHANGED", 6, {"language_code": "fr-FR"}),
+        ev("LANGUAGE_CHANGED", 4, {"language_code": "de-DE"}),
+    ]
+    for arrival in (events, events[::-1]):
+        conversation = fold(*arrival)
+        assert conversation.queue is not None
+        assert conversation.queue.queue_position == 1
+        assert conversation.language == "fr-FR"
+    # the same language replayed is idempotent
+    assert fold(*events, events[2]).language == "fr-FR"
+
+
+def test_capabilities_from_session_start() -> None:
+    conversation = fold(
+        ev(
+            "SESSION_START",
+            1,
+            {"capabilities": {"streaming": True, "heartbeat_interval_seconds": 15, "x": 1}},
+        )
+    )
+    assert conversation.capabilities is not None
+    assert conversation.capabilities.streaming is True
+    assert conversation.capabilities.heartbeat_interval_seconds == 15
+    assert dict(conversation.capabilities.extra) == {"x": 1}
+    assert Conversation().capabilities is None
+
+
+def test_client_handoff() -> None:
+    conversation = fold(
+        ev("POLY_AGENT_JOINED", 2),
+        ev("POLY_AGENT_TRIGGERED_HANDOFF", 3),
+        ev("CLIENT_HANDOFF_REQUIRED", 4, {"reason": "POLICY", "queue_name": "Phone", "route": "r"}),
+        ev("POLY_AGENT_LEFT", 5),
+    )
+    assert conversation.client_handoff is not None
+    assert (conversation.client_handoff.reason, conversation.client_handoff.queue_name) == (
+        "POLICY",
+        "Phone",
+    )
+    assert conversation.phase is Phase.HANDOFF
+    assert conversation.anomalies == ()
+
+
+@pytest.mark.parametrize(
+    "reason", ["REASON_USER_END", "REASON_USER_ABANDONED", "REASON_NATURAL_END", "REASON_NEW"]
+)
+def test_end_reason(reason: str) -> None:
+    conversation = fold(ev("POLY_AGENT_JOINED", 2), ev("SESSION_END", 3, {"reason": reason}))
+    assert conversation.end_reason == reason
+    assert conversation.phase is Phase.ENDED
+    assert conversation.ended
+
+
+def test_session_end_without_reason() -> None:
+    conversation = fold(ev("SESSION_END", 3))
+    assert (conversation.phase, conversation.end_reason) == (Phase.ENDED, None)
+
+
+# --- system messages -----------------------------------------------------------------------
+
+HINTS = {
+    "Unknown event type or invalid message format": SystemHint.INVALID_CLIENT_EVENT,
+    "Event type not allowed: EVENT_TYPE_POLY_AGENT_MESSAGE": SystemHint.INVALID_CLIENT_EVENT,
+    "Our system is experiencing high load. Please try again in a moment.": SystemHint.RETRY_LATER,
+    "Sorry, I'm unable to start a conversation right now. Please try again later.": (
+        SystemHint.REJOIN
+    ),
+    "Sorry, I'm having trouble responding right now. Please try again.": SystemHint.RESEND,
+    "Sorry, I encountered an error. Please try again.": SystemHint.RESEND,
+    "Error: Session not found": SystemHint.START_NEW_SESSION,
+    "Error: Unable to retrieve session": SystemHint.RETRY_LATER,
+    "Error: Connector not found": SystemHint.CONFIGURATION,
+    "Error: Conversation not found": SystemHint.REJOIN,
+    "Error: Conversation ID not found in session": SystemHint.REJOIN,
+    "Sorry, we could not connect you to an agent. Please try again.": SystemHint.RETRY_LATER,
+    "Failed to forward message to live agent": SystemHint.RESEND,
+    "Sorry, handoff could not be initiated.": SystemHint.CONFIGURATION,
+}
+
+
+def test_the_hint_table_covers_the_catalogue() -> None:
+    assert set(HINTS) == set(CATALOGUE)
+
+
+@pytest.mark.parametrize(("text", "hint"), sorted(HINTS.items()))
+@pytest.mark.parametrize(
+    "level", ["SYSTEM_MESSAGE_LEVEL_ERROR", "SYSTEM_MESSAGE_LEVEL_WARNING", None]
+)
+def test_system_messages_have_level_and_hint(
+    text: str, hint: SystemHint, level: str | None
+) -> None:
+    payload = {"message": text} if level is None else {"message": text, "level": level}
+    expected_level = level or "SYSTEM_MESSAGE_LEVEL_ERROR"  # OP-25: missing level is ERROR
+    assert hint_for(text) is hint
+    assert hint_for(text.upper()) is hint
+    # journaled: a transcript entry
+    (message,) = fold(ev("SYSTEM_MESSAGE", 4, payload)).transcript
+    assert (message.role, message.text, message.level, message.hint) == (
+        Role.SYSTEM,
+        text,
+        expected_level,
+        hint,
+    )
+    # transient: a notice
+    conversation = fold(ev("SYSTEM_MESSAGE", None, payload, event_id="n1"))
+    assert conversation.transcript == ()
+    (notice,) = conversation.notices
+    assert (notice.level, notice.message, notice.hint) == (expected_level, text, hint)
+
+
+def test_other_system_texts_have_no_hint() -> None:
+    assert hint_for("Welcome back!") is SystemHint.NONE
+    assert hint_for("Message too large") is SystemHint.INVALID_CLIENT_EVENT
+
+
+def test_notices_keep_arrival_order() -> None:
+    texts = ["first", "second", "third"]
+    conversation = fold(
+        *(
+            ev("SYSTEM_MESSAGE", None, {"message": t, "level": "SYSTEM_MESSAGE_LEVEL_INFO"},
+               event_id=f"n{i}")
+            for i, t in enumerate(texts)
+        )
+    )  # fmt: skip
+    assert [n.message for n in conversation.notices] == texts
+
+
+# --- echoes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["client_event_id", "local_id"])
+def test_echo_matching_by_correlation_key(key: str) -> None:
+    conversation = fold(user_echo(6, "Hello, I need some help.", "srv-1", {key: "5b0f"}))
+    message = conversation.delivered("5b0f")
+    assert message is not None
+    assert (message.text, message.client_event_id, message.message_id, message.role) == (
+        "Hello, I need some help.",
+        "5b0f",
+        "srv-1",
+        Role.USER,
+    )
+    assert conversation.delivered("other") is None
+
+
+def test_resends_with_the_same_client_event_id_are_shown_once() -> None:
+    copies = [
+        user_echo(6, "Book a table", "srv-1", {"client_event_id": "c1"}),
+        user_echo(9, "Book a table", "srv-2", {"client_event_id": "c1"}),
+        user_echo(12, "Book a table", "srv-3", {"client_event_id": "c1"}),
+    ]
+    for arrival in (copies, copies[::-1]):
+        conversation = fold(*arrival)
+        (message,) = conversation.transcript
+        assert (message.sequence, message.message_id) == (6, "srv-1")
+        assert conversation.delivered("c1") == message
+        assert conversation.events_applied == 3
+
+
+def test_echoes_without_correlation_are_separate_messages() -> None:
+    conversation = fold(user_echo(3, "hi", "srv-1"), user_echo(4, "hi", "srv-2"))
+    assert [m.key for m in conversation.transcript] == ["srv-1", "srv-2"]
+
+
+def test_other_echoes_do_not_enter_the_transcript() -> None:
+    conversation = fold(
+        ev("REQUEST_POLY_AGENT_JOIN", 2, custom={"client_event_id": "j"}),
+        ev("USER_END_SESSION", 3),
+        wire.decode('{"type":"EVENT_TYPE_HEARTBEAT"}'),
+    )
+    assert conversation.transcript == ()
+    assert conversation.delivered("j") is None
+    assert conversation.cursor == 3
+
+
+# --- phases --------------------------------------------------------------------------------
+
+
+def test_a_full_server_managed_handoff() -> None:
+    steps = [
+        (ev("SESSION_START", 1), Phase.CONNECTING),
+        (ev("POLY_AGENT_JOINED", 2, {"agent_name": "Ada"}), Phase.ACTIVE),
+        (ev("POLY_AGENT_TRIGGERED_HANDOFF", 3), Phase.HANDOFF),
+        (ev("POLY_AGENT_LEFT", 4), Phase.HANDOFF),
+        (ev("HANDOFF_ACCEPTED", 5), Phase.QUEUED),
+        (ev("HANDOFF_QUEUE_STATUS", 6, {"position_in_queue": 2}), Phase.QUEUED),
+        (ev("LIVE_AGENT_JOINED", 7, {"agent": {"name": "Sarah"}}), Phase.ACTIVE),
+        (ev("LIVE_AGENT_LEFT", 8), Phase.ACTIVE),
+        (ev("SESSION_END", 9, {"reason": "REASON_NATURAL_END"}), Phase.ENDED),
+    ]
+    conversation = Conversation()
+    for event, phase in steps:
+        conversation = reducer.apply(conversation, event)
+        assert conversation.phase is phase
+    assert conversation.anomalies == ()
+
+
+@pytest.mark.parametrize("failure", ["HANDOFF_FAILED", "HANDOFF_TIMEOUT"])
+def test_a_failed_handoff_returns_to_active(failure: str) -> None:
+    conversation = fold(
+        ev("POLY_AGENT_JOINED", 2),
+        ev("POLY_AGENT_TRIGGERED_HANDOFF", 3),
+        ev("HANDOFF_ACCEPTED", 4),
+        ev("HANDOFF_QUEUE_STATUS", 5),
+        ev(failure, 6),
+    )
+    assert conversation.phase is Phase.ACTIVE
+    assert not conversation.ended
+
+
+def test_unexpected_phase_events_are_applied_and_reported() -> None:
+    conversation = fold(
+        ev("POLY_AGENT_JOINED", 2),
+        ev("HANDOFF_ACCEPTED", 3),  # without TRIGGERED_HANDOFF
+        ev("LIVE_AGENT_JOINED", 4, {"agent": {"name": "Sarah"}}),
+    )
+    assert conversation.phase is Phase.ACTIVE
+    assert conversation.live_agent == LiveAgent(None, "Sarah", None)
+    assert conversation.anomalies == (
+        UnexpectedPhaseEvent(3, E + "HANDOFF_ACCEPTED", Phase.ACTIVE),
+    )
+
+
+def test_phase_is_decided_by_the_highest_sequence() -> None:
+    late = ev("POLY_AGENT_JOINED", 2)
+    conversation = fold(ev("POLY_AGENT_TRIGGERED_HANDOFF", 10), ev("HANDOFF_ACCEPTED", 11), late)
+    assert conversation.phase is Phase.QUEUED
+    # anomalies are judged in sequence order: TRIGGERED at 10 came after JOINED at 2
+    assert conversation.anomalies == ()
+    assert fold(late, ev("POLY_AGENT_TRIGGERED_HANDOFF", 10)).phase is Phase.HANDOFF
+
+
+def test_session_end_is_absorbing_whatever_arrives_later() -> None:
+    ended = fold(ev("POLY_AGENT_JOINED", 2), ev("SESSION_END", 5))
+    later = fold(
+        ev("LIVE_AGENT_JOINED", 6), ev("LANGUAGE_CHANGED", 7, {"language_code": "x"}), start=ended
+    )
+    assert later.phase is Phase.ENDED
+    assert later.language == "x"  # facts still apply
+    assert later.cursor == 7
+    assert [(a.trigger, a.phase) for a in later.anomalies] == [
+        (E + "LIVE_AGENT_JOINED", Phase.ENDED)
+    ]
+
+
+def test_apply_is_pure() -> None:
+    before = fold(ev("SESSION_START", 1))
+    snapshot = (before.cursor, before.journal, before.records, before.phase)
+    after = reducer.apply(before, agent_message(2, "a", "hello"))
+    assert (before.cursor, before.journal, before.records, before.phase) == snapshot
+    assert after.cursor == 2
+    assert before.transcript == ()
+
+
+def test_summary() -> None:
+    conversation = fold(ev("SESSION_START", 1), agent_message(3, "a", "hi"))
+    assert conversation.summary() == {
+        "phase": "connecting",
+        "cursor": 3,
+        "gaps": 1,
+        "events": 2,
+        "messages": 1,
+    }
+
+
+def test_message_timestamp_is_that_of_the_event_that_places_it() -> None:
+    late = chunk(5, 1, "a")  # no timestamp (OP-5)
+    early = ev(
+        "POLY_AGENT_MESSAGE_CHUNK",
+        6,
+        {"message_id": "m1", "text": "b", "chunk_index": 2},
+        timestamp="2024-02-12T12:00:06Z",
+    )
+    assert fold(early, late).transcript[0].timestamp is None
+    assert fold(late, early).transcript[0].timestamp is None
+
+
+def test_colliding_message_keys_do_not_break_the_views() -> None:
+    """A hostile ``message_id`` equal to a system message's key must not crash ``transcript``."""
+    system = ev("SYSTEM_MESSAGE", 5, {"message": "Error: Session not found"}, event_id="x")
+    forged = agent_message(3, "event:x", "t")
+    for order in ((system, forged), (forged, system)):
+        (message,) = fold(*order).transcript
+        assert message.sequence == 3
+        assert message.text == "t"
+
+
+def test_recent_id_under_another_sequence_is_a_duplicate() -> None:
+    first = ev("LANGUAGE_CHANGED", 3, {"language_code": "fr-FR"}, event_id="same")
+    resent = ev("LANGUAGE_CHANGED", 7, {"language_code": "de-DE"}, event_id="same")
+    conversation = fold(first, resent)
+    assert conversation.duplicates_dropped == 1
+    assert (conversation.language, conversation.cursor) == ("fr-FR", 3)
+
+
+def test_sequenced_duplicates_are_dropped_however_old() -> None:
+    def language(n: int) -> ServerEvent:
+        return ev("LANGUAGE_CHANGED", n, {"language_code": f"x-{n}"}, event_id=f"e{n}")
+
+    conversation = fold(*(language(n) for n in range(1, 4 * RECENT_ID_MEMORY)))
+    assert conversation.duplicates_dropped == 0
+    replayed = reducer.apply(conversation, language(1))  # its id is long forgotten
+    assert replayed.duplicates_dropped == 1
+    assert replayed.events_applied == conversation.events_applied
