@@ -995,3 +995,24 @@ def test_expiry_checked_before_reopening_after_sleep() -> None:
     effects = d(WakeUp(), at=reconnect_at + 1, jump=900.0)
     assert not of(OpenSocket, effects)
     assert of(Finished, effects)[0].kind is FinishKind.ENDED_WHILE_DISCONNECTED
+
+
+def test_idle_deadline_fires_even_if_the_wall_clock_was_stepped_back() -> None:
+    d = Drive(idle_timeout_seconds=60, default_max_reconnect_attempts=0)
+    d.settled_open(*HISTORY)
+    d(SendText("hi", "c1"), at=1.0)
+    d(LinkClosed(d.state.generation, 1006), at=2.0)
+    d.wall -= 5.0  # NTP stepped the wall clock back
+    for _ in range(200):  # every wake-up at the deadline must make progress
+        deadline = d.state.deadline
+        assert deadline is not None
+        if d.state.link is LinkStatus.CONNECTING:
+            d(ConnectFailed(d.state.generation), at=max(d.t, deadline))
+        else:
+            before = (deadline, d.state.link)
+            effects = d.wake()
+            assert effects or (d.state.deadline, d.state.link) != before
+        if d.state.finished is not None:
+            break
+    assert d.state.finished is not None
+    assert d.state.finished.kind is FinishKind.ENDED_WHILE_DISCONNECTED

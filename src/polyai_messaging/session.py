@@ -501,8 +501,12 @@ def _schedule_reconnect(turn: _Turn, reason: str, floor: float = 0.0) -> None:
 
 def _idle_expired(turn: _Turn) -> bool:
     s = turn.state
-    last = s.last_sent_wall
-    return last is not None and turn.now.wall - last >= s.config.idle_timeout_seconds
+    if s.last_sent_wall is None or s.last_sent_monotonic is None:
+        return False
+    # Wall time sees a sleep, monotonic time sees a wall clock stepped back; either suffices.
+    # (The deadline is monotonic, so a wake-up at it must find the session expired.)
+    elapsed = max(turn.now.wall - s.last_sent_wall, turn.t - s.last_sent_monotonic)
+    return elapsed >= s.config.idle_timeout_seconds
 
 
 def _need_new_session(turn: _Turn, reason: NewSessionReason) -> None:
