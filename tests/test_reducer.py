@@ -723,3 +723,37 @@ def test_sequenced_duplicates_are_dropped_however_old() -> None:
     replayed = reducer.apply(conversation, language(1))  # its id is long forgotten
     assert replayed.duplicates_dropped == 1
     assert replayed.events_applied == conversation.events_applied
+
+
+@pytest.mark.parametrize("sequence", [6, None])
+def test_agent_error_ends_thinking(sequence: int | None) -> None:
+    thinking = ev("POLY_AGENT_THINKING", 5)
+    error = ev(
+        "SYSTEM_MESSAGE",
+        sequence,
+        {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Our system is experiencing high load."},
+        event_id="err",
+    )
+    assert fold(thinking).agent_thinking
+    assert not fold(thinking, error).agent_thinking
+
+
+def test_info_notice_does_not_end_thinking() -> None:
+    info = ev("SYSTEM_MESSAGE", 6, {"level": "SYSTEM_MESSAGE_LEVEL_INFO", "message": "FYI"})
+    assert fold(ev("POLY_AGENT_THINKING", 5), info).agent_thinking
+
+
+def test_stream_cut_by_an_error_is_interrupted_in_any_order() -> None:
+    first = ev("POLY_AGENT_MESSAGE_CHUNK", 3, {"message_id": "m", "text": "Hel", "chunk_index": 1})
+    error = ev(
+        "SYSTEM_MESSAGE",
+        4,
+        {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Sorry, I encountered an error."},
+    )
+    for order in ((first, error), (error, first)):
+        conversation = fold(*order)
+        (stream,) = conversation.streams
+        assert (stream.text, stream.complete, stream.interrupted) == ("Hel", False, True)
+        assert conversation.streaming == ()
+    (still,) = fold(first).streaming
+    assert not still.interrupted

@@ -159,7 +159,7 @@ class MessageRecord(NamedTuple):
                 return
             index += 1
 
-    def view(self) -> Message:
+    def view(self, *, interrupted: bool = False) -> Message:
         """The message as a UI shows it."""
         if self.whole is not None:
             whole = self.whole[1]
@@ -188,6 +188,7 @@ class MessageRecord(NamedTuple):
             attachments=tuple(a for chunk in chunks for a in chunk.attachments),
             suggestions=tuple(s for chunk in chunks for s in chunk.response_suggestions),
             complete=self.complete,
+            interrupted=interrupted and not self.complete,
             message_id=self.key,
             timestamp=self.timestamp,
         )
@@ -210,6 +211,9 @@ class Message:
     suggestions: tuple[Suggestion, ...] = ()
     complete: bool = True
     """False for a stream still missing chunks (shown as partial)."""
+    interrupted: bool = False
+    """An incomplete stream that will not be completed: a later agent, live-agent or system
+    message came after it (for example ``Sorry, I encountered an error``, OP-13)."""
     client_event_id: str | None = None
     message_id: str | None = None
     agent_id: str | None = None
@@ -219,6 +223,7 @@ class Message:
 
 
 _EMPTY_MAP: Map[Any, Any] = Map()
+_BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 
@@ -324,7 +329,7 @@ class Conversation:
 
     @property
     def agent_thinking(self) -> bool:
-        """The PolyAI agent is composing (cleared by its next message or chunk)."""
+        """The PolyAI agent is composing (cleared by its next message or chunk, or an error)."""
         return self.thinking_rank > self.agent_output_rank
 
     @property
@@ -353,16 +358,24 @@ class Conversation:
     @property
     def transcript(self) -> tuple[Message, ...]:
         """Messages in display order (by sequence), streams included, partial ones too."""
-        return tuple(record.view() for record in self._sorted_records())
+        records = self._sorted_records()
+        # A stream followed by any later agent, live-agent or system message is interrupted.
+        last_break = max(
+            (i for i, record in enumerate(records) if record.role in _BREAKERS), default=-1
+        )
+        return tuple(
+            record.view(interrupted=index < last_break) for index, record in enumerate(records)
+        )
 
     @property
     def streams(self) -> tuple[Message, ...]:
-        """Streams still missing chunks."""
-        return tuple(
-            record.view()
-            for record in self._sorted_records()
-            if record.whole is None and not record.complete
-        )
+        """Streams still missing chunks, interrupted ones included (each flagged)."""
+        return tuple(m for m in self.transcript if not m.complete)
+
+    @property
+    def streaming(self) -> tuple[Message, ...]:
+        """Streams still arriving: incomplete and not interrupted."""
+        return tuple(m for m in self.streams if not m.interrupted)
 
     @property
     def suggestions(self) -> tuple[Suggestion, ...]:

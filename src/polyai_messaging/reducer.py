@@ -270,6 +270,10 @@ def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
 
 def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
     payload = event.payload
+    if payload.level.endswith("ERROR"):
+        # An error answers in place of the reply (e.g. "high load"): nobody is composing now.
+        fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+        fields["live_output_rank"] = max(fields["live_output_rank"], rank)
     if event.sequence is None:
         notice = Notice(payload.level, payload.message, hint_for(payload.message))
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
