@@ -1,0 +1,56 @@
+"""A local emulator of the PolyAI Messaging API, for demos, tests and benchmarks.
+
+It serves ``POST /api/v1/access-token``, ``POST /api/v1/sessions`` and the WebSocket at ``/ws``
+on one loopback port, following the protocol reference, with a deterministic scripted agent
+(trigger words in :data:`TRIGGERS`) and fault injection that can be switched at runtime::
+
+    async with run_emulator(EmulatorConfig.fast()) as emulator:
+        # REST at emulator.base_url, WebSocket at emulator.ws_url; the demo connector is
+        # DEMO_CONNECTOR_TOKEN registered for DEMO_HOST ("localhost").
+        emulator.state.faults = parse_faults("drop-after=3:1")  # or state.set_faults("...")
+        journal = emulator.state.session(session_id).journal      # what replays are cut from
+        emulator.state.expire_session(session_id)                 # as the idle timeout would
+
+Module map: :mod:`.config` (settings), :mod:`.faults` (fault spec and counters),
+:mod:`.wire` (event names, envelopes, cursors, batches), :mod:`.journal` (per-session history),
+:mod:`.auth` (connectors, host matching, access tokens), :mod:`.sessions` (sessions, sockets,
+fan-out), :mod:`.agent` (the scripted agent), :mod:`.state` (everything in memory),
+:mod:`.rest` and :mod:`.websocket` (the endpoints), :mod:`.app` (the ASGI app) and
+:mod:`.server` (hypercorn on trio, TLS).
+
+The emulator is independent of the client library: it imports nothing else from
+``polyai_messaging``.
+"""
+
+from __future__ import annotations
+
+from .agent import ERROR_TRIGGERS, TRIGGERS
+from .app import EmulatorApp
+from .config import DEMO_CONNECTOR_TOKEN, DEMO_HOST, EmulatorConfig
+from .faults import FAULT_HELP, REFUSAL_BODIES, Faults, parse_faults
+from .journal import Journal, JournalEntry
+from .server import DEFAULT_PORT, RunningEmulator, run_emulator, serve_forever
+from .sessions import AgentPhase, Session
+from .state import EmulatorState
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEMO_CONNECTOR_TOKEN",
+    "DEMO_HOST",
+    "ERROR_TRIGGERS",
+    "FAULT_HELP",
+    "REFUSAL_BODIES",
+    "TRIGGERS",
+    "AgentPhase",
+    "EmulatorApp",
+    "EmulatorConfig",
+    "EmulatorState",
+    "Faults",
+    "Journal",
+    "JournalEntry",
+    "RunningEmulator",
+    "Session",
+    "parse_faults",
+    "run_emulator",
+    "serve_forever",
+]

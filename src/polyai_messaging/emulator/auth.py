@@ -1,0 +1,94 @@
+"""Connectors, host matching and access tokens (§3, §4.1, OP-17, OP-20).
+
+Access tokens are opaque random strings, not JWTs: clients must treat them as opaque anyway.
+Token values never appear in a ``repr``, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+__all__ = ["AccessToken", "TokenRegistry", "host_matches", "normalise_host"]
+
+# First labels that mark a scheme-less identifier as a reverse-DNS app namespace
+# ("com.yourcompany.app"), which OP-20 says must match exactly, unlike a domain.
+_REVERSE_DNS_ROOTS = frozenset({"com", "org", "net", "io", "ai", "co", "edu", "gov"})
+
+
+def normalise_host(value: str) -> str:
+    """The bare host of an ``X-Host`` value: scheme, user info, path, query and port removed."""
+    text = value.strip().lower()
+    _, has_scheme, rest = text.partition("://")
+    if has_scheme:
+        text = rest
+    for separator in "/?#":
+        text = text.split(separator, 1)[0]
+    text = text.rsplit("@", 1)[-1]
+    if text.startswith("["):  # IPv6 literal, possibly with a port
+        return text[1:].split("]", 1)[0]
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text.rstrip(".")
+
+
+def _is_app_namespace(registered: str) -> bool:
+    text = registered.strip().lower()
+    if "://" in text or "/" in text or ":" in text:
+        return False
+    labels = text.split(".")
+    return len(labels) >= 2 and labels[0] in _REVERSE_DNS_ROOTS
+
+
+def host_matches(registered: str, presented: str) -> bool:
+    """Whether an ``X-Host`` value is accepted for a connector registered to ``registered``.
+
+    Domains match exactly or as a parent domain (``yourcompany.com`` accepts
+    ``https://app.yourcompany.com:8443/x``). App namespaces (reverse-DNS names such as
+    ``com.yourcompany.app``) match exactly.
+    """
+    wanted, got = normalise_host(registered), normalise_host(presented)
+    if not wanted or not got:
+        return False
+    if got == wanted:
+        return True
+    return not _is_app_namespace(registered) and got.endswith("." + wanted)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """What the emulator knows about one minted access token."""
+
+    connector_token: str = field(repr=False)
+    expires_at: float
+    """``trio.current_time()`` after which the token is rejected."""
+
+
+class TokenRegistry:
+    """Minted access tokens and their expiry (trio clock)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, AccessToken] = {}
+
+    def mint(self, connector_token: str, *, lifetime: float, now: float) -> str:
+        """A fresh token for ``connector_token`` valid for ``lifetime`` seconds from ``now``."""
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = AccessToken(connector_token, now + lifetime)
+        return token
+
+    def resolve(self, token: str, *, now: float) -> AccessToken | None:
+        """The record of a known, unexpired token, else ``None``."""
+        record = self._tokens.get(token)
+        if record is None:
+            return None
+        if now >= record.expires_at:
+            del self._tokens[token]
+            return None
+        return record
+
+    def expire(self, token: str) -> None:
+        """Forget a token at once (for tests of the expired-token paths)."""
+        self._tokens.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._tokens)

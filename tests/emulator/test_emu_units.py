@@ -1,0 +1,284 @@
+"""Pure parts of the emulator: cursor, frames, batches, faults, host matching, rate limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyai_messaging.emulator import EmulatorConfig, Faults, parse_faults
+from polyai_messaging.emulator.auth import host_matches, normalise_host
+from polyai_messaging.emulator.faults import FaultState
+from polyai_messaging.emulator.ratelimit import RateLimiter
+from polyai_messaging.emulator.wire import (
+    ClientFrame,
+    FrameError,
+    batch_frames,
+    encode,
+    parse_client_frame,
+    parse_cursor,
+    utf8_len,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, 0),
+        ("0", 0),
+        ("12", 12),
+        ("seq:12", 12),
+        ("SEQ:7", 7),
+        (" 5 ", 5),
+        ("seq:", 0),
+        ("-3", 0),
+        ("abc", 0),
+        ("1.5", 0),
+        ("²", 0),
+        ("", 0),
+    ],
+)
+def test_parse_cursor(raw: str | None, expected: int) -> None:
+    assert parse_cursor(raw) == expected
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_parse_cursor_round_trips_both_syntaxes(value: int) -> None:
+    assert parse_cursor(str(value)) == value
+    assert parse_cursor(f"seq:{value}") == value
+
+
+INVALID = "Unknown event type or invalid message format"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "Unknown event type or invalid message format"),
+        ("[1, 2]", "Unknown event type or invalid message format"),
+        ('{"payload": {}}', "Unknown event type or invalid message format"),
+        ('{"type": "EVENT_TYPE_NOPE", "payload": {}}', INVALID),
+        (
+            '{"type": "EVENT_TYPE_POLY_AGENT_MESSAGE", "payload": {}}',
+            "Event type not allowed: EVENT_TYPE_POLY_AGENT_MESSAGE",
+        ),
+        (
+            '{"type": "EVENT_TYPE_EVENT_BATCH", "payload": {}}',
+            "Event type not allowed: EVENT_TYPE_EVENT_BATCH",
+        ),
+        ('{"type": "EVENT_TYPE_USER_MESSAGE", "payload": {}}', INVALID),
+        ('{"type": "EVENT_TYPE_USER_MESSAGE", "payload": []}', INVALID),
+        (
+            '{"type": "EVENT_TYPE_USER_TYPING", "payload": {"state": "SOMETHING"}}',
+            "Unknown event type or invalid message format",
+        ),
+    ],
+)
+def test_invalid_client_frames(text: str, message: str) -> None:
+    result = parse_client_frame(text)
+    assert isinstance(result, FrameError)
+    assert result.message == message
+
+
+def test_valid_client_frame_keeps_custom_metadata_only() -> None:
+    frame = {
+        "type": "EVENT_TYPE_USER_MESSAGE",
+        "payload": {"text": "hi"},
+        "metadata": {"custom": {"client_event_id": "abc"}, "other": 1},
+    }
+    result = parse_client_frame(json.dumps(frame))
+    assert isinstance(result, ClientFrame)
+    assert result.metadata == {"custom": {"client_event_id": "abc"}}
+    assert result.payload == {"text": "hi"}
+
+
+def test_missing_payload_reads_as_empty() -> None:
+    result = parse_client_frame('{"type": "EVENT_TYPE_HEARTBEAT"}')
+    assert isinstance(result, ClientFrame)
+    assert result.payload == {}
+
+
+def test_error_for_server_type_keeps_metadata() -> None:
+    text = '{"type": "EVENT_TYPE_SESSION_END", "payload": {}, "metadata": {"custom": {"k": "v"}}}'
+    result = parse_client_frame(text)
+    assert isinstance(result, FrameError)
+    assert result.metadata == {"custom": {"k": "v"}}
+
+
+def test_empty_batch() -> None:
+    (frame,) = batch_frames([], 131072)
+    batch = json.loads(frame)
+    assert batch["type"] == "EVENT_TYPE_EVENT_BATCH"
+    assert batch["sequence"] is None
+    assert batch["payload"] == {"events": []}
+
+
+@given(
+    st.lists(st.text(min_size=0, max_size=300), max_size=40),
+    st.integers(min_value=600, max_value=4000),
+)
+def test_batches_respect_limit_and_order(texts: list[str], limit: int) -> None:
+    events = [encode({"sequence": index, "text": text}) for index, text in enumerate(texts)]
+    frames = batch_frames(events, limit)
+    inner = [event for frame in frames for event in json.loads(frame)["payload"]["events"]]
+    assert [event["sequence"] for event in inner] == list(range(len(texts)))
+    for frame in frames:
+        # Only a batch holding a single oversized event may exceed the limit.
+        if utf8_len(frame) > limit:
+            assert len(json.loads(frame)["payload"]["events"]) == 1
+
+
+def test_reverse_each_reverses_within_batches() -> None:
+    events = [encode({"n": n}) for n in range(5)]
+    (frame,) = batch_frames(events, 131072, reverse_each=True)
+    assert [event["n"] for event in json.loads(frame)["payload"]["events"]] == [4, 3, 2, 1, 0]
+
+
+def test_parse_faults_full_example() -> None:
+    faults = parse_faults(
+        "drop-after=5,duplicate,overlap,reorder,delay=0.2,refuse=429:2,freeze-after=10"
+    )
+    assert faults == Faults(
+        drop_after=5,
+        duplicate=True,
+        overlap=3,
+        reorder=True,
+        delay=0.2,
+        refuse_status=429,
+        refuse_count=2,
+        freeze_after=10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("", Faults()),
+        ("none", Faults()),
+        (" , ", Faults()),
+        ("drop-after=3:1", Faults(drop_after=3, drop_count=1)),
+        ("refuse=401", Faults(refuse_status=401, refuse_count=1)),
+        ("overlap=5", Faults(overlap=5)),
+        ("fail-token,fail-session=2", Faults(fail_token=1, fail_session=2)),
+        ("Duplicate", Faults(duplicate=True)),
+    ],
+)
+def test_parse_faults_examples(spec: str, expected: Faults) -> None:
+    assert parse_faults(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("explode", "unknown fault 'explode'"),
+        ("drop-after", "needs a value"),
+        ("drop-after=x", "non-negative integer"),
+        ("duplicate=1", "takes no value"),
+        ("refuse=500", "refuse status must be one of 401, 404, 429"),
+        ("delay=soon", "number of seconds"),
+        ("delay=-1", "delay must be"),
+        ("reorder,reorder", "more than once"),
+    ],
+)
+def test_parse_faults_errors(spec: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        parse_faults(spec)
+
+
+faults_strategy = st.builds(
+    Faults,
+    drop_after=st.none() | st.integers(0, 50),
+    drop_count=st.none() | st.integers(0, 5),
+    freeze_after=st.none() | st.integers(0, 50),
+    freeze_count=st.none() | st.integers(0, 5),
+    duplicate=st.booleans(),
+    overlap=st.integers(0, 10),
+    reorder=st.booleans(),
+    delay=st.floats(0, 5, allow_nan=False),
+    refuse_status=st.sampled_from([401, 404, 429]),
+    refuse_count=st.integers(1, 5),
+    fail_token=st.integers(0, 3),
+    fail_session=st.integers(0, 3),
+)
+
+
+@given(faults_strategy)
+def test_fault_spec_round_trip(faults: Faults) -> None:
+    spec = faults.to_spec()
+    reparsed = parse_faults(spec)
+    # drop_count/freeze_count only exist together with their threshold.
+    expected = Faults(
+        **{
+            **faults.__dict__,
+            "drop_count": faults.drop_count if faults.drop_after is not None else None,
+            "freeze_count": faults.freeze_count if faults.freeze_after is not None else None,
+        }
+    )
+    assert reparsed == expected
+
+
+def test_fault_state_counters_reset_on_assignment() -> None:
+    state = FaultState(parse_faults("refuse=404:1,drop-after=2:1"))
+    assert state.take_refusal() == 404
+    assert state.take_refusal() is None
+    assert not state.take_drop(1)
+    assert state.take_drop(2)
+    assert not state.take_drop(5)
+    generation = state.generation
+    state.faults = parse_faults("refuse=404:1")
+    assert state.generation == generation + 1
+    assert state.take_refusal() == 404
+
+
+def test_faults_active() -> None:
+    assert not Faults().active
+    assert Faults(duplicate=True).active
+
+
+@pytest.mark.parametrize(
+    ("registered", "presented", "ok"),
+    [
+        ("yourcompany.com", "yourcompany.com", True),
+        ("yourcompany.com", "https://app.yourcompany.com", True),
+        ("yourcompany.com", "http://a.b.yourcompany.com:8080/path?q=1", True),
+        ("https://www.yourcompany.com", "www.yourcompany.com", True),
+        ("https://www.yourcompany.com/", "https://www.yourcompany.com:443", True),
+        ("yourcompany.com", "notyourcompany.com", False),
+        ("yourcompany.com", "yourcompany.com.evil.net", False),
+        ("www.yourcompany.com", "yourcompany.com", False),
+        ("com.yourcompany.app", "com.yourcompany.app", True),
+        ("com.yourcompany.app", "x.com.yourcompany.app", False),
+        ("localhost", "http://localhost:3000", True),
+        ("yourcompany.com", "", False),
+    ],
+)
+def test_host_matching(registered: str, presented: str, ok: bool) -> None:
+    assert host_matches(registered, presented) is ok
+
+
+def test_normalise_host_ipv6() -> None:
+    assert normalise_host("http://[::1]:8080/x") == "::1"
+
+
+def test_rate_limiter() -> None:
+    limiter = RateLimiter(2.0)
+    assert limiter.acquire("k", 0.0) == 0.0
+    assert limiter.acquire("k", 0.0) == 0.0
+    assert limiter.acquire("k", 0.0) == pytest.approx(0.5)
+    assert limiter.acquire("other", 0.0) == 0.0
+    assert limiter.acquire("k", 0.5) == 0.0
+
+
+def test_config_validation_and_fast() -> None:
+    with pytest.raises(ValueError, match="idle_timeout_seconds"):
+        EmulatorConfig(idle_timeout_seconds=0)
+    with pytest.raises(ValueError, match="reply_delay_seconds"):
+        EmulatorConfig(reply_delay_seconds=-1)
+    fast = EmulatorConfig.fast(idle_timeout_seconds=1.0)
+    assert fast.reply_delay_seconds == 0
+    assert fast.idle_timeout_seconds == 1.0
+    assert fast.replace(max_frame_bytes=1000).max_frame_bytes == 1000
+    with pytest.raises(TypeError):
+        fast.connectors["x"] = "y"  # type: ignore[index]
