@@ -1,0 +1,953 @@
+"""The trio adapter: runs the sans-I/O driver (:func:`polyai_messaging.session.step`) on sockets.
+
+The adapter decides nothing. It feeds :mod:`.inputs` and executes :mod:`.effects`:
+
+- every input goes through one synchronous function (``Session._feed``) that calls ``step`` and
+  executes the effects without awaiting; trio switches tasks only at ``await``, so the driver sees
+  one ordered input stream without a lock;
+- one *link* task per socket generation connects, then reads frames (``FrameReceived``,
+  ``LinkClosed``); one writer task per link is the only code that writes to that socket;
+- one timer task sleeps until ``state.deadline`` in a cancel scope whose deadline ``WakeAt``
+  moves, and feeds ``WakeUp``;
+- REST calls (creating a replacement session) run in their own task and feed the result back.
+
+Nothing here logs an access token: WebSocket URLs go through :func:`.endpoints.redact_url`.
+
+Usage::
+
+    async with open_session(base_url, token_provider, streaming=True) as session:
+        await session.send("Hello")
+        async for update in session.updates():
+            print(update.conversation.transcript[-1].text)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import secrets
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final, NoReturn, TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    wrap_client_stream,
+)
+
+from . import rest
+from .conversation import Conversation
+from .effects import (
+    AbortSocket,
+    Applied,
+    CloseSocket,
+    Delivery,
+    DeliveryStatus,
+    Effect,
+    Finished,
+    NeedNewSession,
+    NewSessionReason,
+    OpenSocket,
+    ProtocolViolation,
+    Resumed,
+    SendFrame,
+    StatusChanged,
+    WakeAt,
+)
+from .endpoints import check_transport_security, redact_url, websocket_url
+from .errors import LocalProtocolError, MessagingError
+from .events import ServerEvent
+from .inputs import (
+    ConnectFailed,
+    EndSession,
+    FrameReceived,
+    HandshakeFailed,
+    Input,
+    LinkClosed,
+    LinkOpened,
+    Now,
+    PickSuggestion,
+    SendText,
+    SetTyping,
+    Start,
+    StartNewSession,
+    WakeUp,
+)
+from .rest import AccessToken
+from .session import SessionConfig, SessionState, step
+
+__all__ = [
+    "MAX_INBOUND_MESSAGE",
+    "Clock",
+    "Session",
+    "TokenProvider",
+    "TokenUnavailableError",
+    "Update",
+    "connector_token_provider",
+    "open_session",
+]
+
+logger = logging.getLogger(__name__)
+
+TokenProvider = Callable[[], Awaitable[AccessToken]]
+"""Returns a fresh access token (normally minted by your backend, which holds the connector
+token). Called when there is no token yet, when the current one is (nearly) expired, and after a
+handshake answered 401/403."""
+
+Clock = Callable[[], Now]
+"""Returns both clock readings. The default is ``Now(trio.current_time(), time.time())``. The
+wall reading also decides when an access token counts as expired."""
+
+MAX_INBOUND_MESSAGE: Final = 4 * 1024 * 1024
+"""Largest inbound WebSocket message accepted (characters); the protocol's limit is 128 KiB."""
+
+_E = TypeVar("_E", bound=BaseException)
+_CLOSE_TIMEOUT: Final = 2.0
+_MIN_REWAKE: Final = 0.05
+_LOG_FRAME_CHARS: Final = 2000
+_RENEWABLE: Final = frozenset(
+    {
+        NewSessionReason.SESSION_NOT_FOUND,
+        NewSessionReason.AUTHENTICATION_FAILED,
+        NewSessionReason.SESSION_UNKNOWN,
+    }
+)
+
+
+_TOKEN_IN_TEXT: Final = re.compile(r"(access_token=)[^&\s'\"]+", re.IGNORECASE)
+
+
+class _RedactTokens(logging.Filter):
+    """Redacts ``access_token=...`` in records of loggers that may log a WebSocket URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message.lower():
+            record.msg = _TOKEN_IN_TEXT.sub(r"\1***", message)
+            record.args = ()
+        return True
+
+
+# trio-websocket logs the request target (with our query string) at DEBUG level.
+logging.getLogger("trio-websocket").addFilter(_RedactTokens())
+
+
+class TokenUnavailableError(MessagingError):
+    """The token provider failed; the original exception is the ``__cause__``."""
+
+
+def connector_token_provider(
+    base_url: str,
+    connector_token: str,
+    host: str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    retry: rest.RetryPolicy | None = None,
+) -> TokenProvider:
+    """A :data:`TokenProvider` that mints tokens itself with :func:`.rest.mint_access_token`.
+
+    Only for trusted environments (a backend, a CLI, tests): it holds the connector token.
+    """
+
+    async def provide() -> AccessToken:
+        return await rest.mint_access_token(
+            base_url, connector_token, host, client=client, retry=retry
+        )
+
+    return provide
+
+
+class _TokenCache:
+    """The current access token, refreshed single-flight: concurrent callers share one call."""
+
+    def __init__(self, provider: TokenProvider, wall: Callable[[], float]) -> None:
+        self._provider = provider
+        self._wall = wall
+        self._token: AccessToken | None = None
+        self._refreshing: trio.Event | None = None
+        self._failure: BaseException | None = None
+        self.calls = 0
+
+    def invalidate(self, token: AccessToken | None = None) -> None:
+        """Forget ``token`` (refused by the server; a newer token is kept), or with ``None``
+        whatever token is current (a new session gets a fresh token, protocol §17)."""
+        if token is None or self._token is token:
+            self._token = None
+
+    async def get(self) -> AccessToken:
+        """The current token, or a fresh one if there is none or it is (nearly) expired."""
+        while True:
+            token = self._token
+            if token is not None and not token.is_expired(self._wall()):
+                await trio.lowlevel.checkpoint()
+                return token
+            pending = self._refreshing
+            if pending is None:
+                return await self._refresh()
+            await pending.wait()
+            if self._failure is not None and self._token is None:
+                raise TokenUnavailableError("the token provider failed") from self._failure
+
+    async def _refresh(self) -> AccessToken:
+        done = self._refreshing = trio.Event()
+        self._failure = None
+        self.calls += 1
+        try:
+            token: object = await self._provider()
+        except Exception as exc:
+            self._failure = exc
+            raise TokenUnavailableError("the token provider failed") from exc
+        finally:
+            self._refreshing = None
+            done.set()
+        if not isinstance(token, AccessToken):
+            self._failure = TypeError(f"token provider returned {type(token).__name__}")
+            raise TokenUnavailableError("the token provider failed") from self._failure
+        self._token = token
+        return token
+
+
+@attrs.frozen
+class Update:
+    """A snapshot of the session, published after every input that changed something."""
+
+    version: int
+    """Increases with every published snapshot."""
+    state: SessionState
+    """The driver state (conversation, outbox, counters...)."""
+    status: StatusChanged | None
+    """The latest link status."""
+    finished: Finished | None
+    """Set on the last snapshot: the session is over (see :attr:`Session.finished`)."""
+
+    @property
+    def conversation(self) -> Conversation:
+        """The folded conversation (``state.conversation``)."""
+        return self.state.conversation
+
+
+@attrs.define(eq=False)
+class _Close:
+    code: int
+    reason: str
+
+
+@attrs.define(eq=False)
+class _Link:
+    """One socket generation: its cancel scope and its outgoing queue."""
+
+    generation: int
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    outgoing: trio.MemorySendChannel[str | _Close] = attrs.field(init=False)
+    pending: trio.MemoryReceiveChannel[str | _Close] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.outgoing, self.pending = trio.open_memory_channel[str | _Close](math.inf)
+
+
+class _UpdateIterator:
+    """``async for`` over a session's snapshots, skipping any it was too slow to see."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._seen = 0
+        self._done = False
+
+    def __aiter__(self) -> _UpdateIterator:
+        return self
+
+    async def __anext__(self) -> Update:
+        if self._done:
+            raise StopAsyncIteration
+        update = await self._session.next_update(self._seen)
+        if update is None:
+            self._done = True
+            raise StopAsyncIteration
+        self._seen = update.version
+        if update.finished is not None:
+            self._done = True
+        return update
+
+
+class Session:
+    """A running session; obtained from :func:`open_session`, valid inside its ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        nursery: trio.Nursery,
+        state: SessionState,
+        base_url: str,
+        tokens: _TokenCache,
+        http: httpx.AsyncClient,
+        streaming: bool,
+        platform: str,
+        user_agent: str | None,
+        ssl_context: ssl.SSLContext | None,
+        clock: Clock,
+        events_capacity: int,
+        auto_new_session: bool,
+        max_new_sessions: int,
+    ) -> None:
+        self._nursery = nursery
+        self._state = state
+        self._base_url = base_url
+        self._tokens = tokens
+        self._http = http
+        self._streaming = streaming
+        self._platform = platform
+        self._user_agent = user_agent
+        self._ssl_context = ssl_context
+        self._clock = clock
+        self._auto_new_session = auto_new_session
+        self._max_new_sessions = max_new_sessions
+        self._new_sessions_in_a_row = 0
+        self._links: dict[int, _Link] = {}
+        self._timer_scope: trio.CancelScope | None = None
+        self._status: StatusChanged | None = None
+        self._finished: Finished | None = None
+        self._finished_event = trio.Event()
+        self._renewal: trio.Event | None = None
+        self._closed = False
+        self._version = 0
+        self._update = Update(0, state, None, None)
+        self._changed = trio.Event()
+        self._events_in, self._events_out = trio.open_memory_channel[ServerEvent](events_capacity)
+        self.events_dropped = 0
+        """Applied events discarded because the :meth:`events` channel was full."""
+        self.last_resume: Resumed | None = None
+        """The outcome of the latest reconnect, if any."""
+        self.error: BaseException | None = None
+        """Why creating a replacement session failed, if it did."""
+
+    # --- public view ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """The latest driver state."""
+        return self._state
+
+    @property
+    def conversation(self) -> Conversation:
+        """The latest conversation snapshot."""
+        return self._state.conversation
+
+    @property
+    def session_id(self) -> str:
+        """The current session id (it changes when a replacement session is created)."""
+        return self._state.session_id
+
+    @property
+    def status(self) -> StatusChanged | None:
+        """The latest link status."""
+        return self._status
+
+    @property
+    def finished(self) -> Finished | None:
+        """How the session finished, once it is over for good (no replacement coming)."""
+        return self._finished
+
+    @property
+    def latest(self) -> Update:
+        """The latest published snapshot."""
+        return self._update
+
+    @property
+    def token_requests(self) -> int:
+        """How many times the token provider was called."""
+        return self._tokens.calls
+
+    async def wait_finished(self) -> Finished:
+        """Wait until the session is over; return how it finished."""
+        await self._finished_event.wait()
+        finished = self._finished
+        if finished is None:
+            raise LocalProtocolError("the session was closed before it finished")
+        return finished
+
+    def updates(self) -> _UpdateIterator:
+        """Iterate over snapshots, conflated: a slow consumer only sees the latest one.
+
+        The iteration ends after the snapshot carrying :attr:`Update.finished`, or when the
+        session is closed. Each call returns an independent iterator.
+        """
+        return _UpdateIterator(self)
+
+    async def next_update(self, after_version: int) -> Update | None:
+        """Wait for a snapshot newer than ``after_version``; ``None`` once the session is closed."""
+        while self._update.version <= after_version:
+            if self._closed:
+                await trio.lowlevel.checkpoint()
+                return None
+            await self._changed.wait()
+        await trio.lowlevel.checkpoint()
+        return self._update
+
+    def events(self) -> trio.MemoryReceiveChannel[ServerEvent]:
+        """Every newly applied server event, in order, through a bounded channel.
+
+        When the channel is full the oldest event is dropped (counted in :attr:`events_dropped`):
+        the reader is never blocked. The channel closes when the session is over.
+        """
+        return self._events_out
+
+    # --- intents -------------------------------------------------------------------------------
+
+    async def send(self, text: str) -> str:
+        """Send a user message; return its ``client_event_id``.
+
+        Raises :class:`.LocalProtocolError` for blank or oversized text or after the end.
+        """
+        await self._await_renewal()
+        effects = self._intent(SendText(text))
+        for effect in effects:
+            if isinstance(effect, Delivery) and effect.status is DeliveryStatus.PENDING:
+                return effect.client_event_id
+        raise LocalProtocolError("the message was not accepted")  # pragma: no cover
+
+    async def pick(self, index: int) -> str:
+        """Send the ``index``-th (0-based) current suggestion; return its ``client_event_id``."""
+        await self._await_renewal()
+        effects = self._intent(PickSuggestion(index))
+        for effect in effects:
+            if isinstance(effect, Delivery) and effect.status is DeliveryStatus.PENDING:
+                return effect.client_event_id
+        raise LocalProtocolError("the suggestion was not accepted")  # pragma: no cover
+
+    async def typing(self, started: bool) -> None:
+        """Tell the server the user started (``True``) or stopped typing (throttled)."""
+        await self._await_renewal()
+        self._intent(SetTyping(started))
+
+    async def end(self) -> None:
+        """Leave: send ``USER_END_SESSION``; :meth:`wait_finished` then returns the end."""
+        await self._await_renewal()
+        self._intent(EndSession())
+
+    def delivery_status(self, client_event_id: str) -> DeliveryStatus | None:
+        """Where a sent message stands (``None`` if unknown)."""
+        entry = self._state.delivery(client_event_id)
+        return None if entry is None else entry.status
+
+    def _intent(self, event: Input) -> list[Effect]:
+        if self._closed:
+            raise LocalProtocolError("the session is closed")
+        return self._feed(event)
+
+    async def _await_renewal(self) -> None:
+        """Checkpoint, first waiting for a replacement session being created, if any.
+
+        Intents then execute without awaiting: a cancelled call has sent nothing.
+        """
+        renewal = self._renewal
+        if renewal is not None:
+            await renewal.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    # --- the single entry point ----------------------------------------------------------------
+
+    def _feed(self, event: Input) -> list[Effect]:
+        """Step the driver and execute its effects, without awaiting (so inputs never interleave).
+
+        Raises :class:`.LocalProtocolError` for an illegal intent (the state is then unchanged).
+        """
+        if self._closed:
+            return []
+        state, effects = step(self._state, event, self._clock())
+        self._state = state
+        renewing = self._renewal_wanted(effects)
+        for effect in effects:
+            self._execute(effect, renewing)
+        self._publish()
+        return effects
+
+    def _renewal_wanted(self, effects: list[Effect]) -> bool:
+        for effect in effects:
+            if isinstance(effect, NeedNewSession):
+                return (
+                    self._auto_new_session
+                    and effect.reason in _RENEWABLE
+                    and self._new_sessions_in_a_row < self._max_new_sessions
+                )
+        return False
+
+    def _execute(self, effect: Effect, renewing: bool) -> None:
+        if isinstance(effect, SendFrame):
+            link = self._links.get(effect.generation)
+            if link is None or not _offer(link, effect.text):
+                logger.debug("dropping a frame for closed link %d", effect.generation)
+        elif isinstance(effect, Applied):
+            self._publish_event(effect.event)
+        elif isinstance(effect, WakeAt):
+            if self._timer_scope is not None:
+                self._timer_scope.deadline = self._trio_deadline(effect.deadline)
+        elif isinstance(effect, OpenSocket):
+            link = self._links[effect.generation] = _Link(effect.generation)
+            self._nursery.start_soon(self._run_link, link, effect)
+        elif isinstance(effect, CloseSocket):
+            self._close_link(effect.generation, effect.code, effect.reason)
+        elif isinstance(effect, AbortSocket):
+            logger.info("aborting link %d: %s", effect.generation, effect.reason)
+            link = self._links.get(effect.generation)
+            if link is not None:
+                link.scope.cancel()
+        elif isinstance(effect, StatusChanged):
+            self._status = effect
+            logger.info(
+                "link %s: %s (attempt %d%s)",
+                effect.status.value,
+                effect.reason,
+                effect.attempt,
+                "" if effect.retry_in is None else f", retry in {effect.retry_in:.1f} s",
+            )
+        elif isinstance(effect, ProtocolViolation):
+            logger.warning("protocol violation from the server: %s", effect.error)
+        elif isinstance(effect, Delivery):
+            logger.debug("delivery %s: %s", effect.client_event_id, effect.status.value)
+        elif isinstance(effect, Resumed):
+            self.last_resume = effect
+            logger.info("resumed (%s) from cursor %d", effect.kind.value, effect.previous_cursor)
+        elif isinstance(effect, NeedNewSession):
+            logger.info("a new session is needed: %s", effect.reason.value)
+            if renewing:
+                self._new_sessions_in_a_row += 1
+                self._renewal = trio.Event()
+                self._nursery.start_soon(self._renew, effect.reason)
+        else:  # Finished
+            logger.info("session finished: %s (%s)", effect.kind.value, effect.reason)
+            if not renewing:
+                self._set_finished(effect)
+
+    def _set_finished(self, finished: Finished) -> None:
+        if self._finished is None:
+            self._finished = finished
+            self._finished_event.set()
+            self._events_in.close()
+
+    def _publish(self) -> None:
+        update = self._update
+        if (
+            update.state is self._state
+            and update.status is self._status
+            and update.finished is self._finished
+        ):
+            return
+        self._version += 1
+        self._update = Update(self._version, self._state, self._status, self._finished)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _publish_event(self, event: ServerEvent) -> None:
+        if self._finished is not None:
+            return
+        while True:
+            try:
+                self._events_in.send_nowait(event)
+            except trio.WouldBlock:
+                try:
+                    self._events_out.receive_nowait()
+                except (trio.WouldBlock, trio.ClosedResourceError):  # pragma: no cover
+                    return
+                self.events_dropped += 1
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return  # nobody listens any more
+            else:
+                return
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def _trio_deadline(self, deadline: float | None, floor: float = -math.inf) -> float:
+        """Convert a driver deadline (in the clock's monotonic time) to trio time."""
+        if deadline is None:
+            return math.inf
+        at = trio.current_time() + (deadline - self._clock().monotonic)
+        return max(at, floor)
+
+    async def _run_timer(self) -> None:
+        """The one timer: sleep until ``state.deadline`` (moved by ``WakeAt``), feed ``WakeUp``."""
+        fired_for: float | None = None
+        while True:
+            deadline = self._state.deadline
+            floor = -math.inf
+            if deadline is not None and deadline == fired_for:
+                # The driver did not move its deadline on the last wake-up (e.g. the wall clock
+                # lags the monotonic one): do not spin.
+                floor = trio.current_time() + _MIN_REWAKE
+            with trio.CancelScope(deadline=self._trio_deadline(deadline, floor)) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            fired_for = deadline
+            self._feed(WakeUp())
+
+    # --- links ---------------------------------------------------------------------------------
+
+    async def _run_link(self, link: _Link, request: OpenSocket) -> None:
+        """One socket generation, from connecting to closed."""
+        try:
+            with link.scope:
+                await self._connect(link, request)
+        finally:
+            self._links.pop(link.generation, None)
+            link.outgoing.close()
+            link.done.set()
+
+    async def _connect(self, link: _Link, request: OpenSocket) -> None:
+        generation = link.generation
+        try:
+            token = await self._tokens.get()
+        except TokenUnavailableError as exc:
+            logger.warning("no access token for link %d: %r", generation, exc.__cause__)
+            self._feed(ConnectFailed(generation, "no access token"))
+            return
+        url = websocket_url(self._base_url, request.session_id, token.secret, request.cursor)
+        logger.debug("link %d: connecting to %s", generation, redact_url(url))
+        target = _Target.parse(url)
+        handshake_timeout = self._state.config.connect_timeout_seconds
+        try:
+            with trio.fail_after(handshake_timeout):
+                stream = await target.connect(self._ssl_context)
+        except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+            logger.info("link %d: connection failed: %s", generation, type(exc).__name__)
+            self._feed(ConnectFailed(generation, type(exc).__name__))
+            return
+        # We own the stream, so it is closed whichever way the link ends (trio-websocket leaves
+        # it open after an abnormal closure), and an abort needs no closing handshake.
+        opened = False
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(handshake_timeout):
+                    ws = await wrap_client_stream(
+                        nursery,
+                        stream,
+                        target.host_header,
+                        target.resource,
+                        max_message_size=MAX_INBOUND_MESSAGE,
+                    )
+                opened = True
+                self._new_sessions_in_a_row = 0
+                self._feed(LinkOpened(generation))
+                code, reason = await self._pump(link, ws)
+                self._feed(LinkClosed(generation, code, reason))
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            rejected, rest_ = group.split(ConnectionRejected)
+            if opened or (rest_ is not None and rest_.split(_CONNECT_ERRORS)[1] is not None):
+                raise
+            if rejected is None:
+                logger.info("link %d: handshake failed: %r", generation, group.exceptions[0])
+                self._feed(ConnectFailed(generation, "handshake failed"))
+            else:
+                self._refused(generation, token, _first(rejected, ConnectionRejected))
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    def _refused(self, generation: int, token: AccessToken, exc: ConnectionRejected) -> None:
+        status = exc.status_code
+        body = (exc.body or b"").decode("utf-8", "replace")[:200]
+        logger.info("link %d: handshake refused with HTTP %d: %s", generation, status, body)
+        if status in (401, 403):
+            self._tokens.invalidate(token)
+        self._feed(HandshakeFailed(generation, status, body, _retry_after(exc.headers)))
+
+    async def _pump(self, link: _Link, ws: WebSocketConnection) -> tuple[int | None, str]:
+        """Run the link's writer and read frames until the socket closes; return the close."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write, link, ws)
+            while True:
+                try:
+                    data = await ws.get_message()
+                except ConnectionClosed as exc:
+                    nursery.cancel_scope.cancel()
+                    close = exc.reason
+                    if close is None:
+                        return None, ""
+                    logger.debug("link %d: closed with %d", link.generation, close.code)
+                    return close.code, close.reason or ""
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("link %d <- %s", link.generation, _clip(data))
+                self._feed(FrameReceived(link.generation, data))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(self, link: _Link, ws: WebSocketConnection) -> None:
+        """The link's only writer: frames in order, then at most one close."""
+        async with link.pending:
+            async for item in link.pending:
+                if isinstance(item, _Close):
+                    with trio.move_on_after(_CLOSE_TIMEOUT):
+                        await ws.aclose(item.code, item.reason)
+                    link.scope.cancel()
+                    return
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("link %d -> %s", link.generation, _clip(item))
+                try:
+                    await ws.send_message(item)
+                except ConnectionClosed:
+                    return
+
+    def _close_link(self, generation: int, code: int, reason: str) -> None:
+        link = self._links.get(generation)
+        if link is None:
+            return
+        if _offer(link, _Close(code, reason)):
+            link.outgoing.close()
+        else:
+            link.scope.cancel()  # the writer is gone: nothing can be sent any more
+
+    # --- replacement sessions ------------------------------------------------------------------
+
+    async def _renew(self, reason: NewSessionReason) -> None:
+        """Create a replacement session and feed ``StartNewSession`` (or finish for good)."""
+        renewal = self._renewal
+        self._tokens.invalidate()
+        try:
+            token = await self._tokens.get()
+            info = await rest.create_session(
+                self._base_url,
+                token,
+                streaming=self._streaming,
+                platform=self._platform,
+                user_agent=self._user_agent,
+                client=self._http,
+            )
+        except (MessagingError, httpx.HTTPError) as exc:
+            logger.warning("could not create a replacement session (%s): %s", reason.value, exc)
+            self.error = exc
+            if self._state.finished is not None:
+                self._set_finished(self._state.finished)
+            self._publish()
+        else:
+            logger.info("continuing on a new session (%s)", reason.value)
+            self._feed(StartNewSession(info.session_id))
+        finally:
+            self._renewal = None
+            if renewal is not None:
+                renewal.set()
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        """Stop feeding the driver, then close the open socket politely (bounded wait)."""
+        current = self._links.get(self._state.generation)
+        self._close()
+        if current is not None:
+            self._close_link(current.generation, 1000, "client closing")
+            with trio.move_on_after(_CLOSE_TIMEOUT):
+                await current.done.wait()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._events_in.close()
+        self._finished_event.set()
+        self._changed.set()
+
+
+_CONNECT_ERRORS: Final = (
+    HandshakeError,
+    ConnectionClosed,
+    OSError,
+    trio.BrokenResourceError,
+    trio.TooSlowError,
+)
+
+
+def _first(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
+    """The first exception of type ``kind`` in a (possibly nested) group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc, kind)
+        if isinstance(exc, kind):
+            return exc
+    raise LookupError(kind.__name__)  # pragma: no cover
+
+
+@attrs.frozen
+class _Target:
+    """Where a WebSocket URL points."""
+
+    host: str
+    port: int
+    tls: bool
+    resource: str
+
+    @classmethod
+    def parse(cls, url: str) -> _Target:
+        parts = urlsplit(url)
+        tls = parts.scheme == "wss"
+        host = parts.hostname or ""
+        port = parts.port or (443 if tls else 80)
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(host, port, tls, resource)
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == (443 if self.tls else 80) else f"{host}:{self.port}"
+
+    async def connect(
+        self, context: ssl.SSLContext | None
+    ) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+        """Open TCP (and TLS, handshake included, so certificate errors surface here)."""
+        if not self.tls:
+            return await trio.open_tcp_stream(self.host, self.port)
+        stream = await trio.open_ssl_over_tcp_stream(
+            self.host,
+            self.port,
+            ssl_context=context or ssl.create_default_context(),
+            https_compatible=True,
+        )
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        return stream
+
+
+def _offer(link: _Link, item: str | _Close) -> bool:
+    """Queue ``item`` for the link's writer; ``False`` if the writer is gone."""
+    try:
+        link.outgoing.send_nowait(item)
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        return False
+    return True
+
+
+def _retry_after(headers: tuple[tuple[bytes, bytes], ...]) -> float | None:
+    for name, value in headers:
+        if name.lower() == b"retry-after":
+            return rest.parse_retry_after(value.decode("latin-1"), now=time.time())
+    return None
+
+
+def _clip(data: str | bytes) -> str:
+    text = data if isinstance(data, str) else f"<binary frame of {len(data)} bytes>"
+    return text if len(text) <= _LOG_FRAME_CHARS else text[:_LOG_FRAME_CHARS] + "…"
+
+
+def _default_clock() -> Now:
+    return Now(trio.current_time(), time.time())
+
+
+@asynccontextmanager
+async def open_session(
+    base_url: str,
+    token_provider: TokenProvider,
+    *,
+    session_id: str | None = None,
+    streaming: bool = False,
+    platform: str = "custom",
+    user_agent: str | None = None,
+    config: SessionConfig | None = None,
+    seed: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    clock: Clock | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    events_capacity: int = 1024,
+    auto_new_session: bool = True,
+    max_new_sessions: int = 3,
+) -> AsyncIterator[Session]:
+    """Connect a session and run it until the block exits (or an outer cancel).
+
+    ``base_url`` is the REST base URL (``https://...``; plain ``http://`` only on loopback). With
+    ``session_id=None`` a session is created first (``streaming``, ``platform``, ``user_agent``
+    go to Create Session). ``ssl_context`` is used for ``wss://`` and, unless ``http_client`` is
+    given, for the REST calls. ``seed`` makes backoff jitter and client event ids repeatable.
+
+    When the server no longer knows the session (handshake 404/401/403, close 4001), a
+    replacement session is created automatically (``auto_new_session``), at most
+    ``max_new_sessions`` times in a row; a session that expired while we were disconnected is
+    not replaced: it finishes as ``ended_while_disconnected``.
+
+    Leaving the block closes the socket (code 1000, bounded wait) and cancels every task; the
+    session itself stays alive on the server and could be resumed by id.
+    """
+    check_transport_security(base_url)
+    if events_capacity < 1:
+        raise ValueError("events_capacity must be at least 1")
+    read_clock = clock if clock is not None else _default_clock
+    tokens = _TokenCache(token_provider, lambda: read_clock().wall)
+    async with _http_scope(http_client, ssl_context) as http:
+        if session_id is None:
+            token = await tokens.get()
+            info = await rest.create_session(
+                base_url,
+                token,
+                streaming=streaming,
+                platform=platform,
+                user_agent=user_agent,
+                client=http,
+            )
+            session_id = info.session_id
+        state = SessionState.new(
+            session_id,
+            seed=seed if seed is not None else secrets.randbits(63),
+            config=config,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                session = Session(
+                    nursery=nursery,
+                    state=state,
+                    base_url=base_url,
+                    tokens=tokens,
+                    http=http,
+                    streaming=streaming,
+                    platform=platform,
+                    user_agent=user_agent,
+                    ssl_context=ssl_context,
+                    clock=read_clock,
+                    events_capacity=events_capacity,
+                    auto_new_session=auto_new_session,
+                    max_new_sessions=max_new_sessions,
+                )
+                nursery.start_soon(session._run_timer)
+                session._feed(Start())
+                try:
+                    yield session
+                    await session._shutdown()
+                finally:
+                    session._close()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The background tasks only end by cancellation: a lone exception is the caller's
+            # own (or a cancellation); give it back unwrapped.
+            if len(group.exceptions) == 1:
+                _reraise(group.exceptions[0])
+            raise
+
+
+def _reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` again without chaining the group it was unwrapped from."""
+    context = exc.__context__
+    try:
+        raise exc
+    finally:
+        exc.__context__ = context
+        del exc, context
+
+
+@asynccontextmanager
+async def _http_scope(
+    client: httpx.AsyncClient | None, ssl_context: ssl.SSLContext | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    if client is not None:
+        yield client
+        return
+    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+    async with httpx.AsyncClient(
+        timeout=rest.DEFAULT_TIMEOUT, follow_redirects=False, verify=verify
+    ) as owned:
+        yield owned
