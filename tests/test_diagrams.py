@@ -34,6 +34,13 @@ def test_check_mode(capsys: object) -> None:
     assert load_script().main(["--check"]) == 0
 
 
+def test_readme_embeds_the_generated_diagram() -> None:
+    script = load_script()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```mermaid\n{script.phases_mermaid()}```" in readme
+    assert script.readme_with_diagram(readme, script.phases_mermaid()) == readme
+
+
 def edges(source: str) -> set[tuple[str, str, str]]:
     found = set()
     for line in source.splitlines():
