@@ -53,10 +53,12 @@ from polyai_messaging.inputs import (
     Input,
     LinkClosed,
     LinkOpened,
+    NewSessionFailed,
     Now,
     SendText,
     SetTyping,
     Start,
+    StartNewSession,
     WakeUp,
 )
 from polyai_messaging.session import SessionConfig, SessionState, step
@@ -400,7 +402,8 @@ def test_handshake_404_401_need_new_session_not_retried(
     d.wake()
     effects = d(HandshakeFailed(d.state.generation, status))
     assert of(NeedNewSession, effects) == [NeedNewSession(reason)]
-    assert of(Finished, effects)[0].kind is FinishKind.NEW_SESSION_REQUIRED
+    assert not of(Finished, effects)  # a replacement is on its way, not the end
+    assert d.state.renewing
     assert d.state.deadline is None
     assert not of(OpenSocket, d.wake(d.t + 1000))
 
@@ -421,9 +424,7 @@ def test_expired_while_disconnected() -> None:
     d.wake()
     # the machine was away: the next failure is seen 700 s of wall time later
     effects = d(ConnectFailed(d.state.generation), at=d.t + 1, jump=700.0)
-    assert of(NeedNewSession, effects) == [
-        NeedNewSession(NewSessionReason.EXPIRED_WHILE_DISCONNECTED)
-    ]
+    assert not of(NeedNewSession, effects)  # the conversation is over: no automatic replacement
     assert of(Finished, effects)[0].kind is FinishKind.ENDED_WHILE_DISCONNECTED
     assert d.state.delivery("c1").status is DeliveryStatus.FAILED
 
@@ -858,9 +859,7 @@ def test_resume_window_checked_while_disconnected() -> None:
     assert d.state.deadline <= 1.0 + 600
     # woken before the reconnect is due, but the wall clock says the session expired
     effects = d(WakeUp(), at=2.1, jump=700)
-    assert of(NeedNewSession, effects) == [
-        NeedNewSession(NewSessionReason.EXPIRED_WHILE_DISCONNECTED)
-    ]
+    assert of(Finished, effects)[0].kind is FinishKind.ENDED_WHILE_DISCONNECTED
 
 
 # --- observability ----------------------------------------------------------------------------
@@ -1016,3 +1015,71 @@ def test_idle_deadline_fires_even_if_the_wall_clock_was_stepped_back() -> None:
             break
     assert d.state.finished is not None
     assert d.state.finished.kind is FinishKind.ENDED_WHILE_DISCONNECTED
+
+
+# --- replacement sessions ---------------------------------------------------------------------
+
+
+def test_replacement_session_continues_with_a_fresh_conversation() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(LinkClosed(d.state.generation, 4001))
+    effects = d(StartNewSession("sess-2"))
+    (opened,) = of(OpenSocket, effects)
+    assert (opened.session_id, opened.cursor) == ("sess-2", 0)
+    assert d.state.conversation.cursor == 0
+    assert not d.state.renewing
+    effects = d.settled_open(session_start(1))
+    assert JOIN in sent_types(effects)  # a new conversation: the agent is asked to join
+
+
+def test_replacements_in_a_row_are_bounded_and_reset_by_an_open_link() -> None:
+    d = Drive(max_new_sessions=2)
+    d.settled_open(*HISTORY)
+    for n in (2, 3):
+        assert of(NeedNewSession, d(LinkClosed(d.state.generation, 4001)))
+        d(StartNewSession(f"sess-{n}"))
+        effects = d(HandshakeFailed(d.state.generation, 404)) if n == 3 else []
+    # third "session unknown" in a row without a link opening: give up
+    assert not of(NeedNewSession, effects)
+    assert of(Finished, effects)[0].kind is FinishKind.NEW_SESSION_REQUIRED
+    # an open link restarts the count
+    d2 = Drive(max_new_sessions=1)
+    d2.settled_open(*HISTORY)
+    for n in range(3):
+        assert of(NeedNewSession, d2(LinkClosed(d2.state.generation, 4001)))
+        d2(StartNewSession(f"s{n}"))
+        d2(LinkOpened(d2.state.generation))
+        assert d2.state.new_sessions_in_a_row == 0
+
+
+def test_zero_replacements_finishes_at_once() -> None:
+    d = Drive(max_new_sessions=0)
+    d.settled_open(*HISTORY)
+    effects = d(LinkClosed(d.state.generation, 4001))
+    assert not of(NeedNewSession, effects)
+    assert of(Finished, effects)[0].kind is FinishKind.NEW_SESSION_REQUIRED
+
+
+def test_failed_replacement_finishes_with_its_error() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("hi", "c1"))
+    effects = d(LinkClosed(d.state.generation, 4001))
+    assert Delivery("c1", DeliveryStatus.FAILED) in effects  # visible, never lost silently
+    effects = d(NewSessionFailed("create session: 500 Failed to create session"))
+    (finished,) = of(Finished, effects)
+    assert finished == Finished(
+        FinishKind.NEW_SESSION_REQUIRED, "create session: 500 Failed to create session"
+    )
+    with pytest.raises(LocalProtocolError):
+        d(SendText("again"))
+
+
+def test_start_new_session_refused_while_the_session_is_fine() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    before = d.state
+    with pytest.raises(LocalProtocolError):
+        d(StartNewSession("other"))
+    assert d.state == before

@@ -57,14 +57,13 @@ class NewSessionReason(enum.Enum):
     """Handshake 401/403: token invalid, expired or not matching the session."""
     SESSION_UNKNOWN = "session_unknown"
     """Close code 4001 (the vendor SDKs' "session unknown")."""
-    EXPIRED_WHILE_DISCONNECTED = "expired_while_disconnected"
-    """We were away longer than the idle timeout: the server has ended the session."""
 
 
 class FinishKind(enum.Enum):
     ENDED = "ended"
     """``SESSION_END`` was received (reason in :attr:`Finished.reason`)."""
     ENDED_WHILE_DISCONNECTED = "ended_while_disconnected"
+    """We were silent longer than the idle timeout: the server has ended the conversation."""
     NEW_SESSION_REQUIRED = "new_session_required"
     GAVE_UP = "gave_up"
     """``max_reconnect_attempts`` consecutive reconnects failed."""
@@ -156,7 +155,9 @@ class Resumed:
 
 @attrs.frozen
 class NeedNewSession:
-    """This session cannot be resumed: mint a token, create a session, feed StartNewSession."""
+    """This session cannot be resumed: mint a token, create a session, and feed
+    ``StartNewSession`` (or ``NewSessionFailed``). The driver emits it only when it wants a
+    replacement (at most ``max_new_sessions`` in a row); the adapter always complies."""
 
     reason: NewSessionReason
 

@@ -17,6 +17,7 @@ __all__ = [
     "Input",
     "LinkClosed",
     "LinkOpened",
+    "NewSessionFailed",
     "Now",
     "PickSuggestion",
     "SendText",
@@ -116,9 +117,20 @@ class EndSession:
 
 @attrs.frozen
 class StartNewSession:
-    """After ``NeedNewSession``: continue on a freshly created session ``session_id``."""
+    """After ``NeedNewSession``: continue on a freshly created session ``session_id``.
+
+    Also accepted after ``Finished`` of kind ``new_session_required`` or
+    ``ended_while_disconnected``, when the application chooses to start over.
+    """
 
     session_id: str
+
+
+@attrs.frozen
+class NewSessionFailed:
+    """After ``NeedNewSession``: the replacement could not be created (``error`` says why)."""
+
+    error: str
 
 
 Input = (
@@ -134,5 +146,6 @@ Input = (
     | SetTyping
     | EndSession
     | StartNewSession
+    | NewSessionFailed
 )
 """Everything :func:`polyai_messaging.session.step` accepts."""

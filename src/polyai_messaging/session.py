@@ -61,6 +61,7 @@ from .inputs import (
     Input,
     LinkClosed,
     LinkOpened,
+    NewSessionFailed,
     Now,
     PickSuggestion,
     SendText,
@@ -76,6 +77,7 @@ from .wire import decode, encode, encoded_size
 __all__ = ["Counters", "SessionConfig", "SessionState", "step"]
 
 _REJOIN_HINTS = frozenset({SystemHint.REJOIN})
+_EXPIRED_REASON = "idle timeout passed while disconnected"
 _INDICATOR_EVENTS = frozenset({PolyAgentThinking, LiveAgentTyping})
 
 
@@ -102,6 +104,9 @@ class SessionConfig:
     """Wall-clock advancing this much more than monotonic time means the machine slept."""
     connect_timeout_seconds: float = 15.0
     """A handshake that has not completed by then counts as a failed attempt."""
+    max_new_sessions: int = 3
+    """Replacement sessions asked for in a row (handshake 401/404, close 4001) before giving
+    up; the count restarts when a link opens. 0: never ask, finish instead."""
     end_timeout_seconds: float = 5.0
     """After USER_END_SESSION, how long to wait for SESSION_END before closing anyway."""
     resend_check_seconds: float = 5.0
@@ -153,6 +158,9 @@ class SessionState:
     draws: int = 0
     end_requested_at: float | None = None
     finished: Finished | None = None
+    renewing: bool = False
+    """NeedNewSession was emitted; waiting for StartNewSession or NewSessionFailed."""
+    new_sessions_in_a_row: int = 0
     counters: Counters = Counters()
 
     @classmethod
@@ -209,7 +217,7 @@ class SessionState:
                 candidates += [e.next_check for e in self.outbox if e.awaiting_echo]
             if self.end_requested_at is not None:
                 candidates.append(self.end_requested_at + self.config.end_timeout_seconds)
-        elif self.finished is None and self.last_sent_monotonic is not None:
+        elif self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
             candidates.append(self.last_sent_monotonic + self.config.idle_timeout_seconds)
         present = [c for c in candidates if c is not None]
         return min(present) if present else None
@@ -320,6 +328,7 @@ def _on_opened(turn: _Turn, event: LinkOpened) -> None:
         conversation=s.conversation.without_indicators(),
         indicator_since=None,
     )
+    turn.update(new_sessions_in_a_row=0)
     if s.last_sent_wall is None:
         # The server's idle clock starts with the connection, even before we send anything.
         turn.update(last_sent_wall=turn.now.wall, last_sent_monotonic=turn.t)
@@ -471,7 +480,7 @@ def _on_connect_failed(turn: _Turn, event: ConnectFailed) -> None:
 def _schedule_reconnect(turn: _Turn, reason: str, floor: float = 0.0) -> None:
     s = turn.state
     if _idle_expired(turn):
-        _need_new_session(turn, NewSessionReason.EXPIRED_WHILE_DISCONNECTED)
+        _expired_while_disconnected(turn)
         return
     attempt = s.attempt
     if s.opened_at is not None and turn.t - s.opened_at >= s.config.stability_window_seconds:
@@ -509,22 +518,44 @@ def _idle_expired(turn: _Turn) -> bool:
     return elapsed >= s.config.idle_timeout_seconds
 
 
+def _expired_while_disconnected(turn: _Turn) -> None:
+    # The conversation is over: a replacement would be a different conversation, so the
+    # application decides (it may feed StartNewSession with a session of its own).
+    _finish(turn, FinishKind.ENDED_WHILE_DISCONNECTED, _EXPIRED_REASON, close=False)
+
+
 def _need_new_session(turn: _Turn, reason: NewSessionReason) -> None:
     if reason is NewSessionReason.SESSION_NOT_FOUND and _idle_expired(turn):
-        reason = NewSessionReason.EXPIRED_WHILE_DISCONNECTED
+        _expired_while_disconnected(turn)
+        return
+    s = turn.state
+    limit = s.config.max_new_sessions
+    if s.new_sessions_in_a_row >= limit:
+        note = f"{reason.value}; {limit} replacement sessions in a row did not connect"
+        _finish(turn, FinishKind.NEW_SESSION_REQUIRED, note, close=False)
+        return
+    _stand_down(turn, reason.value)
+    turn.update(renewing=True, new_sessions_in_a_row=s.new_sessions_in_a_row + 1)
     turn.emit(NeedNewSession(reason))
-    kind = (
-        FinishKind.ENDED_WHILE_DISCONNECTED
-        if reason is NewSessionReason.EXPIRED_WHILE_DISCONNECTED
-        else FinishKind.NEW_SESSION_REQUIRED
-    )
-    _finish(turn, kind, reason.value, close=False)
+
+
+def _on_new_session_failed(turn: _Turn, event: NewSessionFailed) -> None:
+    if turn.state.renewing:
+        _finish(turn, FinishKind.NEW_SESSION_REQUIRED, event.error, close=False)
 
 
 def _finish(turn: _Turn, kind: FinishKind, reason: str | None, *, close: bool) -> None:
     s = turn.state
     if close and s.link is LinkStatus.OPEN:
         turn.emit(CloseSocket(s.generation, 1000, "session ended"))
+    _stand_down(turn, reason or kind.value)
+    turn.update(finished=Finished(kind, reason), renewing=False)
+    turn.emit(Finished(kind, reason))
+
+
+def _stand_down(turn: _Turn, reason: str) -> None:
+    """No link, no timers; messages still pending are failed, visibly (never lost silently)."""
+    s = turn.state
     outbox = []
     for entry in s.outbox:
         if entry.status is DeliveryStatus.PENDING:
@@ -533,25 +564,25 @@ def _finish(turn: _Turn, kind: FinishKind, reason: str | None, *, close: bool) -
         else:
             outbox.append(entry)
     turn.update(
-        finished=Finished(kind, reason),
         link=LinkStatus.CLOSED,
         reconnect_at=None,
+        connecting_since=None,
         next_heartbeat=None,
         settle_at=None,
         end_requested_at=None,
         indicator_since=None,
         outbox=tuple(outbox),
     )
-    turn.status(LinkStatus.CLOSED, reason or kind.value)
-    turn.emit(Finished(kind, reason))
+    turn.status(LinkStatus.CLOSED, reason)
 
 
 def _on_start_new_session(turn: _Turn, event: StartNewSession) -> None:
     s = turn.state
-    if s.finished is None or s.finished.kind not in (
+    restartable = s.finished is not None and s.finished.kind in (
         FinishKind.NEW_SESSION_REQUIRED,
         FinishKind.ENDED_WHILE_DISCONNECTED,
-    ):
+    )
+    if not (s.renewing or restartable):
         raise LocalProtocolError("a new session is only needed after NeedNewSession")
     turn.state = SessionState(
         session_id=event.session_id,
@@ -561,6 +592,7 @@ def _on_start_new_session(turn: _Turn, event: StartNewSession) -> None:
         generation=s.generation,
         outbox=s.outbox,
         counters=s.counters,
+        new_sessions_in_a_row=s.new_sessions_in_a_row,
     )
     _open(turn, "new session")
 
@@ -587,7 +619,7 @@ def _on_wake(turn: _Turn, _: WakeUp) -> None:
     if s.indicator_since_deadline is not None and s.indicator_since_deadline <= t:
         turn.update(conversation=s.conversation.without_indicators(), indicator_since=None)
     if s.link is LinkStatus.RECONNECTING and _idle_expired(turn):
-        _need_new_session(turn, NewSessionReason.EXPIRED_WHILE_DISCONNECTED)
+        _expired_while_disconnected(turn)
         return
     if s.link is LinkStatus.RECONNECTING and s.reconnect_at is not None and s.reconnect_at <= t:
         _open(turn, "reconnecting")
@@ -599,8 +631,9 @@ def _on_wake(turn: _Turn, _: WakeUp) -> None:
             _schedule_reconnect(turn, "handshake timed out")
         return
     if s.link is not LinkStatus.OPEN:
-        if s.finished is None and s.link is not LinkStatus.IDLE and _idle_expired(turn):
-            _need_new_session(turn, NewSessionReason.EXPIRED_WHILE_DISCONNECTED)
+        idle = s.finished is None and not s.renewing and s.link is not LinkStatus.IDLE
+        if idle and _idle_expired(turn):
+            _expired_while_disconnected(turn)
         return
     liveness = s.liveness_deadline
     if liveness is not None and liveness <= t:
@@ -751,4 +784,5 @@ _HANDLERS: dict[type[Any], Callable[[_Turn, Any], None]] = {
     SetTyping: _on_typing,
     EndSession: _on_end,
     StartNewSession: _on_start_new_session,
+    NewSessionFailed: _on_new_session_failed,
 }

@@ -75,6 +75,7 @@ from .inputs import (
     Input,
     LinkClosed,
     LinkOpened,
+    NewSessionFailed,
     Now,
     PickSuggestion,
     SendText,
@@ -115,13 +116,6 @@ _E = TypeVar("_E", bound=BaseException)
 _CLOSE_TIMEOUT: Final = 2.0
 _MIN_REWAKE: Final = 0.05
 _LOG_FRAME_CHARS: Final = 2000
-_RENEWABLE: Final = frozenset(
-    {
-        NewSessionReason.SESSION_NOT_FOUND,
-        NewSessionReason.AUTHENTICATION_FAILED,
-        NewSessionReason.SESSION_UNKNOWN,
-    }
-)
 
 
 _TOKEN_IN_TEXT: Final = re.compile(r"(access_token=)[^&\s'\"]+", re.IGNORECASE)
@@ -297,8 +291,6 @@ class Session:
         ssl_context: ssl.SSLContext | None,
         clock: Clock,
         events_capacity: int,
-        auto_new_session: bool,
-        max_new_sessions: int,
     ) -> None:
         self._nursery = nursery
         self._state = state
@@ -310,9 +302,6 @@ class Session:
         self._user_agent = user_agent
         self._ssl_context = ssl_context
         self._clock = clock
-        self._auto_new_session = auto_new_session
-        self._max_new_sessions = max_new_sessions
-        self._new_sessions_in_a_row = 0
         self._links: dict[int, _Link] = {}
         self._timer_scope: trio.CancelScope | None = None
         self._status: StatusChanged | None = None
@@ -467,23 +456,12 @@ class Session:
             return []
         state, effects = step(self._state, event, self._clock())
         self._state = state
-        renewing = self._renewal_wanted(effects)
         for effect in effects:
-            self._execute(effect, renewing)
+            self._execute(effect)
         self._publish()
         return effects
 
-    def _renewal_wanted(self, effects: list[Effect]) -> bool:
-        for effect in effects:
-            if isinstance(effect, NeedNewSession):
-                return (
-                    self._auto_new_session
-                    and effect.reason in _RENEWABLE
-                    and self._new_sessions_in_a_row < self._max_new_sessions
-                )
-        return False
-
-    def _execute(self, effect: Effect, renewing: bool) -> None:
+    def _execute(self, effect: Effect) -> None:
         if isinstance(effect, SendFrame):
             link = self._links.get(effect.generation)
             if link is None or not _offer(link, effect.text):
@@ -521,14 +499,11 @@ class Session:
             logger.info("resumed (%s) from cursor %d", effect.kind.value, effect.previous_cursor)
         elif isinstance(effect, NeedNewSession):
             logger.info("a new session is needed: %s", effect.reason.value)
-            if renewing:
-                self._new_sessions_in_a_row += 1
-                self._renewal = trio.Event()
-                self._nursery.start_soon(self._renew, effect.reason)
+            self._renewal = trio.Event()
+            self._nursery.start_soon(self._renew, effect.reason)
         else:  # Finished
             logger.info("session finished: %s (%s)", effect.kind.value, effect.reason)
-            if not renewing:
-                self._set_finished(effect)
+            self._set_finished(effect)
 
     def _set_finished(self, finished: Finished) -> None:
         if self._finished is None:
@@ -637,7 +612,6 @@ class Session:
                         max_message_size=MAX_INBOUND_MESSAGE,
                     )
                 opened = True
-                self._new_sessions_in_a_row = 0
                 self._feed(LinkOpened(generation))
                 code, reason = await self._pump(link, ws)
                 self._feed(LinkClosed(generation, code, reason))
@@ -725,9 +699,7 @@ class Session:
         except (MessagingError, httpx.HTTPError) as exc:
             logger.warning("could not create a replacement session (%s): %s", reason.value, exc)
             self.error = exc
-            if self._state.finished is not None:
-                self._set_finished(self._state.finished)
-            self._publish()
+            self._feed(NewSessionFailed(f"replacement session ({reason.value}): {exc}"))
         else:
             logger.info("continuing on a new session (%s)", reason.value)
             self._feed(StartNewSession(info.session_id))
@@ -856,8 +828,6 @@ async def open_session(
     clock: Clock | None = None,
     http_client: httpx.AsyncClient | None = None,
     events_capacity: int = 1024,
-    auto_new_session: bool = True,
-    max_new_sessions: int = 3,
 ) -> AsyncIterator[Session]:
     """Connect a session and run it until the block exits (or an outer cancel).
 
@@ -866,10 +836,10 @@ async def open_session(
     go to Create Session). ``ssl_context`` is used for ``wss://`` and, unless ``http_client`` is
     given, for the REST calls. ``seed`` makes backoff jitter and client event ids repeatable.
 
-    When the server no longer knows the session (handshake 404/401/403, close 4001), a
-    replacement session is created automatically (``auto_new_session``), at most
-    ``max_new_sessions`` times in a row; a session that expired while we were disconnected is
-    not replaced: it finishes as ``ended_while_disconnected``.
+    When the driver asks for a replacement session (the server no longer knows this one:
+    handshake 404/401/403, close 4001; at most ``config.max_new_sessions`` in a row), it is
+    created with a fresh token. A session that expired while we were disconnected is not
+    replaced: it finishes as ``ended_while_disconnected``.
 
     Leaving the block closes the socket (code 1000, bounded wait) and cancels every task; the
     session itself stays alive on the server and could be resumed by id.
@@ -910,8 +880,6 @@ async def open_session(
                     ssl_context=ssl_context,
                     clock=read_clock,
                     events_capacity=events_capacity,
-                    auto_new_session=auto_new_session,
-                    max_new_sessions=max_new_sessions,
                 )
                 nursery.start_soon(session._run_timer)
                 session._feed(Start())
