@@ -34,6 +34,7 @@ from .conversation import (
     hint_for,
 )
 from .events import (
+    KNOWN_TYPES,
     ClientHandoffRequired,
     EventBatch,
     HandoffQueueStatus,
@@ -108,12 +109,11 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = conversation.cursor + 0.5
-    handler = _HANDLERS.get(type(event))
+    handler, trigger = _RULES.get(type(event), _NO_RULE)
     if handler is not None:
         handler(fields, event, rank)
-    kind = getattr(event, "TYPE", None)
-    if kind in PHASE_TRIGGERS:
-        _phase(fields, kind, rank)
+    if trigger is not None:
+        _phase(fields, trigger, rank)
     return Conversation.from_fields(fields)
 
 
@@ -318,3 +318,10 @@ _HANDLERS: dict[type[Any], _Handler] = {
     ClientHandoffRequired: _setter("client_handoff_info", lambda e: e.payload),
     SessionEnd: _setter("end_info", lambda e: e.payload.reason),
 }
+
+_NO_RULE: tuple[_Handler | None, str | None] = (None, None)
+_RULES: dict[type[Any], tuple[_Handler | None, str | None]] = {
+    cls: (_HANDLERS.get(cls), cls.TYPE if cls.TYPE in PHASE_TRIGGERS else None)
+    for cls in KNOWN_TYPES.values()
+}
+"""Per event class: its fact handler and, if it moves the phase, its trigger (one lookup)."""
