@@ -1,0 +1,113 @@
+"""Step handler for frames received on the open link.
+
+Decode, fold each event into the conversation (dropping duplicates, noticing a server whose
+history no longer matches ours), and react: confirm deliveries, retry a failed agent join,
+track the agent's indicators, settle or keep waiting for the replay, finish on SESSION_END.
+"""
+
+from __future__ import annotations
+
+from ._turn import Turn
+from .commands import RequestPolyAgentJoin
+from .conversation import Conversation, SystemHint, hint_for
+from .driver_link import current, finish, settle
+from .driver_outbox import confirm_deliveries
+from .effects import Applied, FinishKind, LinkStatus, ProtocolViolation
+from .errors import RemoteProtocolError
+from .events import (
+    EventBatch,
+    LiveAgentTyping,
+    PolyAgentThinking,
+    ServerEvent,
+    SystemMessage,
+    UserMessageEcho,
+)
+from .inputs import FrameReceived
+from .reducer import apply
+from .wire import decode
+
+__all__ = ["on_frame"]
+
+_REJOIN_HINTS = frozenset({SystemHint.REJOIN})
+_INDICATOR_EVENTS = frozenset({PolyAgentThinking, LiveAgentTyping})
+
+
+def on_frame(turn: Turn, event: FrameReceived) -> None:
+    if not current(turn, event.generation, LinkStatus.OPEN):
+        return
+    turn.update(last_inbound=turn.t)
+    if isinstance(event.data, bytes):
+        _violation(turn, RemoteProtocolError("binary frames are not part of the protocol"))
+        return
+    try:
+        decoded = decode(event.data)
+    except RemoteProtocolError as error:
+        _violation(turn, error)
+        return
+    is_batch = isinstance(decoded, EventBatch)
+    inner: tuple[ServerEvent, ...] = (decoded,)
+    if isinstance(decoded, EventBatch):
+        inner = decoded.events
+        for rejected in decoded.rejected:
+            _violation(turn, rejected)
+    interval = turn.state.heartbeat_interval
+    for item in inner:
+        _fold(turn, item)
+    s = turn.state
+    if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:
+        # SESSION_START announced a different interval: reschedule (0 disables, §14).
+        interval = s.heartbeat_interval
+        turn.update(next_heartbeat=turn.t + interval if interval > 0 else None)
+        s = turn.state
+    if not s.settled:
+        if is_batch:
+            turn.update(settle_at=turn.t + s.config.replay_quiet_seconds)
+        else:
+            settle(turn)
+    if turn.state.conversation.ended and turn.state.finished is None:
+        finish(turn, FinishKind.ENDED, turn.state.conversation.end_reason, close=True)
+
+
+def _violation(turn: Turn, error: RemoteProtocolError) -> None:
+    turn.count(protocol_violations=1)
+    turn.emit(ProtocolViolation(error))
+
+
+def _fold(turn: Turn, event: ServerEvent) -> None:
+    s = turn.state
+    conversation = s.conversation
+    if not s.settled and event.sequence is not None and event.sequence <= s.cursor_at_open:
+        known = conversation.journal.get(event.sequence)
+        if known is not None and known.id != event.id:
+            # The server's history no longer matches ours: it is the source of truth.
+            conversation = Conversation()
+            turn.update(reset_seen=True)
+    after = apply(conversation, event)
+    if after.duplicates_dropped > conversation.duplicates_dropped:
+        turn.count(duplicates_dropped=1)
+        turn.update(conversation=after)
+        return
+    turn.update(conversation=after)
+    turn.emit(Applied(event))
+    _react(turn, event)
+
+
+def _react(turn: Turn, event: ServerEvent) -> None:
+    s = turn.state
+    if type(event) is UserMessageEcho:
+        confirm_deliveries(turn)
+    elif (
+        type(event) is SystemMessage
+        and s.settled
+        and event.payload.level.endswith("ERROR")
+        and hint_for(event.payload.message) in _REJOIN_HINTS
+        and s.join_retries < s.config.max_join_retries
+        and not s.conversation.ended
+    ):
+        turn.update(join_retries=s.join_retries + 1)
+        turn.send(RequestPolyAgentJoin())
+    conversation = turn.state.conversation
+    if not (conversation.agent_thinking or conversation.live_agent_typing):
+        turn.update(indicator_since=None)
+    elif type(event) in _INDICATOR_EVENTS or turn.state.indicator_since is None:
+        turn.update(indicator_since=turn.t)

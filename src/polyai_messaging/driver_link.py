@@ -1,0 +1,358 @@
+"""Step handlers for the link's life and for time.
+
+Opening and reopening the socket, settling the replay that follows each open, reconnect
+scheduling with backoff, replacement sessions, finishing, and what the clock demands
+(heartbeats, liveness, handshake and idle timeouts, a machine that slept). Frames that arrive
+on an open link are :mod:`.driver_inbound`'s; the outbox is :mod:`.driver_outbox`'s.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from ._turn import Turn
+from .backoff import draw
+from .commands import Heartbeat, RequestPolyAgentJoin, UserEndSession
+from .driver_outbox import confirm_deliveries, transmit
+from .effects import (
+    AbortSocket,
+    CloseSocket,
+    Delivery,
+    DeliveryStatus,
+    Finished,
+    FinishKind,
+    LinkStatus,
+    NeedNewSession,
+    NewSessionReason,
+    OpenSocket,
+    Resumed,
+    ResumeKind,
+)
+from .errors import LocalProtocolError
+from .events import PolyAgentJoinRequested
+from .inputs import (
+    ConnectFailed,
+    HandshakeFailed,
+    LinkClosed,
+    LinkOpened,
+    NewSessionFailed,
+    Start,
+    StartNewSession,
+    WakeUp,
+)
+from .session_state import SessionState
+
+__all__ = [
+    "current",
+    "finish",
+    "notice_sleep",
+    "on_closed",
+    "on_connect_failed",
+    "on_handshake_failed",
+    "on_new_session_failed",
+    "on_opened",
+    "on_start",
+    "on_start_new_session",
+    "on_wake",
+    "settle",
+]
+
+_EXPIRED_REASON = "idle timeout passed while disconnected"
+
+
+# --- link lifecycle ---------------------------------------------------------------------------
+
+
+def on_start(turn: Turn, _: Start) -> None:
+    if turn.state.finished is not None:
+        raise LocalProtocolError("the session is over; start a new one")
+    if turn.state.link is not LinkStatus.IDLE:
+        return
+    _open(turn, "starting")
+
+
+def _open(turn: Turn, reason: str) -> None:
+    s = turn.state
+    turn.update(
+        generation=s.generation + 1,
+        link=LinkStatus.CONNECTING,
+        connecting_since=turn.t,
+        reconnect_at=None,
+        cursor_at_open=s.conversation.cursor,
+        reset_seen=False,
+    )
+    turn.status(LinkStatus.CONNECTING, reason)
+    turn.emit(OpenSocket(turn.state.generation, s.session_id, s.conversation.cursor))
+
+
+def current(turn: Turn, generation: int, *links: LinkStatus) -> bool:
+    """Whether a link input still concerns the socket in hand (not a stale generation)."""
+    s = turn.state
+    return generation == s.generation and s.link in links
+
+
+def on_opened(turn: Turn, event: LinkOpened) -> None:
+    if not current(turn, event.generation, LinkStatus.CONNECTING):
+        return
+    s = turn.state
+    interval = s.heartbeat_interval
+    turn.update(
+        link=LinkStatus.OPEN,
+        opened_at=turn.t,
+        last_inbound=turn.t,
+        next_heartbeat=turn.t + interval if interval > 0 else None,
+        settled=False,
+        settle_at=turn.t + s.config.replay_quiet_seconds,
+        conversation=s.conversation.without_indicators(),
+        indicator_since=None,
+    )
+    turn.update(new_sessions_in_a_row=0)
+    if s.last_sent_wall is None:
+        # The server's idle clock starts with the connection, even before we send anything.
+        turn.update(last_sent_wall=turn.now.wall, last_sent_monotonic=turn.t)
+    turn.status(LinkStatus.OPEN, "connected")
+
+
+def settle(turn: Turn) -> None:
+    """The replay after an open is over: report the resume, then send what waited for it."""
+    turn.update(settled=True, settle_at=None)
+    s = turn.state
+    conversation = s.conversation
+    journal = conversation.journal.values()
+    if not conversation.agent_joined and not any(
+        type(e) is PolyAgentJoinRequested for e in journal
+    ):
+        turn.send(RequestPolyAgentJoin())
+    if s.was_connected:
+        new_gaps = tuple(g for g in conversation.gaps if g[0] > s.cursor_at_open)
+        if s.reset_seen:
+            kind = ResumeKind.RESET
+        elif new_gaps:
+            kind = ResumeKind.RESUMED_WITH_GAP
+        else:
+            kind = ResumeKind.RESUMED
+        turn.count(resumes=1, gaps=len(new_gaps))
+        turn.emit(Resumed(kind, new_gaps, s.cursor_at_open))
+    turn.update(was_connected=True)
+    confirm_deliveries(turn)
+    for entry in turn.state.outbox:
+        # The previous link may have lost the frame: resend now, if budget remains. Otherwise
+        # the pending check fails it on time, not early.
+        if entry.status is DeliveryStatus.PENDING and entry.transmissions <= s.config.max_resends:
+            transmit(turn, entry.client_event_id)
+    if turn.state.end_requested_at is not None and not turn.state.conversation.ended:
+        turn.send(UserEndSession())
+
+
+def on_closed(turn: Turn, event: LinkClosed) -> None:
+    if not current(turn, event.generation, LinkStatus.CONNECTING, LinkStatus.OPEN):
+        return
+    s = turn.state
+    if s.conversation.ended:
+        finish(turn, FinishKind.ENDED, s.conversation.end_reason, close=False)
+    elif event.code == 4001:
+        _need_new_session(turn, NewSessionReason.SESSION_UNKNOWN)
+    else:
+        _schedule_reconnect(turn, f"closed ({event.code})")
+
+
+def on_handshake_failed(turn: Turn, event: HandshakeFailed) -> None:
+    if not current(turn, event.generation, LinkStatus.CONNECTING):
+        return
+    if event.status == 404:
+        _need_new_session(turn, NewSessionReason.SESSION_NOT_FOUND)
+    elif event.status in (401, 403):
+        _need_new_session(turn, NewSessionReason.AUTHENTICATION_FAILED)
+    elif event.status == 400:
+        finish(turn, FinishKind.REJECTED, "invalid connection parameters", close=False)
+    else:
+        floor = (event.retry_after or 0.0) if event.status == 429 else 0.0
+        _schedule_reconnect(turn, f"handshake refused ({event.status})", floor)
+
+
+def on_connect_failed(turn: Turn, event: ConnectFailed) -> None:
+    if current(turn, event.generation, LinkStatus.CONNECTING):
+        _schedule_reconnect(turn, "connection failed")
+
+
+def _schedule_reconnect(turn: Turn, reason: str, floor: float = 0.0) -> None:
+    s = turn.state
+    if _idle_expired(turn):
+        _expired_while_disconnected(turn)
+        return
+    attempt = s.attempt
+    if s.opened_at is not None and turn.t - s.opened_at >= s.config.stability_window_seconds:
+        attempt = 0
+    attempt += 1
+    cap = s.max_reconnect_attempts
+    if cap and attempt > cap:
+        turn.update(attempt=attempt - 1)
+        finish(turn, FinishKind.GAVE_UP, f"{cap} reconnect attempts failed", close=False)
+        return
+    delay = max(s.config.backoff.delay(attempt, draw(s.seed, s.draws)), floor)
+    turn.update(
+        attempt=attempt,
+        draws=s.draws + 1,
+        link=LinkStatus.RECONNECTING,
+        reconnect_at=turn.t + delay,
+        opened_at=None,
+        next_heartbeat=None,
+        settled=False,
+        settle_at=None,
+        conversation=s.conversation.without_indicators(),
+        indicator_since=None,
+    )
+    turn.count(reconnects=1)
+    turn.status(LinkStatus.RECONNECTING, reason, retry_in=delay)
+
+
+def _idle_expired(turn: Turn) -> bool:
+    s = turn.state
+    if s.last_sent_wall is None or s.last_sent_monotonic is None:
+        return False
+    # Wall time sees a sleep, monotonic time sees a wall clock stepped back; either suffices.
+    # (The deadline is monotonic, so a wake-up at it must find the session expired.)
+    elapsed = max(turn.now.wall - s.last_sent_wall, turn.t - s.last_sent_monotonic)
+    return elapsed >= s.config.idle_timeout_seconds
+
+
+def _expired_while_disconnected(turn: Turn) -> None:
+    # The conversation is over: a replacement would be a different conversation, so the
+    # application decides (it may feed StartNewSession with a session of its own).
+    finish(turn, FinishKind.ENDED_WHILE_DISCONNECTED, _EXPIRED_REASON, close=False)
+
+
+def _need_new_session(turn: Turn, reason: NewSessionReason) -> None:
+    if reason is NewSessionReason.SESSION_NOT_FOUND and _idle_expired(turn):
+        _expired_while_disconnected(turn)
+        return
+    s = turn.state
+    limit = s.config.max_new_sessions
+    if s.new_sessions_in_a_row >= limit:
+        note = f"{reason.value}; {limit} replacement sessions in a row did not connect"
+        finish(turn, FinishKind.NEW_SESSION_REQUIRED, note, close=False)
+        return
+    _stand_down(turn, reason.value)
+    turn.update(renewing=True, new_sessions_in_a_row=s.new_sessions_in_a_row + 1)
+    turn.emit(NeedNewSession(reason))
+
+
+def on_new_session_failed(turn: Turn, event: NewSessionFailed) -> None:
+    if turn.state.renewing:
+        finish(turn, FinishKind.NEW_SESSION_REQUIRED, event.error, close=False)
+
+
+def finish(turn: Turn, kind: FinishKind, reason: str | None, *, close: bool) -> None:
+    """End the session for good: close an open link if asked, stand down, emit Finished."""
+    s = turn.state
+    if close and s.link is LinkStatus.OPEN:
+        turn.emit(CloseSocket(s.generation, 1000, "session ended"))
+    _stand_down(turn, reason or kind.value)
+    turn.update(finished=Finished(kind, reason), renewing=False)
+    turn.emit(Finished(kind, reason))
+
+
+def _stand_down(turn: Turn, reason: str) -> None:
+    """No link, no timers; messages still pending are failed, visibly (never lost silently)."""
+    s = turn.state
+    outbox = []
+    for entry in s.outbox:
+        if entry.status is DeliveryStatus.PENDING:
+            turn.emit(Delivery(entry.client_event_id, DeliveryStatus.FAILED))
+            outbox.append(attrs.evolve(entry, status=DeliveryStatus.FAILED, next_check=None))
+        else:
+            outbox.append(entry)
+    turn.update(
+        link=LinkStatus.CLOSED,
+        reconnect_at=None,
+        connecting_since=None,
+        next_heartbeat=None,
+        settle_at=None,
+        end_requested_at=None,
+        indicator_since=None,
+        outbox=tuple(outbox),
+    )
+    turn.status(LinkStatus.CLOSED, reason)
+
+
+def on_start_new_session(turn: Turn, event: StartNewSession) -> None:
+    s = turn.state
+    restartable = s.finished is not None and s.finished.kind in (
+        FinishKind.NEW_SESSION_REQUIRED,
+        FinishKind.ENDED_WHILE_DISCONNECTED,
+    )
+    if not (s.renewing or restartable):
+        raise LocalProtocolError("a new session is only needed after NeedNewSession")
+    # What outlives one session id carries over: the random stream (seeded runs stay
+    # reproducible), the generation (frames from the old socket stay stale), the outbox and
+    # counters, and the replacements in a row (so max_new_sessions still bounds them).
+    turn.state = SessionState(
+        session_id=event.session_id,
+        config=s.config,
+        seed=s.seed,
+        draws=s.draws,
+        generation=s.generation,
+        outbox=s.outbox,
+        counters=s.counters,
+        new_sessions_in_a_row=s.new_sessions_in_a_row,
+    )
+    _open(turn, "new session")
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+def notice_sleep(turn: Turn) -> None:
+    """Probe an open link when wall time jumped past monotonic time (run before every input)."""
+    s = turn.state
+    last = s.last_now
+    if last is None:
+        return
+    jump = (turn.now.wall - last.wall) - (turn.now.monotonic - last.monotonic)
+    if jump < s.config.sleep_jump_seconds or s.link is not LinkStatus.OPEN:
+        return
+    # The machine slept: the socket may be long dead. Probe now and give it one grace period.
+    turn.send(Heartbeat())
+    turn.update(last_inbound=turn.t - s.heartbeat_interval)
+
+
+def on_wake(turn: Turn, _: WakeUp) -> None:
+    s = turn.state
+    t = turn.t
+    if s.indicator_since_deadline is not None and s.indicator_since_deadline <= t:
+        turn.update(conversation=s.conversation.without_indicators(), indicator_since=None)
+    if s.link is LinkStatus.RECONNECTING and _idle_expired(turn):
+        _expired_while_disconnected(turn)
+        return
+    if s.link is LinkStatus.RECONNECTING and s.reconnect_at is not None and s.reconnect_at <= t:
+        _open(turn, "reconnecting")
+        return
+    connecting = s.connecting_since
+    if s.link is LinkStatus.CONNECTING and connecting is not None:
+        if connecting + s.config.connect_timeout_seconds <= t:
+            turn.emit(AbortSocket(s.generation, "handshake timed out"))
+            _schedule_reconnect(turn, "handshake timed out")
+        return
+    if s.link is not LinkStatus.OPEN:
+        idle = s.finished is None and not s.renewing and s.link is not LinkStatus.IDLE
+        if idle and _idle_expired(turn):
+            _expired_while_disconnected(turn)
+        return
+    liveness = s.liveness_deadline
+    if liveness is not None and liveness <= t:
+        turn.emit(AbortSocket(s.generation, "no inbound frame within heartbeat interval + grace"))
+        _schedule_reconnect(turn, "link silent")
+        return
+    if not s.settled and s.settle_at is not None and s.settle_at <= t:
+        settle(turn)
+    if turn.state.next_heartbeat is not None and turn.state.next_heartbeat <= t:
+        turn.send(Heartbeat())
+        interval = turn.state.heartbeat_interval
+        turn.update(next_heartbeat=t + interval if interval > 0 else None)
+    if turn.state.settled:
+        for entry in turn.state.outbox:
+            if entry.awaiting_echo and entry.next_check is not None and entry.next_check <= t:
+                transmit(turn, entry.client_event_id)
+    ended = turn.state.end_requested_at
+    if ended is not None and ended + s.config.end_timeout_seconds <= t:
+        finish(turn, FinishKind.ENDED, "user ended (no SESSION_END received)", close=True)
