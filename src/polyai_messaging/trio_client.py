@@ -6,12 +6,17 @@ The adapter decides nothing. It feeds :mod:`.inputs` and executes :mod:`.effects
   executes the effects without awaiting; trio switches tasks only at ``await``, so the driver sees
   one ordered input stream without a lock;
 - one *link* task per socket generation connects, then reads frames (``FrameReceived``,
-  ``LinkClosed``); one writer task per link is the only code that writes to that socket;
+  ``LinkClosed``); one writer task per link is the only code that writes to that socket (both in
+  :mod:`.trio_link`);
 - one timer task sleeps until ``state.deadline`` in a cancel scope whose deadline ``WakeAt``
   moves, and feeds ``WakeUp``;
-- REST calls (creating a replacement session) run in their own task and feed the result back.
+- REST calls (creating a replacement session) run in their own task and feed the result back,
+  with access tokens from :mod:`.tokens`.
 
-Nothing here logs an access token: WebSocket URLs go through :func:`.endpoints.redact_url`.
+This module holds the :class:`Session` itself: the single entry point, effect execution, and what
+the application sees (conflated :class:`Update` snapshots and the :meth:`Session.events` channel).
+
+Nothing in the adapter logs an access token (:mod:`.trio_link` redacts WebSocket URLs).
 
 Usage::
 
@@ -25,25 +30,16 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from typing import Final, NoReturn
 
 import attrs
 import httpx
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    wrap_client_stream,
-)
 
 from . import rest
 from .conversation import Conversation
@@ -64,17 +60,12 @@ from .effects import (
     StatusChanged,
     WakeAt,
 )
-from .endpoints import check_transport_security, redact_url, websocket_url
+from .endpoints import check_transport_security
 from .errors import LocalProtocolError, MessagingError
 from .events import ServerEvent
 from .inputs import (
-    ConnectFailed,
     EndSession,
-    FrameReceived,
-    HandshakeFailed,
     Input,
-    LinkClosed,
-    LinkOpened,
     NewSessionFailed,
     Now,
     PickSuggestion,
@@ -84,8 +75,28 @@ from .inputs import (
     StartNewSession,
     WakeUp,
 )
-from .rest import AccessToken
 from .session import SessionConfig, SessionState, step
+from .tokens import TokenCache, TokenProvider, TokenUnavailableError, connector_token_provider
+from .trio_link import MAX_INBOUND_MESSAGE, Link, LinkContext, run_link
+
+# isort: split
+# Private names that were defined here before the token and link code moved out stay importable
+# from here (with ``_TokenCache`` and ``_Link`` below), so code written against the old layout
+# (the tests import ``_TokenCache``) keeps working. New code should import from the new modules.
+from .trio_link import (  # noqa: F401
+    _CLOSE_TIMEOUT,
+    _CONNECT_ERRORS,
+    _E,
+    _LOG_FRAME_CHARS,
+    _TOKEN_IN_TEXT,
+    _clip,
+    _Close,
+    _first,
+    _offer,
+    _RedactTokens,
+    _retry_after,
+    _Target,
+)
 
 __all__ = [
     "MAX_INBOUND_MESSAGE",
@@ -100,115 +111,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TokenProvider = Callable[[], Awaitable[AccessToken]]
-"""Returns a fresh access token (normally minted by your backend, which holds the connector
-token). Called when there is no token yet, when the current one is (nearly) expired, and after a
-handshake answered 401/403."""
+# The old names of the two classes that moved and became public in their new modules.
+_TokenCache = TokenCache
+_Link = Link
 
 Clock = Callable[[], Now]
 """Returns both clock readings. The default is ``Now(trio.current_time(), time.time())``. The
 wall reading also decides when an access token counts as expired."""
 
-MAX_INBOUND_MESSAGE: Final = 4 * 1024 * 1024
-"""Largest inbound WebSocket message accepted (characters); the protocol's limit is 128 KiB."""
-
-_E = TypeVar("_E", bound=BaseException)
-_CLOSE_TIMEOUT: Final = 2.0
 _MIN_REWAKE: Final = 0.05
-_LOG_FRAME_CHARS: Final = 2000
-
-
-_TOKEN_IN_TEXT: Final = re.compile(r"(access_token=)[^&\s'\"]+", re.IGNORECASE)
-
-
-class _RedactTokens(logging.Filter):
-    """Redacts ``access_token=...`` in records of loggers that may log a WebSocket URL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "access_token=" in message.lower():
-            record.msg = _TOKEN_IN_TEXT.sub(r"\1***", message)
-            record.args = ()
-        return True
-
-
-# trio-websocket logs the request target (with our query string) at DEBUG level.
-logging.getLogger("trio-websocket").addFilter(_RedactTokens())
-
-
-class TokenUnavailableError(MessagingError):
-    """The token provider failed; the original exception is the ``__cause__``."""
-
-
-def connector_token_provider(
-    base_url: str,
-    connector_token: str,
-    host: str,
-    *,
-    client: httpx.AsyncClient | None = None,
-    retry: rest.RetryPolicy | None = None,
-) -> TokenProvider:
-    """A :data:`TokenProvider` that mints tokens itself with :func:`.rest.mint_access_token`.
-
-    Only for trusted environments (a backend, a CLI, tests): it holds the connector token.
-    """
-
-    async def provide() -> AccessToken:
-        return await rest.mint_access_token(
-            base_url, connector_token, host, client=client, retry=retry
-        )
-
-    return provide
-
-
-class _TokenCache:
-    """The current access token, refreshed single-flight: concurrent callers share one call."""
-
-    def __init__(self, provider: TokenProvider, wall: Callable[[], float]) -> None:
-        self._provider = provider
-        self._wall = wall
-        self._token: AccessToken | None = None
-        self._refreshing: trio.Event | None = None
-        self._failure: BaseException | None = None
-        self.calls = 0
-
-    def invalidate(self, token: AccessToken | None = None) -> None:
-        """Forget ``token`` (refused by the server; a newer token is kept), or with ``None``
-        whatever token is current (a new session gets a fresh token, protocol §17)."""
-        if token is None or self._token is token:
-            self._token = None
-
-    async def get(self) -> AccessToken:
-        """The current token, or a fresh one if there is none or it is (nearly) expired."""
-        while True:
-            token = self._token
-            if token is not None and not token.is_expired(self._wall()):
-                await trio.lowlevel.checkpoint()
-                return token
-            pending = self._refreshing
-            if pending is None:
-                return await self._refresh()
-            await pending.wait()
-            if self._failure is not None and self._token is None:
-                raise TokenUnavailableError("the token provider failed") from self._failure
-
-    async def _refresh(self) -> AccessToken:
-        done = self._refreshing = trio.Event()
-        self._failure = None
-        self.calls += 1
-        try:
-            token: object = await self._provider()
-        except Exception as exc:
-            self._failure = exc
-            raise TokenUnavailableError("the token provider failed") from exc
-        finally:
-            self._refreshing = None
-            done.set()
-        if not isinstance(token, AccessToken):
-            self._failure = TypeError(f"token provider returned {type(token).__name__}")
-            raise TokenUnavailableError("the token provider failed") from self._failure
-        self._token = token
-        return token
 
 
 @attrs.frozen
@@ -228,26 +139,6 @@ class Update:
     def conversation(self) -> Conversation:
         """The folded conversation (``state.conversation``)."""
         return self.state.conversation
-
-
-@attrs.define(eq=False)
-class _Close:
-    code: int
-    reason: str
-
-
-@attrs.define(eq=False)
-class _Link:
-    """One socket generation: its cancel scope and its outgoing queue."""
-
-    generation: int
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    done: trio.Event = attrs.field(factory=trio.Event)
-    outgoing: trio.MemorySendChannel[str | _Close] = attrs.field(init=False)
-    pending: trio.MemoryReceiveChannel[str | _Close] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.outgoing, self.pending = trio.open_memory_channel[str | _Close](math.inf)
 
 
 class _UpdateIterator:
@@ -283,7 +174,7 @@ class Session:
         nursery: trio.Nursery,
         state: SessionState,
         base_url: str,
-        tokens: _TokenCache,
+        tokens: TokenCache,
         http: httpx.AsyncClient,
         streaming: bool,
         platform: str,
@@ -302,7 +193,7 @@ class Session:
         self._user_agent = user_agent
         self._ssl_context = ssl_context
         self._clock = clock
-        self._links: dict[int, _Link] = {}
+        self._links: dict[int, Link] = {}
         self._timer_scope: trio.CancelScope | None = None
         self._status: StatusChanged | None = None
         self._finished: Finished | None = None
@@ -398,21 +289,11 @@ class Session:
 
         Raises :class:`.LocalProtocolError` for blank or oversized text or after the end.
         """
-        await self._await_renewal()
-        effects = self._intent(SendText(text))
-        for effect in effects:
-            if isinstance(effect, Delivery) and effect.status is DeliveryStatus.PENDING:
-                return effect.client_event_id
-        raise LocalProtocolError("the message was not accepted")  # pragma: no cover
+        return await self._send_message(SendText(text), "message")
 
     async def pick(self, index: int) -> str:
         """Send the ``index``-th (0-based) current suggestion; return its ``client_event_id``."""
-        await self._await_renewal()
-        effects = self._intent(PickSuggestion(index))
-        for effect in effects:
-            if isinstance(effect, Delivery) and effect.status is DeliveryStatus.PENDING:
-                return effect.client_event_id
-        raise LocalProtocolError("the suggestion was not accepted")  # pragma: no cover
+        return await self._send_message(PickSuggestion(index), "suggestion")
 
     async def typing(self, started: bool) -> None:
         """Tell the server the user started (``True``) or stopped typing (throttled)."""
@@ -428,6 +309,15 @@ class Session:
         """Where a sent message stands (``None`` if unknown)."""
         entry = self._state.delivery(client_event_id)
         return None if entry is None else entry.status
+
+    async def _send_message(self, intent: SendText | PickSuggestion, what: str) -> str:
+        """Feed an intent that sends a message; return the new message's ``client_event_id``."""
+        await self._await_renewal()
+        # An accepted message is reported as a PENDING delivery in the same step.
+        for effect in self._intent(intent):
+            if isinstance(effect, Delivery) and effect.status is DeliveryStatus.PENDING:
+                return effect.client_event_id
+        raise LocalProtocolError(f"the {what} was not accepted")  # pragma: no cover
 
     def _intent(self, event: Input) -> list[Effect]:
         if self._closed:
@@ -462,25 +352,13 @@ class Session:
         return effects
 
     def _execute(self, effect: Effect) -> None:
-        if isinstance(effect, SendFrame):
-            link = self._links.get(effect.generation)
-            if link is None or not _offer(link, effect.text):
-                logger.debug("dropping a frame for closed link %d", effect.generation)
+        if isinstance(effect, SendFrame | OpenSocket | CloseSocket | AbortSocket):
+            self._execute_socket(effect)
         elif isinstance(effect, Applied):
             self._publish_event(effect.event)
         elif isinstance(effect, WakeAt):
             if self._timer_scope is not None:
                 self._timer_scope.deadline = self._trio_deadline(effect.deadline)
-        elif isinstance(effect, OpenSocket):
-            link = self._links[effect.generation] = _Link(effect.generation)
-            self._nursery.start_soon(self._run_link, link, effect)
-        elif isinstance(effect, CloseSocket):
-            self._close_link(effect.generation, effect.code, effect.reason)
-        elif isinstance(effect, AbortSocket):
-            logger.info("aborting link %d: %s", effect.generation, effect.reason)
-            link = self._links.get(effect.generation)
-            if link is not None:
-                link.scope.cancel()
         elif isinstance(effect, StatusChanged):
             self._status = effect
             logger.info(
@@ -504,6 +382,25 @@ class Session:
         else:  # Finished
             logger.info("session finished: %s (%s)", effect.kind.value, effect.reason)
             self._set_finished(effect)
+
+    def _execute_socket(self, effect: SendFrame | OpenSocket | CloseSocket | AbortSocket) -> None:
+        """Start a link, or pass a frame, a close or an abort to the running one."""
+        if isinstance(effect, OpenSocket):
+            link = self._links[effect.generation] = Link(effect.generation)
+            self._nursery.start_soon(self._run_link, link, effect)
+            return
+        # Effects for a link that has already ended are moot.
+        current = self._links.get(effect.generation)
+        if isinstance(effect, SendFrame):
+            if current is None or not current.send(effect.text):
+                logger.debug("dropping a frame for closed link %d", effect.generation)
+        elif isinstance(effect, CloseSocket):
+            if current is not None:
+                current.close(effect.code, effect.reason)
+        else:  # AbortSocket
+            logger.info("aborting link %d: %s", effect.generation, effect.reason)
+            if current is not None:
+                current.abort()
 
     def _set_finished(self, finished: Finished) -> None:
         if self._finished is None:
@@ -569,116 +466,19 @@ class Session:
 
     # --- links ---------------------------------------------------------------------------------
 
-    async def _run_link(self, link: _Link, request: OpenSocket) -> None:
-        """One socket generation, from connecting to closed."""
+    async def _run_link(self, link: Link, request: OpenSocket) -> None:
+        """One socket generation, from connecting to closed (see :func:`.trio_link.run_link`)."""
+        context = LinkContext(
+            base_url=self._base_url,
+            tokens=self._tokens,
+            ssl_context=self._ssl_context,
+            handshake_timeout=self._state.config.connect_timeout_seconds,
+            feed=self._feed,
+        )
         try:
-            with link.scope:
-                await self._connect(link, request)
+            await run_link(link, request, context)
         finally:
             self._links.pop(link.generation, None)
-            link.outgoing.close()
-            link.done.set()
-
-    async def _connect(self, link: _Link, request: OpenSocket) -> None:
-        generation = link.generation
-        try:
-            token = await self._tokens.get()
-        except TokenUnavailableError as exc:
-            logger.warning("no access token for link %d: %r", generation, exc.__cause__)
-            self._feed(ConnectFailed(generation, "no access token"))
-            return
-        url = websocket_url(self._base_url, request.session_id, token.secret, request.cursor)
-        logger.debug("link %d: connecting to %s", generation, redact_url(url))
-        target = _Target.parse(url)
-        handshake_timeout = self._state.config.connect_timeout_seconds
-        try:
-            with trio.fail_after(handshake_timeout):
-                stream = await target.connect(self._ssl_context)
-        except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
-            logger.info("link %d: connection failed: %s", generation, type(exc).__name__)
-            self._feed(ConnectFailed(generation, type(exc).__name__))
-            return
-        # We own the stream, so it is closed whichever way the link ends (trio-websocket leaves
-        # it open after an abnormal closure), and an abort needs no closing handshake.
-        opened = False
-        try:
-            async with trio.open_nursery() as nursery:
-                with trio.fail_after(handshake_timeout):
-                    ws = await wrap_client_stream(
-                        nursery,
-                        stream,
-                        target.host_header,
-                        target.resource,
-                        max_message_size=MAX_INBOUND_MESSAGE,
-                    )
-                opened = True
-                self._feed(LinkOpened(generation))
-                code, reason = await self._pump(link, ws)
-                self._feed(LinkClosed(generation, code, reason))
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            rejected, rest_ = group.split(ConnectionRejected)
-            if opened or (rest_ is not None and rest_.split(_CONNECT_ERRORS)[1] is not None):
-                raise
-            if rejected is None:
-                logger.info("link %d: handshake failed: %r", generation, group.exceptions[0])
-                self._feed(ConnectFailed(generation, "handshake failed"))
-            else:
-                self._refused(generation, token, _first(rejected, ConnectionRejected))
-        finally:
-            await trio.aclose_forcefully(stream)
-
-    def _refused(self, generation: int, token: AccessToken, exc: ConnectionRejected) -> None:
-        status = exc.status_code
-        body = (exc.body or b"").decode("utf-8", "replace")[:200]
-        logger.info("link %d: handshake refused with HTTP %d: %s", generation, status, body)
-        if status in (401, 403):
-            self._tokens.invalidate(token)
-        self._feed(HandshakeFailed(generation, status, body, _retry_after(exc.headers)))
-
-    async def _pump(self, link: _Link, ws: WebSocketConnection) -> tuple[int | None, str]:
-        """Run the link's writer and read frames until the socket closes; return the close."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write, link, ws)
-            while True:
-                try:
-                    data = await ws.get_message()
-                except ConnectionClosed as exc:
-                    nursery.cancel_scope.cancel()
-                    close = exc.reason
-                    if close is None:
-                        return None, ""
-                    logger.debug("link %d: closed with %d", link.generation, close.code)
-                    return close.code, close.reason or ""
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("link %d <- %s", link.generation, _clip(data))
-                self._feed(FrameReceived(link.generation, data))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _write(self, link: _Link, ws: WebSocketConnection) -> None:
-        """The link's only writer: frames in order, then at most one close."""
-        async with link.pending:
-            async for item in link.pending:
-                if isinstance(item, _Close):
-                    with trio.move_on_after(_CLOSE_TIMEOUT):
-                        await ws.aclose(item.code, item.reason)
-                    link.scope.cancel()
-                    return
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("link %d -> %s", link.generation, _clip(item))
-                try:
-                    await ws.send_message(item)
-                except ConnectionClosed:
-                    return
-
-    def _close_link(self, generation: int, code: int, reason: str) -> None:
-        link = self._links.get(generation)
-        if link is None:
-            return
-        if _offer(link, _Close(code, reason)):
-            link.outgoing.close()
-        else:
-            link.scope.cancel()  # the writer is gone: nothing can be sent any more
 
     # --- replacement sessions ------------------------------------------------------------------
 
@@ -715,98 +515,13 @@ class Session:
         current = self._links.get(self._state.generation)
         self._close()
         if current is not None:
-            self._close_link(current.generation, 1000, "client closing")
-            with trio.move_on_after(_CLOSE_TIMEOUT):
-                await current.done.wait()
+            await current.aclose(1000, "client closing")
 
     def _close(self) -> None:
         self._closed = True
         self._events_in.close()
         self._finished_event.set()
         self._changed.set()
-
-
-_CONNECT_ERRORS: Final = (
-    HandshakeError,
-    ConnectionClosed,
-    OSError,
-    trio.BrokenResourceError,
-    trio.TooSlowError,
-)
-
-
-def _first(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
-    """The first exception of type ``kind`` in a (possibly nested) group."""
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first(exc, kind)
-        if isinstance(exc, kind):
-            return exc
-    raise LookupError(kind.__name__)  # pragma: no cover
-
-
-@attrs.frozen
-class _Target:
-    """Where a WebSocket URL points."""
-
-    host: str
-    port: int
-    tls: bool
-    resource: str
-
-    @classmethod
-    def parse(cls, url: str) -> _Target:
-        parts = urlsplit(url)
-        tls = parts.scheme == "wss"
-        host = parts.hostname or ""
-        port = parts.port or (443 if tls else 80)
-        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(host, port, tls, resource)
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == (443 if self.tls else 80) else f"{host}:{self.port}"
-
-    async def connect(
-        self, context: ssl.SSLContext | None
-    ) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
-        """Open TCP (and TLS, handshake included, so certificate errors surface here)."""
-        if not self.tls:
-            return await trio.open_tcp_stream(self.host, self.port)
-        stream = await trio.open_ssl_over_tcp_stream(
-            self.host,
-            self.port,
-            ssl_context=context or ssl.create_default_context(),
-            https_compatible=True,
-        )
-        try:
-            await stream.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        return stream
-
-
-def _offer(link: _Link, item: str | _Close) -> bool:
-    """Queue ``item`` for the link's writer; ``False`` if the writer is gone."""
-    try:
-        link.outgoing.send_nowait(item)
-    except (trio.ClosedResourceError, trio.BrokenResourceError):
-        return False
-    return True
-
-
-def _retry_after(headers: tuple[tuple[bytes, bytes], ...]) -> float | None:
-    for name, value in headers:
-        if name.lower() == b"retry-after":
-            return rest.parse_retry_after(value.decode("latin-1"), now=time.time())
-    return None
-
-
-def _clip(data: str | bytes) -> str:
-    text = data if isinstance(data, str) else f"<binary frame of {len(data)} bytes>"
-    return text if len(text) <= _LOG_FRAME_CHARS else text[:_LOG_FRAME_CHARS] + "…"
 
 
 def _default_clock() -> Now:
@@ -848,7 +563,7 @@ async def open_session(
     if events_capacity < 1:
         raise ValueError("events_capacity must be at least 1")
     read_clock = clock if clock is not None else _default_clock
-    tokens = _TokenCache(token_provider, lambda: read_clock().wall)
+    tokens = TokenCache(token_provider, lambda: read_clock().wall)
     async with _http_scope(http_client, ssl_context) as http:
         if session_id is None:
             token = await tokens.get()
