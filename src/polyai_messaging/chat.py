@@ -1,13 +1,9 @@
-"""The terminal chat: pure rendering of session snapshots, and the loop that runs a chat.
-
-Rendering is a pure function of two snapshots, :func:`render` ``(previous, new) -> Rendered``:
-the permanent lines to print (messages once complete, agent and handoff notices, queue status,
-system notices, link status, the end) and one ephemeral *indicator* line (a streaming reply as
-it grows, or "Ada is typing…"). Because it diffs whole snapshots, it stays correct when the
-session's update stream skips intermediate snapshots (it is conflated).
+"""The terminal chat: the loop that runs a chat, and the terminal it writes to.
 
 :func:`run_chat` drives a :class:`~polyai_messaging.trio_client.Session` from a terminal (lines
 typed on stdin) or from a script (a list of lines, each sent once the previous reply is over).
+Each new snapshot is turned into lines by the pure functions of
+:mod:`polyai_messaging.chat_render` (re-exported here) and written by a :class:`Terminal`.
 """
 
 from __future__ import annotations
@@ -17,31 +13,30 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Final, TextIO
 
-import attrs
 import trio
 
-from .conversation import Conversation, Message, Notice, Role
-from .effects import DeliveryStatus, Finished, LinkStatus, StatusChanged
-from .errors import LocalProtocolError
-from .events import (
-    ClientHandoffRequired,
-    HandoffAccepted,
-    HandoffFailed,
-    HandoffQueueStatus,
-    HandoffTimeout,
-    LanguageChanged,
-    LiveAgentJoined,
-    LiveAgentLeft,
-    PolyAgentJoined,
-    PolyAgentLeft,
-    PolyAgentTriggeredHandoff,
-    ServerEvent,
+from .chat_render import (
+    Rendered,
+    conversation_lines,
+    end_line,
+    event_line,
+    indicator_line,
+    is_busy,
+    message_lines,
+    render,
+    reply_complete,
+    status_line,
 )
+from .conversation import Conversation
+from .effects import Finished
+from .errors import LocalProtocolError
 from .trio_client import Session, Update
 
+# The rendering names are re-exported so that ``polyai_messaging.chat`` stays the one import
+# callers need.
 __all__ = [
     "END_COMMANDS",
     "HELP_TEXT",
@@ -65,262 +60,8 @@ END_COMMANDS: Final = frozenset({"/end", "/leave", "/quit"})
 
 HELP_TEXT: Final = "Type a message and press Enter; a number picks a suggestion; /end leaves."
 
-_ELLIPSIS: Final = "…"
+_ELLIPSIS: Final = "…"  # marks an indicator cut to the terminal width
 _TRAILING_QUIET: Final = 0.5
-_MAX_SPAN: Final = 4096
-_EMPTY = Conversation()
-
-
-@attrs.frozen
-class Rendered:
-    """What one snapshot changes on screen."""
-
-    lines: tuple[str, ...] = ()
-    """Permanent lines, in order."""
-    indicator: str | None = None
-    """The ephemeral bottom line (typing indicator or a reply still streaming), if any."""
-
-
-# --- pure rendering ---------------------------------------------------------------------------
-
-
-def render(previous: Update | None, new: Update) -> Rendered:
-    """Lines for everything that happened between two snapshots, and the current indicator."""
-    lines: list[str] = []
-    before = previous.conversation if previous is not None else _EMPTY
-    if previous is not None and previous.state.session_id != new.state.session_id:
-        lines.append("-- The session could not continue; a new session was started. --")
-        before = _EMPTY
-    status = status_line(previous.status if previous else None, new.status)
-    if status is not None:
-        lines.append(status)
-    lines += conversation_lines(before, new.conversation)
-    lines += _failed_deliveries(previous, new)
-    if new.finished is not None and (previous is None or previous.finished is None):
-        lines.append(end_line(new.finished))
-    indicator = None if new.finished is not None else indicator_line(new.conversation)
-    return Rendered(tuple(lines), indicator)
-
-
-def conversation_lines(previous: Conversation, new: Conversation) -> list[str]:
-    """Lines for the events and messages in ``new`` that ``previous`` did not have yet.
-
-    Messages are shown once complete (a stream when its last chunk arrived), in sequence order
-    together with the agent, handoff and queue notices; transient system notices come last.
-    """
-    items: list[tuple[float, int, list[str]]] = []
-    for sequence in _new_sequences(previous, new):
-        event = new.journal.get(sequence)
-        line = None if event is None else event_line(new, event)
-        if line is not None:
-            items.append((float(sequence), 0, [line]))
-    shown = {m.key for m in previous.transcript if m.complete or m.interrupted}
-    transcript = new.transcript
-    last_key = transcript[-1].key if transcript else None
-    for message in transcript:
-        if message.key in shown or not (message.complete or message.interrupted):
-            continue
-        rank = math.inf if message.sequence is None else float(message.sequence)
-        lines = message_lines(new, message, suggestions=message.key == last_key)
-        if lines and not message.complete:
-            lines[0] += f"{_ELLIPSIS} (interrupted)"
-        if lines:
-            items.append((rank, 1, lines))
-    items.sort(key=lambda item: (item[0], item[1]))
-    out = [line for _, _, lines in items for line in lines]
-    out += [_notice_line(notice) for notice in _appended(previous.notices, new.notices)]
-    return out
-
-
-def message_lines(conversation: Conversation, message: Message, *, suggestions: bool) -> list[str]:
-    """One message: ``Name: text``, its attachments as ``(title: url)``, and its suggestions as
-    numbered buttons (only when ``suggestions``, i.e. for the latest message)."""
-    text = message.text.replace("\n", "\n    ")
-    if message.role is Role.USER:
-        head = f"You: {text}"
-    elif message.role is Role.AGENT:
-        head = f"{_agent_name(conversation)}: {text}"
-    elif message.role is Role.LIVE_AGENT:
-        head = f"{_live_name(conversation, message.agent_id)} (live agent): {text}"
-    else:
-        head = f"[{_level(message.level)}] {text}"
-    if not (message.text or message.attachments or (suggestions and message.suggestions)):
-        return []
-    lines = [head.rstrip()]
-    for attachment in message.attachments:
-        title = attachment.title or attachment.call_to_action_text or "attachment"
-        url = attachment.content_url or attachment.preview_image_url or ""
-        lines.append(f"    ({title}: {url})")
-    if suggestions and message.suggestions:
-        buttons = "  ".join(
-            f"[{number}] {suggestion.message_text}"
-            for number, suggestion in enumerate(message.suggestions, start=1)
-        )
-        lines.append(f"    {buttons}")
-    return lines
-
-
-def event_line(conversation: Conversation, event: ServerEvent) -> str | None:
-    """The notice for an agent, handoff, queue or language event (``None`` for the others)."""
-    agent = _agent_name(conversation)
-    if isinstance(event, PolyAgentJoined):
-        return f"{event.payload.agent_name or agent} joined the conversation."
-    if isinstance(event, PolyAgentTriggeredHandoff):
-        return f"{agent} is transferring you to a human agent{_ELLIPSIS}"
-    if isinstance(event, PolyAgentLeft):
-        return f"{agent} left the conversation."
-    if isinstance(event, HandoffAccepted):
-        queue = event.payload.queue_name
-        return "Handoff accepted" + (f" ({queue})." if queue else ".")
-    if isinstance(event, HandoffQueueStatus):
-        return _queue_line(event)
-    if isinstance(event, ClientHandoffRequired):
-        payload = event.payload
-        where = payload.queue_name or payload.route or "another support channel"
-        reason = f" (reason: {payload.reason})" if payload.reason else ""
-        return f"Please continue with {where}: this conversation needs a handoff{reason}."
-    if isinstance(event, HandoffFailed):
-        reason = f" ({event.payload.reason})" if event.payload.reason else ""
-        return f"The handoff failed{reason}: no live agent could take over. Try again or /end."
-    if isinstance(event, HandoffTimeout):
-        return "Nobody was available in time (handoff timed out). Try again later or /end."
-    if isinstance(event, LiveAgentJoined):
-        name = event.payload.live_agent.name or "A live agent"
-        return f"{name} (live agent) joined the conversation."
-    if isinstance(event, LiveAgentLeft):
-        return f"{_live_name(conversation, None)} (live agent) left the conversation."
-    if isinstance(event, LanguageChanged):
-        return f"Language changed to {event.payload.language_code}."
-    return None
-
-
-def status_line(previous: StatusChanged | None, new: StatusChanged | None) -> str | None:
-    """A line when the link status changed: connected, lost and reconnecting in N s."""
-    if new is None or new == previous:
-        return None
-    if new.status is LinkStatus.RECONNECTING:
-        wait = "" if new.retry_in is None else f" in {new.retry_in:.1f} s"
-        return f"Connection lost ({new.reason}); reconnecting{wait} (attempt {new.attempt})."
-    if new.status is LinkStatus.OPEN:
-        return "Connected." if new.generation <= 1 else "Reconnected."
-    return None
-
-
-def end_line(finished: Finished) -> str:
-    """``Conversation ended: REASON``."""
-    return f"Conversation ended: {finished.reason or finished.kind.value}"
-
-
-def indicator_line(conversation: Conversation) -> str | None:
-    """The ephemeral line: a reply still streaming, or who is typing; ``None`` when idle."""
-    streams = conversation.streaming
-    if streams:
-        return f"{_agent_name(conversation)}: {streams[-1].text}{_ELLIPSIS}"
-    if conversation.agent_thinking:
-        return f"{_agent_name(conversation)} is typing{_ELLIPSIS}"
-    if conversation.live_agent_typing:
-        return f"{_live_name(conversation, None)} is typing{_ELLIPSIS}"
-    return None
-
-
-def reply_complete(conversation: Conversation, client_event_id: str | None) -> bool:
-    """Whether the reply to our message (or, for ``None``, the greeting) is complete: someone
-    else wrote after it, and nobody is typing or streaming."""
-    if _busy(conversation):
-        return False
-    after = -1
-    if client_event_id is not None:
-        mine = conversation.delivered(client_event_id)
-        if mine is None or mine.sequence is None:
-            return False
-        after = mine.sequence
-    return any(
-        message.role is not Role.USER and message.complete and (message.sequence or 0) > after
-        for message in conversation.transcript
-    )
-
-
-def _busy(conversation: Conversation) -> bool:
-    return bool(
-        conversation.agent_thinking or conversation.live_agent_typing or conversation.streaming
-    )
-
-
-def _new_sequences(previous: Conversation, new: Conversation) -> list[int]:
-    """Sequences journaled in ``new`` but not in ``previous`` (cheap: looks only at the span
-    past the previous cursor and the previous gaps)."""
-    gaps = [(first, last) for first, last in previous.gaps]
-    span = max(0, new.cursor - previous.cursor) + sum(last - first + 1 for first, last in gaps)
-    if new.cursor < previous.cursor or span > _MAX_SPAN:
-        return sorted(s for s in new.journal if s not in previous.journal)
-    candidates = [s for first, last in gaps for s in range(first, last + 1)]
-    candidates += range(previous.cursor + 1, new.cursor + 1)
-    return sorted(s for s in candidates if s in new.journal and s not in previous.journal)
-
-
-def _appended(previous: Sequence[Notice], new: Sequence[Notice]) -> Sequence[Notice]:
-    """The items at the end of ``new`` that ``previous`` did not end with (bounded tuples)."""
-    for overlap in range(min(len(previous), len(new)), 0, -1):
-        if tuple(previous[-overlap:]) == tuple(new[:overlap]):
-            return new[overlap:]
-    return new
-
-
-def _failed_deliveries(previous: Update | None, new: Update) -> list[str]:
-    failed_before = (
-        {e.client_event_id for e in previous.state.outbox if e.status is DeliveryStatus.FAILED}
-        if previous is not None
-        else set()
-    )
-    return [
-        f"(not delivered: {entry.text!r})"
-        for entry in new.state.outbox
-        if entry.status is DeliveryStatus.FAILED and entry.client_event_id not in failed_before
-    ]
-
-
-def _queue_line(event: HandoffQueueStatus) -> str:
-    payload = event.payload
-    if payload.display_message:
-        return payload.display_message
-    parts = []
-    position = payload.queue_position
-    parts.append(
-        "You are in the queue" if position is None else f"You are #{position} in the queue"
-    )
-    if payload.queue_name:
-        parts.append(f" '{payload.queue_name}'")
-    if payload.estimated_wait_seconds is not None:
-        parts.append(f" (estimated wait {_duration(payload.estimated_wait_seconds)})")
-    return "".join(parts) + "."
-
-
-def _duration(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} s"
-    return f"{round(seconds / 60)} min"
-
-
-def _notice_line(notice: Notice) -> str:
-    return f"[{_level(notice.level)}] {notice.message}"
-
-
-def _level(level: str | None) -> str:
-    if not level:
-        return "system"
-    return level.removeprefix("SYSTEM_MESSAGE_LEVEL_").lower()
-
-
-def _agent_name(conversation: Conversation) -> str:
-    agent = conversation.agent
-    return agent.name if agent is not None and agent.name else "Agent"
-
-
-def _live_name(conversation: Conversation, agent_id: str | None) -> str:
-    live = conversation.live_agent
-    if live is not None and live.name and (agent_id is None or live.id in (None, agent_id)):
-        return live.name
-    return agent_id or "Live agent"
 
 
 # --- the terminal -----------------------------------------------------------------------------
@@ -442,7 +183,7 @@ async def _wait_reply(session: Session, client_event_id: str | None, timeout: fl
             conversation = update.conversation
             if update.finished is not None or reply_complete(conversation, client_event_id):
                 return True
-            if _answered(conversation, client_event_id) and not _busy(conversation):
+            if _answered(conversation, client_event_id) and not is_busy(conversation):
                 with trio.move_on_after(quiet) as scope:
                     update = await session.next_update(update.version)
                 if scope.cancelled_caught:

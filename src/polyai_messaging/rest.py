@@ -12,14 +12,14 @@ and neither appears in an exception message or ``repr``, even if a server echoes
 Errors: a non-2xx answer raises a :class:`RestError` subclass chosen from the documented error
 strings (§4.1, §4.2), falling back to a class per status (§4.3). A 2xx answer whose body is not
 the documented JSON raises :class:`~polyai_messaging.errors.RemoteProtocolError`. A network
-failure raises :class:`TransportError`. Retries follow :class:`RetryPolicy`.
+failure raises :class:`TransportError`. Retries follow :class:`RetryPolicy`. The error classes
+(and :class:`Endpoint`) are defined in :mod:`polyai_messaging.rest_errors` and re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import enum
 import json
 import logging
 import random
@@ -28,16 +28,40 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC
-from typing import ClassVar, Final
-from urllib.parse import quote, quote_plus
+from typing import Final
 
 import anyio
 import attrs
 import httpx
 
-from polyai_messaging.endpoints import API_PREFIX, access_token_url, redact_url, sessions_url
-from polyai_messaging.errors import LocalProtocolError, MessagingError, RemoteProtocolError
+from polyai_messaging.endpoints import access_token_url, redact_url, sessions_url
+from polyai_messaging.errors import LocalProtocolError, RemoteProtocolError
+from polyai_messaging.rest_errors import (
+    AccessTokenCreationError,
+    AuthenticationError,
+    BadRequestError,
+    ClientError,
+    ConnectorMissingHostError,
+    ConnectorTokenNotFoundError,
+    ConnectorValidationError,
+    Endpoint,
+    InvalidAccessTokenError,
+    MissingAccessTokenError,
+    MissingAuthenticationHeadersError,
+    RateLimitedError,
+    RequestParseError,
+    RestError,
+    ServerError,
+    SessionCreationError,
+    SessionNotFoundError,
+    TransportError,
+    error_class_for,
+    error_from_response,
+    transport_error,
+)
 
+# The error names are re-exported so that ``polyai_messaging.rest`` stays the one import callers
+# need; ``error_from_response`` and ``transport_error`` are used here only and are not.
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",
     "DEFAULT_TIMEOUT",
@@ -87,199 +111,10 @@ PLATFORMS: Final = frozenset({"web", "ios", "android", "ios-web", "android-web",
 """The documented values of the ``platform`` field of Create Session (§4.2)."""
 
 _CORRELATION_HEADER: Final = "X-Polyai-Correlation-Id"
-_MAX_ERROR_STRING: Final = 256
 _VISIBLE_ASCII: Final = re.compile(r"[\x21-\x7e]+")
 _HEADER_TEXT: Final = re.compile(r"[\x20-\x7e]+")
 _DECIMAL_SECONDS: Final = re.compile(r"[0-9]+(\.[0-9]+)?")
-_REDACTED: Final = "***"
 _INVALID: Final = object()
-
-
-class Endpoint(enum.Enum):
-    """The REST endpoint a request or an error belongs to."""
-
-    ACCESS_TOKEN = "access-token"  # noqa: S105 (a path, not a password)
-    """``POST /api/v1/access-token``."""
-    SESSIONS = "sessions"
-    """``POST /api/v1/sessions``."""
-
-    @property
-    def path(self) -> str:
-        """The endpoint's path, e.g. ``/api/v1/sessions``."""
-        return f"{API_PREFIX}/{self.value}"
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class RestError(MessagingError):
-    """A REST call failed.
-
-    Attributes: ``endpoint`` (:class:`Endpoint` or ``None``), ``status`` (HTTP status, ``None``
-    for transport failures), ``error_string`` (the server's error text, read from the JSON
-    ``message``, else ``error``, else the raw body; secrets scrubbed, truncated), ``retry_after``
-    (seconds from a ``Retry-After`` header, or ``None``) and ``correlation_id`` (the
-    ``X-Polyai-Correlation-Id`` sent with the request).
-    """
-
-    documented_string: ClassVar[str | None] = None
-    """The documented error string this class stands for, if it stands for one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        endpoint: Endpoint | None = None,
-        status: int | None = None,
-        error_string: str = "",
-        retry_after: float | None = None,
-        correlation_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.endpoint = endpoint
-        self.status = status
-        self.error_string = error_string
-        self.retry_after = retry_after
-        self.correlation_id = correlation_id
-
-
-class TransportError(RestError):
-    """The request did not get an HTTP response (connection refused, timeout, TLS failure...)."""
-
-
-class ClientError(RestError):
-    """A 4xx answer: the request was refused."""
-
-
-class BadRequestError(ClientError):
-    """400: required headers missing or body malformed."""
-
-
-class AuthenticationError(ClientError):
-    """401 (or 403, treated the same per OP-23): a token or the host identifier was refused."""
-
-
-class SessionNotFoundError(ClientError):
-    """404: the session does not exist or has expired."""
-
-
-class RateLimitedError(ClientError):
-    """429: rate limited; ``retry_after`` holds the parsed ``Retry-After`` (seconds) if any."""
-
-
-class ServerError(RestError):
-    """5xx: the server failed; retried with exponential backoff."""
-
-
-class MissingAuthenticationHeadersError(AuthenticationError):
-    """401 ``Missing authentication headers``: ``X-Token``/``X-Host`` missing, or a malformed
-    ``Authorization`` header."""
-
-    documented_string = "Missing authentication headers"
-
-
-class ConnectorTokenNotFoundError(AuthenticationError):
-    """401 ``Connector token does not exist``: the connector token is unknown."""
-
-    documented_string = "Connector token does not exist"
-
-
-class ConnectorValidationError(AuthenticationError):
-    """401 ``Failed to validate connector``: ``X-Host`` does not match the registered host."""
-
-    documented_string = "Failed to validate connector"
-
-
-class ConnectorMissingHostError(AuthenticationError):
-    """401 ``Connector missing host domain``: the connector has no host domain configured."""
-
-    documented_string = "Connector missing host domain"
-
-
-class InvalidAccessTokenError(AuthenticationError):
-    """401 ``Invalid access token``: the access token is malformed, expired or tampered with."""
-
-    documented_string = "Invalid access token"
-
-
-class MissingAccessTokenError(BadRequestError):
-    """400 ``Missing access token``: no ``Authorization`` header."""
-
-    documented_string = "Missing access token"
-
-
-class RequestParseError(BadRequestError):
-    """400 ``Error parsing request``: the Create Session body is not valid JSON."""
-
-    documented_string = "Error parsing request"
-
-
-class AccessTokenCreationError(ServerError):
-    """500 ``Failed to create access token``: internal error while minting; retried."""
-
-    documented_string = "Failed to create access token"
-
-
-class SessionCreationError(ServerError):
-    """500 ``Failed to create session`` (or the SDKs' ``Error creating session``); retried."""
-
-    documented_string = "Failed to create session"
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.split()).casefold().rstrip(".")
-
-
-_DOCUMENTED_ERRORS: Final[tuple[tuple[Endpoint, int, type[RestError]], ...]] = (
-    (Endpoint.ACCESS_TOKEN, 401, MissingAuthenticationHeadersError),
-    (Endpoint.ACCESS_TOKEN, 401, ConnectorTokenNotFoundError),
-    (Endpoint.ACCESS_TOKEN, 401, ConnectorValidationError),
-    (Endpoint.ACCESS_TOKEN, 401, ConnectorMissingHostError),
-    (Endpoint.ACCESS_TOKEN, 500, AccessTokenCreationError),
-    (Endpoint.SESSIONS, 400, MissingAccessTokenError),
-    (Endpoint.SESSIONS, 400, RequestParseError),
-    (Endpoint.SESSIONS, 401, MissingAuthenticationHeadersError),
-    (Endpoint.SESSIONS, 401, InvalidAccessTokenError),
-    (Endpoint.SESSIONS, 500, SessionCreationError),
-)
-
-_ERROR_TABLE: Final[Mapping[tuple[Endpoint, int, str], type[RestError]]] = {
-    **{
-        (endpoint, status, _normalise(cls.documented_string or "")): cls
-        for endpoint, status, cls in _DOCUMENTED_ERRORS
-    },
-    # The vendor SDKs also recognise this wording (Appendix B).
-    (Endpoint.SESSIONS, 500, _normalise("Error creating session")): SessionCreationError,
-}
-
-
-def _status_class(status: int) -> type[RestError]:
-    if status == 400:
-        return BadRequestError
-    if status in {401, 403}:
-        return AuthenticationError
-    if status == 404:
-        return SessionNotFoundError
-    if status == 429:
-        return RateLimitedError
-    if 400 <= status < 500:
-        return ClientError
-    if 500 <= status < 600:
-        return ServerError
-    return RestError
-
-
-def error_class_for(endpoint: Endpoint, status: int, error_string: str) -> type[RestError]:
-    """The exception class for an error answer.
-
-    A documented ``error_string`` for that endpoint and status selects its own class (compared
-    ignoring case, surrounding whitespace and a trailing full stop; 403 counts as 401 and any 5xx
-    as 500); anything else gets the class for the status.
-    """
-    key_status = 401 if status == 403 else 500 if 500 <= status < 600 else status
-    found = _ERROR_TABLE.get((endpoint, key_status, _normalise(error_string)))
-    return found if found is not None else _status_class(status)
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,51 +338,6 @@ def _required(data: Mapping[str, object], key: str, where: str) -> object:
     return data[key]
 
 
-def _secret_forms(secrets: tuple[str, ...]) -> list[str]:
-    forms = set()
-    for secret in secrets:
-        if secret:
-            forms.update({secret, quote(secret), quote(secret, safe="")})
-            forms.update({quote_plus(secret), quote_plus(secret, safe="")})
-            forms.add(json.dumps(secret)[1:-1])
-            forms.update({repr(secret)[1:-1], repr(secret.encode())[2:-1]})
-    return sorted(forms, key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every occurrence of a secret (raw, URL-, JSON- or repr-escaped) with ``***``."""
-    for form in _secret_forms(secrets):
-        text = text.replace(form, _REDACTED)
-    return text
-
-
-def _sanitise(text: str, secrets: tuple[str, ...]) -> str:
-    """Scrub secrets, replace control characters, trim and truncate a server-supplied text."""
-    text = _scrub(text, secrets)
-    text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
-    if len(text) > _MAX_ERROR_STRING:
-        text = text[: _MAX_ERROR_STRING - 1] + "…"
-    return text
-
-
-def _error_text(response: httpx.Response) -> str:
-    """The error text of a failed response (OP-18): JSON ``message``, else ``error``, else body."""
-    try:
-        data: object = json.loads(response.content)
-    except (ValueError, RecursionError):
-        data = None
-    if isinstance(data, Mapping):
-        for key in ("message", "error"):
-            value = data.get(key)
-            if isinstance(value, Mapping):
-                value = value.get("message")
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-    elif isinstance(data, str) and data.strip():
-        return data.strip()
-    return response.text.strip()
-
-
 def _server_now(response: httpx.Response, clock: Clock) -> float:
     """The server's idea of now (its ``Date`` header), else ours; avoids clock skew."""
     date = response.headers.get("Date")
@@ -555,50 +345,12 @@ def _server_now(response: httpx.Response, clock: Clock) -> float:
     return parsed if parsed is not None else clock()
 
 
-def _error_from_response(
-    endpoint: Endpoint,
-    response: httpx.Response,
-    *,
-    secrets: tuple[str, ...],
-    correlation_id: str,
-    clock: Clock,
-) -> RestError:
-    status = response.status_code
-    raw = _error_text(response)
-    cls = error_class_for(endpoint, status, raw)
-    error_string = _sanitise(raw, secrets)
-    retry_after_header = response.headers.get("Retry-After")
-    retry_after = (
-        parse_retry_after(retry_after_header, now=_server_now(response, clock))
-        if retry_after_header is not None
-        else None
-    )
-    detail = error_string or response.reason_phrase or "no error message"
-    if 300 <= status < 400:
-        detail += " (redirects are not followed)"
-    return cls(
-        f"POST {endpoint.path} failed with HTTP {status}: {detail}",
-        endpoint=endpoint,
-        status=status,
-        error_string=error_string,
-        retry_after=retry_after,
-        correlation_id=correlation_id,
-    )
-
-
-def _transport_error(
-    endpoint: Endpoint, exc: httpx.TransportError, secrets: tuple[str, ...], correlation_id: str
-) -> tuple[TransportError, BaseException | None]:
-    """Wrap an httpx failure; the original is kept as the cause only if it shows no secret."""
-    text = f"{exc!s} {exc!r}"
-    leaks = any(form in text for form in _secret_forms(secrets))
-    detail = _sanitise(str(exc), secrets) or "no details"
-    error = TransportError(
-        f"POST {endpoint.path} failed: {type(exc).__name__}: {detail}",
-        endpoint=endpoint,
-        correlation_id=correlation_id,
-    )
-    return error, None if leaks else exc
+def _retry_after(response: httpx.Response, clock: Clock) -> float | None:
+    """The parsed ``Retry-After`` of an error answer, or ``None`` if it sent none."""
+    header = response.headers.get("Retry-After")
+    if header is None:
+        return None
+    return parse_retry_after(header, now=_server_now(response, clock))
 
 
 def _check_header_value(value: object, what: str) -> str:
@@ -617,6 +369,31 @@ async def _client_scope(client: httpx.AsyncClient | None) -> AsyncIterator[httpx
         yield owned
 
 
+# No attrs ``repr``: the headers, the body and the secrets hold tokens, and a traceback that shows
+# locals must not print them.
+@attrs.frozen(repr=False)
+class _Request:
+    """One REST request: what every attempt sends, and what its errors must not show."""
+
+    endpoint: Endpoint
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    secrets: tuple[str, ...]
+    """The tokens this request carries, scrubbed from any error it produces."""
+    correlation_id: str
+    log_url: str
+    """``url`` with any token redacted, for log lines."""
+
+
+@attrs.frozen
+class _Failure:
+    """A failed attempt: the error to retry on or raise, and the cause to chain (or ``None``)."""
+
+    error: RestError
+    cause: BaseException | None
+
+
 async def _post(
     endpoint: Endpoint,
     url: str,
@@ -631,50 +408,71 @@ async def _post(
     """POST with retries; return the decoded JSON object and the clock time of the good attempt."""
     policy = retry if retry is not None else RetryPolicy()
     correlation_id = str(uuid.uuid4())
-    all_headers = {**headers, "Accept": "application/json", _CORRELATION_HEADER: correlation_id}
-    log_url = redact_url(url)
+    request = _Request(
+        endpoint=endpoint,
+        url=url,
+        headers={**headers, "Accept": "application/json", _CORRELATION_HEADER: correlation_id},
+        body=body,
+        secrets=secrets,
+        correlation_id=correlation_id,
+        log_url=redact_url(url),
+    )
     async with _client_scope(client) as http:
         attempt = 0
         while True:
             attempt += 1
             sent_at = clock()
-            cause: BaseException | None = None
-            error: RestError
             _logger.debug(
                 "POST %s (attempt %d/%d, correlation id %s)",
-                log_url,
+                request.log_url,
                 attempt,
                 policy.max_attempts,
                 correlation_id,
             )
-            try:
-                response = await http.post(
-                    url, content=body, headers=all_headers, follow_redirects=False
-                )
-            except httpx.TransportError as exc:
-                error, cause = _transport_error(endpoint, exc, secrets, correlation_id)
-            else:
-                _logger.debug("POST %s -> HTTP %d", log_url, response.status_code)
-                if response.is_success:
-                    return _json_object(response, endpoint), sent_at
-                error = _error_from_response(
-                    endpoint,
-                    response,
-                    secrets=secrets,
-                    correlation_id=correlation_id,
-                    clock=clock,
-                )
-            delay = policy.delay_for(error, attempt)
+            outcome = await _send_once(http, request, clock)
+            if not isinstance(outcome, _Failure):
+                return outcome, sent_at
+            delay = policy.delay_for(outcome.error, attempt)
             if delay is None:
-                raise error from cause
+                # Raised here, outside any ``except`` block, so the only link to the httpx
+                # exception is ``cause``, which ``transport_error`` drops if it shows a secret.
+                raise outcome.error from outcome.cause
             _logger.info(
                 "%s; retrying in %.2f s (attempt %d/%d)",
-                error,
+                outcome.error,
                 delay,
                 attempt + 1,
                 policy.max_attempts,
             )
             await policy.sleep(delay)
+
+
+async def _send_once(
+    http: httpx.AsyncClient, request: _Request, clock: Clock
+) -> Mapping[str, object] | _Failure:
+    """Send ``request`` once: the decoded JSON object of a 2xx answer, else the failure."""
+    try:
+        response = await http.post(
+            request.url, content=request.body, headers=request.headers, follow_redirects=False
+        )
+    except httpx.TransportError as exc:
+        error, cause = transport_error(
+            request.endpoint, exc, request.secrets, request.correlation_id
+        )
+        return _Failure(error, cause)
+    _logger.debug("POST %s -> HTTP %d", request.log_url, response.status_code)
+    if response.is_success:
+        return _json_object(response, request.endpoint)
+    return _Failure(
+        error_from_response(
+            request.endpoint,
+            response,
+            secrets=request.secrets,
+            correlation_id=request.correlation_id,
+            retry_after=_retry_after(response, clock),
+        ),
+        None,
+    )
 
 
 def _json_object(response: httpx.Response, endpoint: Endpoint) -> Mapping[str, object]:
