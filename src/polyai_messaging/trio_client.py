@@ -165,6 +165,31 @@ class _UpdateIterator:
         return update
 
 
+@attrs.frozen
+class _SessionMaker:
+    """Creates sessions with the caller's settings: the first one and any replacement."""
+
+    base_url: str
+    tokens: TokenCache
+    http: httpx.AsyncClient
+    streaming: bool
+    platform: str
+    user_agent: str | None
+
+    async def create(self) -> str:
+        """A new session's id, created with a current access token."""
+        token = await self.tokens.get()
+        info = await rest.create_session(
+            self.base_url,
+            token,
+            streaming=self.streaming,
+            platform=self.platform,
+            user_agent=self.user_agent,
+            client=self.http,
+        )
+        return info.session_id
+
+
 class Session:
     """A running session; obtained from :func:`open_session`, valid inside its ``async with``."""
 
@@ -173,24 +198,16 @@ class Session:
         *,
         nursery: trio.Nursery,
         state: SessionState,
-        base_url: str,
-        tokens: TokenCache,
-        http: httpx.AsyncClient,
-        streaming: bool,
-        platform: str,
-        user_agent: str | None,
+        maker: _SessionMaker,
         ssl_context: ssl.SSLContext | None,
         clock: Clock,
         events_capacity: int,
     ) -> None:
         self._nursery = nursery
         self._state = state
-        self._base_url = base_url
-        self._tokens = tokens
-        self._http = http
-        self._streaming = streaming
-        self._platform = platform
-        self._user_agent = user_agent
+        self._maker = maker
+        self._base_url = maker.base_url
+        self._tokens = maker.tokens
         self._ssl_context = ssl_context
         self._clock = clock
         self._links: dict[int, Link] = {}
@@ -487,22 +504,14 @@ class Session:
         renewal = self._renewal
         self._tokens.invalidate()
         try:
-            token = await self._tokens.get()
-            info = await rest.create_session(
-                self._base_url,
-                token,
-                streaming=self._streaming,
-                platform=self._platform,
-                user_agent=self._user_agent,
-                client=self._http,
-            )
+            session_id = await self._maker.create()
         except (MessagingError, httpx.HTTPError) as exc:
             logger.warning("could not create a replacement session (%s): %s", reason.value, exc)
             self.error = exc
             self._feed(NewSessionFailed(f"replacement session ({reason.value}): {exc}"))
         else:
             logger.info("continuing on a new session (%s)", reason.value)
-            self._feed(StartNewSession(info.session_id))
+            self._feed(StartNewSession(session_id))
         finally:
             self._renewal = None
             if renewal is not None:
@@ -565,17 +574,9 @@ async def open_session(
     read_clock = clock if clock is not None else _default_clock
     tokens = TokenCache(token_provider, lambda: read_clock().wall)
     async with _http_scope(http_client, ssl_context) as http:
+        maker = _SessionMaker(base_url, tokens, http, streaming, platform, user_agent)
         if session_id is None:
-            token = await tokens.get()
-            info = await rest.create_session(
-                base_url,
-                token,
-                streaming=streaming,
-                platform=platform,
-                user_agent=user_agent,
-                client=http,
-            )
-            session_id = info.session_id
+            session_id = await maker.create()
         state = SessionState.new(
             session_id,
             seed=seed if seed is not None else secrets.randbits(63),
@@ -586,12 +587,7 @@ async def open_session(
                 session = Session(
                     nursery=nursery,
                     state=state,
-                    base_url=base_url,
-                    tokens=tokens,
-                    http=http,
-                    streaming=streaming,
-                    platform=platform,
-                    user_agent=user_agent,
+                    maker=maker,
                     ssl_context=ssl_context,
                     clock=read_clock,
                     events_capacity=events_capacity,
