@@ -190,13 +190,18 @@ def _list_of(
     return hook
 
 
-def _unknown(value: Any, _: type) -> UnknownEvent:
+def _payload_object(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The frame's payload: absent or null means ``{}`` (OP-34); anything else must be an object."""
     payload = value.get("payload")
     if payload is None:
-        payload = {}
-    elif type(payload) is not dict:
+        return {}
+    if type(payload) is not dict:
         raise RemoteProtocolError("expected object", path="payload")
-    return UnknownEvent(type=value["type"], payload=payload, **_envelope(value))
+    return payload
+
+
+def _unknown(value: Any, _: type) -> UnknownEvent:
+    return UnknownEvent(type=value["type"], payload=_payload_object(value), **_envelope(value))
 
 
 def _envelope(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,12 +228,7 @@ _ENVELOPE_HOOKS: tuple[tuple[str, Callable[[Any, Any], Any]], ...] = (
 def _batch(value: Any, _: type) -> EventBatch:
     # Only an absent/null payload or events list means "empty"; ``[]``, ``0`` or ``""`` in
     # their place are malformed, not empty.
-    raw = value.get("payload")
-    if raw is None:
-        raw = {}
-    elif type(raw) is not dict:
-        raise RemoteProtocolError("expected object", path="payload")
-    events_raw = raw.get("events")
+    events_raw = _payload_object(value).get("events")
     if events_raw is None:
         events_raw = []
     elif type(events_raw) is not list:
