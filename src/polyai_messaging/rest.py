@@ -34,6 +34,7 @@ import anyio
 import attrs
 import httpx
 
+from polyai_messaging.backoff import Backoff
 from polyai_messaging.endpoints import access_token_url, redact_url, sessions_url
 from polyai_messaging.errors import LocalProtocolError, RemoteProtocolError
 from polyai_messaging.rest_errors import (
@@ -215,19 +216,14 @@ class SessionInfo:
     """Whether streaming was requested (``streaming_enabled``)."""
 
 
-def _check_non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0:  # also refuses NaN
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
 def _check_attempts(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"max_attempts must be an integer >= 1, got {value!r}")
 
 
-def _check_jitter(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0 <= value <= 1:
-        raise ValueError(f"jitter must be between 0 and 1, got {value!r}")
+# attrs' comparisons are false for NaN, so these refuse it too.
+_NON_NEGATIVE: Final = attrs.validators.ge(0.0)
+_FRACTION: Final = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))
 
 
 @attrs.frozen
@@ -235,20 +231,20 @@ class RetryPolicy:
     """When and how long to wait before repeating a failed REST call.
 
     5xx answers (and, by default, transport failures) are retried with exponential backoff:
-    ``min(max_delay, base_delay * 2**(n-1)) * (1 - jitter * u)`` after failed attempt ``n``, with
-    ``u`` drawn from ``rng`` (the jitter only shortens, so capped delays still differ, as in
-    :mod:`polyai_messaging.backoff`). A 5xx ``Retry-After`` is honoured instead, within the cap.
+    :class:`~polyai_messaging.backoff.Backoff` from ``base_delay`` to ``max_delay`` after failed
+    attempt ``n``, its jitter drawn from ``rng``. A 5xx ``Retry-After`` is honoured instead,
+    within the cap.
     429 waits for ``Retry-After`` (``rate_limit_default_delay`` if absent, capped at
     ``rate_limit_max_delay``). Other 4xx answers are never retried. ``max_attempts`` counts the
     first try.
     """
 
     max_attempts: int = attrs.field(default=3, validator=_check_attempts)
-    base_delay: float = attrs.field(default=1.0, validator=_check_non_negative)
-    max_delay: float = attrs.field(default=30.0, validator=_check_non_negative)
-    jitter: float = attrs.field(default=0.2, validator=_check_jitter)
-    rate_limit_default_delay: float = attrs.field(default=5.0, validator=_check_non_negative)
-    rate_limit_max_delay: float = attrs.field(default=30.0, validator=_check_non_negative)
+    base_delay: float = attrs.field(default=1.0, validator=_NON_NEGATIVE)
+    max_delay: float = attrs.field(default=30.0, validator=_NON_NEGATIVE)
+    jitter: float = attrs.field(default=0.2, validator=_FRACTION)
+    rate_limit_default_delay: float = attrs.field(default=5.0, validator=_NON_NEGATIVE)
+    rate_limit_max_delay: float = attrs.field(default=30.0, validator=_NON_NEGATIVE)
     retry_transport_errors: bool = True
     rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
     """Source of jitter; inject a seeded one for reproducible delays."""
@@ -262,8 +258,8 @@ class RetryPolicy:
 
     def backoff_delay(self, attempt: int) -> float:
         """Jittered delay after failed attempt number ``attempt`` (1-based); never above the cap."""
-        delay = min(self.max_delay, self.base_delay * 2.0 ** min(max(attempt - 1, 0), 62))
-        return delay * (1.0 - self.jitter * self.rng.random())
+        backoff = Backoff(base=self.base_delay, cap=self.max_delay, jitter=self.jitter)
+        return backoff.delay(max(attempt, 1), self.rng.random())
 
     def rate_limit_delay(self, retry_after: float | None) -> float:
         """Delay after a 429 carrying ``retry_after`` seconds (``None`` if absent or invalid)."""
