@@ -1083,3 +1083,18 @@ def test_start_new_session_refused_while_the_session_is_fine() -> None:
     with pytest.raises(LocalProtocolError):
         d(StartNewSession("other"))
     assert d.state == before
+
+
+def test_reset_keeps_the_events_this_replay_delivered_before_the_conflict() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    # The server's history still starts with our SESSION_START, then diverges.
+    diverged = [HISTORY[0], *(dict(f, id=f"other-{f['sequence']}") for f in HISTORY[1:])]
+    effects = reconnect_with(d, *diverged)
+    assert [r.kind for r in of(Resumed, effects)] == [ResumeKind.RESET]
+    assert [e.id for e in d.state.conversation.timeline] == [
+        HISTORY[0]["id"],
+        "other-2",
+        "other-3",
+        "other-4",
+    ]

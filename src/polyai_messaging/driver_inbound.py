@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._turn import Turn
 from .commands import RequestPolyAgentJoin
-from .conversation import Conversation, SystemHint, hint_for
+from .conversation import SystemHint, hint_for
 from .driver_link import current, finish, settle
 from .driver_outbox import confirm_deliveries
 from .effects import Applied, FinishKind, LinkStatus, ProtocolViolation
@@ -23,7 +23,8 @@ from .events import (
     UserMessageEcho,
 )
 from .inputs import FrameReceived
-from .reducer import apply
+from .reducer import apply, fold
+from .session_state import ReplayLog
 from .wire import decode
 
 __all__ = ["on_frame"]
@@ -76,12 +77,15 @@ def _violation(turn: Turn, error: RemoteProtocolError) -> None:
 def _fold(turn: Turn, event: ServerEvent) -> None:
     s = turn.state
     conversation = s.conversation
-    if not s.settled and event.sequence is not None and event.sequence <= s.cursor_at_open:
-        known = conversation.journal.get(event.sequence)
-        if known is not None and known.id != event.id:
-            # The server's history no longer matches ours: it is the source of truth.
-            conversation = Conversation()
-            turn.update(reset_seen=True)
+    if not s.settled:
+        if event.sequence is not None and event.sequence <= s.cursor_at_open:
+            known = conversation.journal.get(event.sequence)
+            if known is not None and known.id != event.id:
+                # The server's history no longer matches ours: it is the source of truth.
+                # Start over from what this replay has delivered so far.
+                conversation = fold(_oldest_first(s.replay_log))
+                turn.update(reset_seen=True)
+        turn.update(replay_log=(event, s.replay_log))
     after = apply(conversation, event)
     if after.duplicates_dropped > conversation.duplicates_dropped:
         turn.count(duplicates_dropped=1)
@@ -90,6 +94,15 @@ def _fold(turn: Turn, event: ServerEvent) -> None:
     turn.update(conversation=after)
     turn.emit(Applied(event))
     _react(turn, event)
+
+
+def _oldest_first(log: ReplayLog) -> list[ServerEvent]:
+    events: list[ServerEvent] = []
+    while log is not None:
+        event, log = log
+        events.append(event)
+    events.reverse()
+    return events
 
 
 def _react(turn: Turn, event: ServerEvent) -> None:

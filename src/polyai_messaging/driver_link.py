@@ -80,6 +80,7 @@ def _open(turn: Turn, reason: str) -> None:
         reconnect_at=None,
         cursor_at_open=s.conversation.cursor,
         reset_seen=False,
+        replay_log=None,
     )
     turn.status(LinkStatus.CONNECTING, reason)
     turn.emit(OpenSocket(turn.state.generation, s.session_id, s.conversation.cursor))
@@ -115,7 +116,7 @@ def on_opened(turn: Turn, event: LinkOpened) -> None:
 
 def settle(turn: Turn) -> None:
     """The replay after an open is over: report the resume, then send what waited for it."""
-    turn.update(settled=True, settle_at=None)
+    turn.update(settled=True, settle_at=None, replay_log=None)
     s = turn.state
     conversation = s.conversation
     journal = conversation.journal.values()

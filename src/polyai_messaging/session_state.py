@@ -12,10 +12,15 @@ import attrs
 from .backoff import Backoff
 from .conversation import Conversation
 from .effects import Finished, LinkStatus
+from .events import ServerEvent
 from .inputs import Now
 from .outbox import OutboxEntry
 
 __all__ = ["Counters", "SessionConfig", "SessionState"]
+
+
+ReplayLog = tuple[ServerEvent, "ReplayLog"] | None
+"""An immutable linked list (newest first): O(1) to extend, never copied."""
 
 
 @attrs.frozen
@@ -85,6 +90,9 @@ class SessionState:
     cursor_at_open: int = 0
     was_connected: bool = False
     reset_seen: bool = False
+    replay_log: ReplayLog = None
+    """Events the current replay delivered, newest first, until it settles: a reset is
+    rebuilt from them (so what the server re-sent before diverging is kept)."""
     join_retries: int = 0
     outbox: tuple[OutboxEntry, ...] = ()
     typing_sent: tuple[bool, float] | None = None
