@@ -18,6 +18,7 @@ from polyai_messaging.endpoints import (
     base_url_for,
     check_transport_security,
     is_loopback_host,
+    redact_text,
     redact_url,
     sessions_url,
     websocket_url,
@@ -408,3 +409,11 @@ def test_module_is_pure() -> None:
         "urllib.parse",
         "polyai_messaging.errors",
     }
+
+
+def test_redact_text_hides_sensitive_pairs_in_free_text() -> None:
+    line = "GET /ws?session_id=s-1&access_token=eyJ.abc-_~&cursor=3 HTTP/1.1 (api_key=K9 ok=1)"
+    assert redact_text(line) == (
+        "GET /ws?session_id=s-1&access_token=***&cursor=3 HTTP/1.1 (api_key=*** ok=1)"
+    )
+    assert redact_text("nothing to hide") == "nothing to hide"

@@ -32,6 +32,7 @@ __all__ = [
     "base_url_for",
     "check_transport_security",
     "is_loopback_host",
+    "redact_text",
     "redact_url",
     "sessions_url",
     "websocket_url",
@@ -203,6 +204,24 @@ def _redact_pairs(text: str) -> str:
         else:
             pieces.append(piece)
     return "&".join(pieces)
+
+
+# A ``name=value`` pair anywhere in free text (a log line quoting a request target).
+_PAIR_IN_TEXT = re.compile(r"([A-Za-z0-9_.%-]+)=([^&\s'\"#]+)")
+
+
+def redact_text(text: str) -> str:
+    """Return ``text`` with the values of sensitive ``name=value`` pairs replaced by ``***``.
+
+    For free text such as a log line that quotes a request target; the same names count as
+    sensitive as in :func:`redact_url`.
+    """
+
+    def hide(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"{name}={_REDACTED}" if _SENSITIVE_PARAM.search(unquote_plus(name)) else match[0]
+
+    return _PAIR_IN_TEXT.sub(hide, text)
 
 
 def redact_url(url: str) -> str:

@@ -88,7 +88,6 @@ from .trio_link import (  # noqa: F401
     _CONNECT_ERRORS,
     _E,
     _LOG_FRAME_CHARS,
-    _TOKEN_IN_TEXT,
     _clip,
     _Close,
     _first,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import ssl
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from trio_websocket import (
 
 from . import rest
 from .effects import OpenSocket
-from .endpoints import redact_url, websocket_url
+from .endpoints import redact_text, redact_url, websocket_url
 from .inputs import (
     ConnectFailed,
     FrameReceived,
@@ -70,16 +69,15 @@ _CLOSE_TIMEOUT: Final = 2.0
 _LOG_FRAME_CHARS: Final = 2000
 _E = TypeVar("_E", bound=BaseException)
 
-_TOKEN_IN_TEXT: Final = re.compile(r"(access_token=)[^&\s'\"]+", re.IGNORECASE)
-
 
 class _RedactTokens(logging.Filter):
-    """Redacts ``access_token=...`` in records of loggers that may log a WebSocket URL."""
+    """Redacts secrets (``access_token=...``) in records of loggers that may log a WS URL."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "access_token=" in message.lower():
-            record.msg = _TOKEN_IN_TEXT.sub(r"\1***", message)
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg = redacted
             record.args = ()
         return True
 
