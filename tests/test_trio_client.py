@@ -47,12 +47,12 @@ from polyai_messaging.inputs import Now
 from polyai_messaging.phases import Phase
 from polyai_messaging.rest import AccessToken, ServerError, mint_access_token
 from polyai_messaging.session import SessionConfig
+from polyai_messaging.tokens import TokenCache
 from polyai_messaging.trio_client import (
     Session,
     TokenProvider,
     TokenUnavailableError,
     Update,
-    _TokenCache,
     connector_token_provider,
     open_session,
 )
@@ -592,7 +592,7 @@ async def test_token_refresh_is_single_flight() -> None:
         await release.wait()
         return AccessToken("tok-" + str(calls), 3600)
 
-    cache = _TokenCache(provider, wall=lambda: 0.0)
+    cache = TokenCache(provider, wall=lambda: 0.0)
     results: list[AccessToken] = []
 
     async def get() -> None:
@@ -614,7 +614,7 @@ async def test_token_provider_failure_is_wrapped() -> None:
     async def provider() -> AccessToken:
         raise RuntimeError("backend down")
 
-    cache = _TokenCache(provider, wall=lambda: 0.0)
+    cache = TokenCache(provider, wall=lambda: 0.0)
     with pytest.raises(TokenUnavailableError) as caught:
         await cache.get()
     assert isinstance(caught.value.__cause__, RuntimeError)

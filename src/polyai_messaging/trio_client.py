@@ -79,24 +79,6 @@ from .session import SessionConfig, SessionState, step
 from .tokens import TokenCache, TokenProvider, TokenUnavailableError, connector_token_provider
 from .trio_link import MAX_INBOUND_MESSAGE, Link, LinkContext, run_link
 
-# isort: split
-# Private names that were defined here before the token and link code moved out stay importable
-# from here (with ``_TokenCache`` and ``_Link`` below), so code written against the old layout
-# (the tests import ``_TokenCache``) keeps working. New code should import from the new modules.
-from .trio_link import (  # noqa: F401
-    _CLOSE_TIMEOUT,
-    _CONNECT_ERRORS,
-    _E,
-    _LOG_FRAME_CHARS,
-    _clip,
-    _Close,
-    _first,
-    _offer,
-    _RedactTokens,
-    _retry_after,
-    _Target,
-)
-
 __all__ = [
     "MAX_INBOUND_MESSAGE",
     "Clock",
@@ -111,8 +93,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # The old names of the two classes that moved and became public in their new modules.
-_TokenCache = TokenCache
-_Link = Link
 
 Clock = Callable[[], Now]
 """Returns both clock readings. The default is ``Now(trio.current_time(), time.time())``. The
