@@ -288,11 +288,6 @@ class Conversation:
         _set_attribute(new, "__dict__", fields)
         return new
 
-    def _replace(self, **changes: Any) -> Conversation:
-        fields = self.fields()
-        fields.update(changes)
-        return Conversation.from_fields(fields)
-
     # --- views ------------------------------------------------------------------------------
 
     @property
@@ -413,7 +408,9 @@ class Conversation:
 
     def without_indicators(self) -> Conversation:
         """The same conversation with the thinking/typing indicators cleared (on resume, expiry)."""
-        return self._replace(thinking_rank=-1.0, live_typing=None)
+        fields = self.fields()
+        fields.update(thinking_rank=-1.0, live_typing=None)
+        return Conversation.from_fields(fields)
 
     def summary(self) -> Mapping[str, Any]:
         """A small dict for logs: phase, cursor, counts. Never contains secrets."""
