@@ -112,7 +112,7 @@ def _react(turn: Turn, event: ServerEvent) -> None:
     elif (
         type(event) is SystemMessage
         and s.settled
-        and event.payload.level.endswith("ERROR")
+        and event.payload.is_error
         and hint_for(event.payload.message) in _REJOIN_HINTS
         and s.join_retries < s.config.max_join_retries
         and not s.conversation.ended

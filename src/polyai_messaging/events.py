@@ -266,6 +266,11 @@ class SystemMessagePayload:
     level: str = "SYSTEM_MESSAGE_LEVEL_ERROR"
     """A missing level is read as ERROR (OP-25)."""
 
+    @property
+    def is_error(self) -> bool:
+        """Error level (``SYSTEM_MESSAGE_LEVEL_ERROR``), as opposed to info or warning."""
+        return self.level == "SYSTEM_MESSAGE_LEVEL_ERROR"
+
 
 @attrs.frozen(slots=False)
 class LanguagePayload:

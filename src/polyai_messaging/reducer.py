@@ -270,7 +270,7 @@ def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
 
 def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
     payload = event.payload
-    if payload.level.endswith("ERROR"):
+    if payload.is_error:
         # An error answers in place of the reply (e.g. "high load"): nobody is composing now.
         fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
         fields["live_output_rank"] = max(fields["live_output_rank"], rank)
