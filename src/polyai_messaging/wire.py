@@ -13,7 +13,6 @@ nothing for good error messages.
 from __future__ import annotations
 
 import json
-import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,10 +25,10 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
-from cattrs.gen import make_dict_structure_fn, override
 from cattrs.strategies import configure_tagged_union
 
 from .commands import ClientCommand, UserMessage, UserTyping
+from .decoders import EventDecoder, compile_envelope_decoder, compile_event_decoder
 from .errors import RemoteProtocolError
 from .events import (
     KNOWN_TYPES,
@@ -204,25 +203,24 @@ def _unknown(value: Any, _: type) -> UnknownEvent:
     return UnknownEvent(type=value["type"], payload=_payload_object(value), **_envelope(value))
 
 
-def _envelope(value: Mapping[str, Any]) -> dict[str, Any]:
-    """Structure the envelope fields, for the hand-written hooks (batch, unknown)."""
-    out: dict[str, Any] = {}
-    for key, hook in _ENVELOPE_HOOKS:
-        item = value.get(key)
-        if item is not None:
-            try:
-                out[key] = hook(item, object)
-            except (TypeError, ValueError) as exc:
-                raise RemoteProtocolError(str(exc), path=key) from None
-    return out
+def _envelope_timestamp(value: Any) -> datetime | None:
+    try:
+        return _optional_timestamp(value, datetime)
+    except (TypeError, ValueError) as exc:
+        raise RemoteProtocolError(str(exc), path="timestamp") from None
 
 
-_ENVELOPE_HOOKS: tuple[tuple[str, Callable[[Any, Any], Any]], ...] = (
-    ("id", _strict_str),
-    ("sequence", _strict_int),
-    ("timestamp", _timestamp),
-    ("metadata", _metadata),
+def _envelope_metadata(value: Any) -> Metadata:
+    try:
+        return _metadata(value, Metadata)
+    except TypeError as exc:
+        raise RemoteProtocolError(str(exc), path="metadata") from None
+
+
+_envelope = compile_envelope_decoder(
+    timestamp=_envelope_timestamp, metadata=_envelope_metadata, max_sequence=MAX_SEQUENCE
 )
+"""The envelope fields of protocol §6.2, checked (for the hand-written batch and unknown hooks)."""
 
 
 def _batch(value: Any, _: type) -> EventBatch:
@@ -331,29 +329,27 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
 _converters = (_make_converter(detailed=False), _make_converter(detailed=True))
 
 
-_Hook = Callable[[Any, Any], Any]
+def _event_decoders(converter: cattrs.Converter) -> dict[str, EventDecoder]:
+    """``type`` -> generated decoder, for every type but the batch and unknown ones.
 
-
-def _fast_hooks(converter: cattrs.Converter) -> dict[str, tuple[_Hook, type[Any]]]:
-    """``type`` -> (cattrs hook, class), skipping the union plumbing on the hot path.
-
-    :func:`decode_object` has already checked that the frame and its payload are JSON objects,
-    so event classes take cattrs' generated functions directly, down to the payload's. The
-    tagged union and the object checks still serve the detailed converter.
+    The decoders call this converter's hooks for what they do not inline, so the fast path and
+    the detailed one agree on every type.
     """
-    hooks: dict[str, tuple[_Hook, type[Any]]] = {}
-    for kind, cls in KNOWN_TYPES.items():
-        if cls in (EventBatch, UnknownEvent):
-            hooks[kind] = (converter.get_structure_hook(cls), cls)
-            continue
-        payload_type = typing.get_type_hints(cls)["payload"]
-        payload_hook = converter.gen_structure_attrs_fromdict(payload_type)
-        hook = make_dict_structure_fn(cls, converter, payload=override(struct_hook=payload_hook))
-        hooks[kind] = (hook, cls)
-    return hooks
+    return {
+        kind: compile_event_decoder(
+            cls,
+            hook_for=converter.get_structure_hook,
+            custom=frozenset({Metadata, Capabilities}),
+            timestamp=_envelope_timestamp,
+            metadata=_envelope_metadata,
+            max_sequence=MAX_SEQUENCE,
+        )
+        for kind, cls in KNOWN_TYPES.items()
+        if cls not in (EventBatch, UnknownEvent)
+    }
 
 
-_FAST = _fast_hooks(_converters[0])
+_DECODERS = _event_decoders(_converters[0])
 
 
 def decode(frame: str | bytes | bytearray) -> ServerEvent:
@@ -365,10 +361,29 @@ def decode(frame: str | bytes | bytearray) -> ServerEvent:
     if not isinstance(frame, str):
         raise RemoteProtocolError("binary frames are not part of the protocol")
     try:
-        value = json.loads(frame)
+        value = _parse(frame)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"invalid JSON ({type(exc).__name__})") from None
     return decode_object(value)
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse(frame: str) -> Any:
+    """``json.loads(frame)``, by the same parser but without its two whitespace scans.
+
+    A frame is one compact JSON document, so the common case is a document that spans the whole
+    text; anything else (surrounding whitespace, trailing data, bad JSON) is left to
+    ``json.loads`` itself, so the accepted texts and the errors are exactly its own.
+    """
+    try:
+        value, end = _raw_decode(frame)
+    except ValueError:
+        return json.loads(frame)
+    if end != len(frame):
+        return json.loads(frame)
+    return value
 
 
 def decode_object(value: Any) -> ServerEvent:
@@ -378,27 +393,18 @@ def decode_object(value: Any) -> ServerEvent:
     kind = value.get("type")
     if type(kind) is not str:
         raise RemoteProtocolError("expected string" if "type" in value else "missing", path="type")
-    fast = _FAST.get(kind)
-    if fast is None:
-        event: ServerEvent = _unknown(value, UnknownEvent)
-    else:
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        if kind == EventBatch.TYPE:
+            return _batch(value, EventBatch)
+        return _unknown(value, UnknownEvent)
+    try:
+        return decoder(value)  # type: ignore[no-any-return]
+    except RemoteProtocolError:
+        raise
+    except Exception:
         payload = value.get("payload")
-        if payload is None:
-            # A missing (or null) payload means {} (OP-34).
-            value = {**value, "payload": {}}
-        elif type(payload) is not dict:
-            raise RemoteProtocolError("expected object", path="payload")
-        hook, cls = fast
-        try:
-            event = hook(value, cls)
-        except RemoteProtocolError:
-            raise
-        except Exception:
-            raise _explain(value) from None
-    sequence = event.sequence
-    if sequence is not None and not 0 <= sequence <= MAX_SEQUENCE:
-        raise RemoteProtocolError(f"expected int in [0, {MAX_SEQUENCE}]", path="sequence")
-    return event
+        raise _explain({**value, "payload": {} if payload is None else payload}) from None
 
 
 def _explain(value: Mapping[str, Any]) -> RemoteProtocolError:
