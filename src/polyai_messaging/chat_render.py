@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 _ELLIPSIS: Final = "…"
-_MAX_SPAN: Final = 4096
 _EMPTY = Conversation()
 
 
@@ -92,11 +91,10 @@ def conversation_lines(previous: Conversation, new: Conversation) -> list[str]:
     together with the agent, handoff and queue notices; transient system notices come last.
     """
     items: list[tuple[float, int, list[str]]] = []
-    for sequence in _new_sequences(previous, new):
-        event = new.journal.get(sequence)
-        line = None if event is None else event_line(new, event)
+    for event in _new_events(previous, new):
+        line = event_line(new, event)
         if line is not None:
-            items.append((float(sequence), 0, [line]))
+            items.append((float(event.sequence or 0), 0, [line]))
     shown = {m.key for m in previous.transcript if m.complete or m.interrupted}
     transcript = new.transcript
     last_key = transcript[-1].key if transcript else None
@@ -231,16 +229,17 @@ def is_busy(conversation: Conversation) -> bool:
     )
 
 
-def _new_sequences(previous: Conversation, new: Conversation) -> list[int]:
-    """Sequences journaled in ``new`` but not in ``previous`` (cheap: looks only at the span
-    past the previous cursor and the previous gaps)."""
-    gaps = [(first, last) for first, last in previous.gaps]
-    span = max(0, new.cursor - previous.cursor) + sum(last - first + 1 for first, last in gaps)
-    if new.cursor < previous.cursor or span > _MAX_SPAN:
-        return sorted(s for s in new.journal if s not in previous.journal)
-    candidates = [s for first, last in gaps for s in range(first, last + 1)]
-    candidates += range(previous.cursor + 1, new.cursor + 1)
-    return sorted(s for s in candidates if s in new.journal and s not in previous.journal)
+def _new_events(previous: Conversation, new: Conversation) -> list[ServerEvent]:
+    """Sequenced events in ``new`` that ``previous`` did not have, in sequence order.
+
+    Cheap in the usual case, where ``new`` extends ``previous``: only the added part of the log
+    is read. Otherwise (a conversation rebuilt after a reset) the two are compared whole.
+    """
+    added = new.log.since(previous.log)
+    if added is None:
+        known = {event.sequence for event in previous.log}
+        added = [event for event in new.log if event.sequence not in known]
+    return sorted(added, key=lambda event: event.sequence or 0)
 
 
 def _appended(previous: Sequence[Notice], new: Sequence[Notice]) -> Sequence[Notice]:

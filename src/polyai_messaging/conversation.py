@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import attrs
 from immutables import Map
 
+from .event_log import EventLog
 from .events import (
     Attachment,
     Capabilities,
@@ -194,6 +195,10 @@ class MessageRecord(NamedTuple):
         )
 
 
+def _sequence_of(event: ServerEvent) -> int:
+    return event.sequence or 0
+
+
 def _seq(rank: float) -> int | None:
     return int(rank) if rank == int(rank) else None
 
@@ -238,8 +243,9 @@ class Conversation:
     Public attributes are facts; properties are views computed on demand.
     """
 
-    journal: Map[int, ServerEvent] = _EMPTY_MAP
-    """Every sequenced event (unknown types included), by sequence."""
+    log: EventLog = attrs.field(factory=EventLog, eq=False, repr=False)
+    """Every sequenced event (unknown types included), in the order it was applied. Arrival
+    order is not a fact of the conversation, so it takes no part in equality."""
     recent_ids: Map[str, None] = _EMPTY_MAP
     older_ids: Map[str, None] = _EMPTY_MAP
     cursor: int = 0
@@ -338,9 +344,14 @@ class Conversation:
         )
 
     @property
+    def journal(self) -> Map[int, ServerEvent]:
+        """Every sequenced event by sequence (built from :attr:`log` when asked: O(n))."""
+        return Map({e.sequence: e for e in self.log if e.sequence is not None})
+
+    @property
     def timeline(self) -> tuple[ServerEvent, ...]:
-        """Every journaled event in sequence order."""
-        return tuple(self.journal[key] for key in sorted(self.journal.keys()))
+        """Every sequenced event in sequence order."""
+        return tuple(sorted(self.log, key=_sequence_of))
 
     def record(self, key: str) -> MessageRecord | None:
         """The message record for ``key``, complete or still streaming."""

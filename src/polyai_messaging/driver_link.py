@@ -81,6 +81,7 @@ def _open(turn: Turn, reason: str) -> None:
         cursor_at_open=s.conversation.cursor,
         reset_seen=False,
         replay_log=None,
+        ids_at_open=None,
     )
     turn.status(LinkStatus.CONNECTING, reason)
     turn.emit(OpenSocket(turn.state.generation, s.session_id, s.conversation.cursor))
@@ -116,12 +117,11 @@ def on_opened(turn: Turn, event: LinkOpened) -> None:
 
 def settle(turn: Turn) -> None:
     """The replay after an open is over: report the resume, then send what waited for it."""
-    turn.update(settled=True, settle_at=None, replay_log=None)
+    turn.update(settled=True, settle_at=None, replay_log=None, ids_at_open=None)
     s = turn.state
     conversation = s.conversation
-    journal = conversation.journal.values()
     if not conversation.agent_joined and not any(
-        type(e) is PolyAgentJoinRequested for e in journal
+        type(e) is PolyAgentJoinRequested for e in conversation.log
     ):
         turn.send(RequestPolyAgentJoin())
     if s.was_connected:

@@ -64,7 +64,6 @@ def event_to_wire(event: ServerEvent) -> dict[str, Any]:
 
 def dump_state(state: SessionState) -> str:
     """Serialise the resumable part of ``state`` as JSON."""
-    journal = state.conversation.journal
     return json.dumps(
         {
             "format": FORMAT_VERSION,
@@ -73,7 +72,7 @@ def dump_state(state: SessionState) -> str:
             "draws": state.draws,
             "join_retries": state.join_retries,
             "cursor": state.conversation.cursor,
-            "journal": [event_to_wire(journal[key]) for key in sorted(journal.keys())],
+            "journal": [event_to_wire(event) for event in state.conversation.timeline],
             "outbox": [
                 {
                     "client_event_id": e.client_event_id,

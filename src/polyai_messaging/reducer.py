@@ -3,16 +3,18 @@
 Rules, in the order they are applied to each event:
 
 1. A batch is flattened: its inner events are applied one by one, its rejected elements recorded.
-2. De-duplication. A sequenced event whose ``sequence`` is already journaled is dropped: a
-   server gives each event one sequence, so this is exact and needs no id index that grows with
-   history. Any event whose ``id`` was seen recently is dropped too (bounded memory), which also
-   catches transient duplicates and a recent event resent under another sequence.
-3. Journal, cursor and gaps: every sequenced event (unknown types too) is journaled; the cursor
-   is the highest sequence; gaps are the missing ranges below it.
+2. De-duplication. A sequenced event whose ``sequence`` was already received (at most the
+   cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
+   and needs no index that grows with history. Any event whose ``id`` was seen recently is
+   dropped too (bounded memory), which also catches transient duplicates and a recent event
+   resent under another sequence. The first copy of a sequence wins; a later one with another
+   id is a server fault that the session driver detects as a diverged history on replay.
+3. Log, cursor and gaps: every sequenced event (unknown types too) is appended to the log; the
+   cursor is the highest sequence; gaps are the missing ranges below it.
 4. Facts: each known type updates its facts, "latest by rank" (see :mod:`.conversation`).
 
 Nothing here depends on arrival order except the transient parts (indicators, notices) and the
-diagnostics (``duplicates_dropped``, ``protocol_errors``).
+diagnostics (``duplicates_dropped``, ``protocol_errors``) and the log's order.
 """
 
 from __future__ import annotations
@@ -76,26 +78,25 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
         return _apply_batch(conversation, event)
     sequence = event.sequence
     event_id = event.id
-    # The new conversation's fields, written in place by the rules below; this runs once per
-    # event, so it avoids building a changes dict and merging it.
-    fields = conversation.fields()
-    journal = conversation.journal
-    if sequence is not None:
-        # One traversal: a set that does not grow the map met an occupied slot.
-        grown = journal.set(sequence, event)
-        if len(grown) == len(journal):
-            return _duplicate(conversation, event, journal[sequence].id)
-        fields["journal"] = grown
+    if sequence is not None and sequence <= conversation.cursor:
+        gaps = conversation.gaps
+        if not gaps or not _missing(gaps, sequence):
+            return _duplicate(conversation)
     if event_id is not None:
         recent = conversation.recent_ids
         if event_id in recent or event_id in conversation.older_ids:
-            # For a sequenced event the slot was free: the same id under another sequence.
-            return _duplicate(conversation, event, None)
+            # For a sequenced event its sequence was new: the same id under another sequence.
+            return _duplicate(conversation)
+    # The new conversation's fields, written in place by the rules below; this runs once per
+    # event, so it avoids building a changes dict and merging it.
+    fields = conversation.fields()
+    if event_id is not None:
         if len(recent) >= RECENT_ID_MEMORY:
             fields["older_ids"] = recent
             recent = _NO_IDS
         fields["recent_ids"] = recent.set(event_id, None)
     if sequence is not None:
+        fields["log"] = conversation.log.append(event)
         cursor = conversation.cursor
         if sequence > cursor:
             if sequence > cursor + 1:
@@ -126,16 +127,9 @@ def _apply_batch(conversation: Conversation, batch: EventBatch) -> Conversation:
     return state
 
 
-def _duplicate(
-    conversation: Conversation, event: ServerEvent, known_id: str | None
-) -> Conversation:
+def _duplicate(conversation: Conversation) -> Conversation:
     fields = conversation.fields()
     fields["duplicates_dropped"] = conversation.duplicates_dropped + 1
-    if event.sequence is not None and known_id != event.id:
-        fields["protocol_errors"] = _bounded(
-            conversation.protocol_errors,
-            (f"conflicting duplicate: id {event.id!r} at sequence {event.sequence}",),
-        )
     return Conversation.from_fields(fields)
 
 
@@ -147,6 +141,10 @@ def _record_errors(conversation: Conversation, errors: tuple[str, ...]) -> Conve
 
 def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
     return (*existing, *new)[-_PROTOCOL_ERROR_MEMORY:]
+
+
+def _missing(gaps: tuple[tuple[int, int], ...], sequence: int) -> bool:
+    return any(first <= sequence <= last for first, last in gaps)
 
 
 def _fill(gaps: tuple[tuple[int, int], ...], sequence: int) -> tuple[tuple[int, int], ...]:

@@ -8,6 +8,7 @@ thing that advances one.
 from __future__ import annotations
 
 import attrs
+from immutables import Map
 
 from .backoff import Backoff
 from .conversation import Conversation
@@ -93,6 +94,9 @@ class SessionState:
     replay_log: ReplayLog = None
     """Events the current replay delivered, newest first, until it settles: a reset is
     rebuilt from them (so what the server re-sent before diverging is kept)."""
+    ids_at_open: Map[int, str | None] | None = None
+    """During a replay, the id we hold at each sequence, to spot a server whose history
+    diverged from ours; built on the first re-sent event, not on every open."""
     join_retries: int = 0
     outbox: tuple[OutboxEntry, ...] = ()
     typing_sent: tuple[bool, float] | None = None

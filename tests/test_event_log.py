@@ -1,0 +1,87 @@
+"""``EventLog``: every version keeps its contents, whatever is appended to which version."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyai_messaging import wire
+from polyai_messaging.event_log import EventLog
+from polyai_messaging.events import ServerEvent
+
+
+def event(n: int) -> ServerEvent:
+    return wire.decode_object(
+        {"type": "EVENT_TYPE_POLY_AGENT_THINKING", "id": f"e{n}", "sequence": n}
+    )
+
+
+EVENTS = [event(n) for n in range(40)]
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 39)), max_size=60))
+def test_every_version_keeps_its_events_whatever_is_appended_later(
+    operations: list[tuple[int, int]],
+) -> None:
+    """A model check: each operation extends some earlier version (often the newest, sometimes
+    an older one, which forks), and every version must still hold exactly what it held."""
+    versions = [(EventLog(), [])]
+    for pick, item in operations:
+        log, expected = versions[-1] if pick % 3 else versions[pick % len(versions)]
+        versions.append((log.append(EVENTS[item]), [*expected, EVENTS[item]]))
+    for log, expected in versions:
+        assert list(log) == expected
+        assert len(log) == len(expected)
+        assert [log[i] for i in range(len(log))] == expected
+        assert list(log[1:3]) == expected[1:3]
+
+
+def test_since_gives_what_was_appended_to_the_same_line() -> None:
+    start = EventLog().append(EVENTS[0])
+    later = start.append(EVENTS[1]).append(EVENTS[2])
+    assert list(later.since(start) or ()) == EVENTS[1:3]
+    assert list(later.since(later) or ()) == []
+    assert list(later.since(EventLog()) or ()) == EVENTS[:3]
+    fork = start.append(EVENTS[9])
+    assert later.since(fork) is None  # a fork: not an extension of ``fork``
+    assert list(fork) == [EVENTS[0], EVENTS[9]]
+
+
+def test_a_long_log_pickles_flat_and_compares_by_content() -> None:
+    log = EventLog()
+    for n in range(20_000):
+        log = log.append(EVENTS[n % 40])
+    copy = pickle.loads(pickle.dumps(log))
+    assert copy == log
+    assert copy != log.append(EVENTS[0])
+    assert repr(log) == "<EventLog of 20000 events>"
+    with pytest.raises(TypeError):
+        hash(log)
+    with pytest.raises(IndexError):
+        log[20_000]
+
+
+def test_concurrent_appends_to_one_version_never_mix() -> None:
+    base = EventLog([EVENTS[0]])
+    results: dict[int, EventLog] = {}
+    barrier = threading.Barrier(8)
+
+    def extend(worker: int) -> None:
+        barrier.wait()
+        log = base
+        for _ in range(200):
+            log = log.append(EVENTS[worker])
+        results[worker] = log
+
+    threads = [threading.Thread(target=extend, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert list(base) == [EVENTS[0]]
+    for worker, log in results.items():
+        assert list(log) == [EVENTS[0]] + [EVENTS[worker]] * 200
