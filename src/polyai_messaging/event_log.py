@@ -18,6 +18,8 @@ from .events import ServerEvent
 
 __all__ = ["EventLog"]
 
+_new = object.__new__
+
 
 class EventLog(Sequence[ServerEvent]):
     """Events in the order they were applied. Create with ``EventLog()`` or ``EventLog(events)``."""
@@ -31,24 +33,21 @@ class EventLog(Sequence[ServerEvent]):
         self._events = list(events)
         self._length = len(self._events)
 
-    @classmethod
-    def _version(cls, events: list[ServerEvent], length: int) -> EventLog:
-        log = object.__new__(cls)
-        log._events = events
-        log._length = length
-        return log
-
     def append(self, event: ServerEvent) -> EventLog:
         """This log with ``event`` added at the end; ``self`` is unchanged."""
-        events, length = self._events, self._length
+        events = self._events
+        length = self._length
         if len(events) == length:
             events.append(event)
             # The slot is ours unless another version of this log took it first (threads).
-            if events[length] is event:
-                return EventLog._version(events, length + 1)
-        copy = events[:length]
-        copy.append(event)
-        return EventLog._version(copy, length + 1)
+            if events[length] is not event:
+                events = [*events[:length], event]
+        else:
+            events = [*events[:length], event]
+        log: EventLog = _new(EventLog)
+        log._events = events
+        log._length = length + 1
+        return log
 
     def since(self, earlier: EventLog) -> Sequence[ServerEvent] | None:
         """The events appended after ``earlier``, if this log extends it; else ``None``."""

@@ -62,6 +62,8 @@ __all__ = ["apply", "fold"]
 _PROTOCOL_ERROR_MEMORY = 100
 _NO_CHUNKS: Map[int, Any] = Map()
 _NO_IDS: Map[str, None] = Map()
+# Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
+_new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 
 
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
@@ -183,7 +185,9 @@ def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEven
     """The record for ``key``, placed at the lowest rank of any event that carried it."""
     record: MessageRecord | None = fields["open_streams"].get(key) or fields["records"].get(key)
     if record is None:
-        return MessageRecord(key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp)
+        return _new_record(
+            MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp)
+        )
     if rank < record.rank:
         # The event that places the message also dates it, even without a timestamp (OP-5):
         # keeping an earlier-arrived timestamp would make the result depend on arrival order.
@@ -230,21 +234,38 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
 
 
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
+    # The most frequent event of all, so _placed and _store are inlined here.
     chunk = event.payload
+    key = chunk.message_id
     index = chunk.chunk_index
-    record = _placed(fields, chunk.message_id, Role.AGENT, rank, event)
-    known = record.chunks.get(index)
+    streams = fields["open_streams"]
+    record: MessageRecord | None = streams.get(key)
+    if record is None:
+        record = fields["records"].get(key)
+    if record is None:
+        record = _new_record(
+            MessageRecord, (key, Role.AGENT, rank, None, _NO_CHUNKS, None, None, event.timestamp)
+        )
+    elif rank < record.rank:
+        record = record._replace(rank=rank, timestamp=event.timestamp)
+    chunks = record.chunks
+    known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
     if known is None or known[0] > rank:
         final = record.final_index
         if chunk.is_complete and (final is None or index < final):
             final = index
-        chunks = record.chunks.set(index, (rank, chunk))
-        record = MessageRecord(
-            record.key, record.role, record.rank, record.whole, chunks, final,
-            record.client_event_id, record.timestamp,
+        record = _new_record(
+            MessageRecord,
+            (record.key, record.role, record.rank, record.whole, chunks.set(index, (rank, chunk)),
+             final, record.client_event_id, record.timestamp)
         )  # fmt: skip
-    _store(fields, record)
+    if record.whole is None and (record.final_index is None or not record.complete):
+        fields["open_streams"] = streams.set(key, record)
+    else:
+        if key in streams:
+            fields["open_streams"] = streams.delete(key)
+        fields["records"] = fields["records"].set(key, record)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 
