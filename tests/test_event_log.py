@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from polyai_messaging import wire
-from polyai_messaging.event_log import EventLog
+from polyai_messaging.event_log import BLOCK, EventLog
 from polyai_messaging.events import ServerEvent
 
 
@@ -23,21 +23,42 @@ def event(n: int) -> ServerEvent:
 EVENTS = [event(n) for n in range(40)]
 
 
-@given(st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 39)), max_size=60))
+@given(
+    st.integers(0, 2 * BLOCK + 1),
+    st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 39)), max_size=3 * BLOCK),
+)
 def test_every_version_keeps_its_events_whatever_is_appended_later(
-    operations: list[tuple[int, int]],
+    start: int, operations: list[tuple[int, int]]
 ) -> None:
-    """A model check: each operation extends some earlier version (often the newest, sometimes
-    an older one, which forks), and every version must still hold exactly what it held."""
-    versions = [(EventLog(), [])]
+    """A model check: each operation extends some earlier version (mostly the newest, sometimes
+    an older one, which forks), across sealed blocks, and every version must still hold exactly
+    what it held; ``since`` finds what a later version added to an earlier one."""
+    first = [EVENTS[n % 40] for n in range(start)]
+    versions: list[tuple[EventLog, list[ServerEvent]]] = [(EventLog(first), first)]
     for pick, item in operations:
-        log, expected = versions[-1] if pick % 3 else versions[pick % len(versions)]
+        log, expected = versions[-1] if pick % 5 else versions[pick % len(versions)]
         versions.append((log.append(EVENTS[item]), [*expected, EVENTS[item]]))
     for log, expected in versions:
         assert list(log) == expected
         assert len(log) == len(expected)
-        assert [log[i] for i in range(len(log))] == expected
-        assert list(log[1:3]) == expected[1:3]
+        assert [log[i] for i in range(-len(log), len(log))] == expected + expected
+        assert list(log[1:70]) == expected[1:70]
+    newest, newest_expected = versions[-1]
+    for log, expected in versions:
+        added = newest.since(log)
+        if added is not None:  # only when ``newest`` extends ``log``
+            assert newest_expected[: len(expected)] == expected
+            assert list(added) == newest_expected[len(expected) :]
+
+
+def test_since_follows_a_line_across_sealed_blocks() -> None:
+    log = EventLog()
+    lineage = [log]
+    for n in range(3 * BLOCK + 5):
+        log = log.append(EVENTS[n % 40])
+        lineage.append(log)
+    for n, earlier in enumerate(lineage):
+        assert len(log.since(earlier) or ()) == len(log) - n
 
 
 def test_since_gives_what_was_appended_to_the_same_line() -> None:
