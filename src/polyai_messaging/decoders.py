@@ -82,7 +82,6 @@ class _Generator:
             "_new": object.__new__,
             "_set": object.__setattr__,
             "_RemoteProtocolError": RemoteProtocolError,
-            "_build": _build,
         }
         self.sources: list[str] = []
         self.nested: dict[type, str] = {}
@@ -134,8 +133,8 @@ class _Generator:
         hook, hint = self.name("_hook", self.hook_for(tp)), self.name("_type", tp)
         return [f"{pad}{var} = {hook}({var}, {hint})"]
 
-    def fields(self, cls: type, source: str, prefix: str) -> tuple[list[str], str]:
-        """Lines that read every field of ``cls`` from the dict ``source``, and the build."""
+    def fields(self, cls: type, source: str, prefix: str, target: str) -> list[str]:
+        """Lines that read every field of ``cls`` from the dict ``source`` into ``target``."""
         hints = typing.get_type_hints(cls)
         lines: list[str] = []
         names: list[tuple[attrs.Attribute[Any], str]] = []
@@ -151,7 +150,7 @@ class _Generator:
             lines.append(f"        {var} = {self.default(field)}")
             lines.append("    else:")
             lines += self.check(hints[field.name], var, "        ")
-        return lines, self.build(cls, names)
+        return lines + self.build(cls, names, target)
 
     def default(self, field: attrs.Attribute[Any]) -> str:
         default: Any = field.default
@@ -159,16 +158,18 @@ class _Generator:
             return f"{self.name('_factory', default.factory)}()"
         return self.name("_default", default)
 
-    def build(self, cls: type, names: list[tuple[attrs.Attribute[Any], str]]) -> str:
-        """An expression that builds ``cls`` from the checked values."""
+    def build(
+        self, cls: type, names: list[tuple[attrs.Attribute[Any], str]], target: str
+    ) -> list[str]:
+        """Lines that build ``cls`` from the checked values into ``target``."""
         ref = self.name("_cls", cls)
         if _plain_dict_class(cls):
             # All fields are known and checked: they become the instance dict, exactly what
             # attrs' own __init__ would write, without its keyword handling.
             items = ", ".join(f"{field.name!r}: {var}" for field, var in names)
-            return f"_build({ref}, {{{items}}})"
+            return [f"    {target} = _new({ref})", f"    _set({target}, '__dict__', {{{items}}})"]
         arguments = ", ".join(f"{field.alias}={var}" for field, var in names)
-        return f"{ref}({arguments})"
+        return [f"    {target} = {ref}({arguments})"]
 
     def decoder(self, cls: type) -> str:
         """The name of a generated function that decodes a JSON object into ``cls``."""
@@ -177,21 +178,15 @@ class _Generator:
             return known
         name = f"decode_{cls.__name__}_{len(self.nested)}"
         self.nested[cls] = name
-        lines, build = self.fields(cls, "o", "v_")
+        lines = self.fields(cls, "o", "v_", "built")
         self.define(
             name,
             "    if type(o) is not dict:",
             "        raise _mismatch()",
             *lines,
-            f"    return {build}",
+            "    return built",
         )
         return name
-
-
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    instance: Any = object.__new__(cls)
-    object.__setattr__(instance, "__dict__", values)
-    return instance
 
 
 def _plain_dict_class(cls: type) -> bool:
@@ -243,7 +238,7 @@ def compile_event_decoder(
     generator = _Generator(hook_for, custom)
     generator.namespace.update(_timestamp=timestamp, _metadata=metadata, _max_sequence=max_sequence)
     payload_type = typing.get_type_hints(cls)["payload"]
-    lines, build = generator.fields(payload_type, "p", "p_")
+    lines = generator.fields(payload_type, "p", "p_", "payload")
     event = generator.name("_cls", cls)
     name = f"decode_{cls.__name__}"
     generator.define(
@@ -251,7 +246,9 @@ def compile_event_decoder(
         _ENVELOPE,
         _PAYLOAD,
         *lines,
-        f"    return _build({event}, {{{_ENVELOPE_FIELDS}, 'payload': {build}}})",
+        f"    event = _new({event})",
+        f"    _set(event, '__dict__', {{{_ENVELOPE_FIELDS}, 'payload': payload}})",
+        "    return event",
     )
     decoder: EventDecoder = generator.compile(name)
     return decoder
