@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import NoneType, UnionType
 from typing import Any
 
@@ -53,7 +54,10 @@ _ENVELOPE = """\
             raise _RemoteProtocolError(f'expected int in [0, {_max_sequence}]', path='sequence')
     e_timestamp = o.get('timestamp')
     if e_timestamp is not None:
-        e_timestamp = _timestamp(e_timestamp)
+        try:
+            e_timestamp = _fromisoformat(e_timestamp)
+        except (TypeError, ValueError):
+            e_timestamp = _timestamp(e_timestamp)
     e_metadata = o.get('metadata')
     if e_metadata is not None:
         e_metadata = _metadata(e_metadata)
@@ -79,6 +83,8 @@ class _Generator:
         self.namespace: dict[str, Any] = {
             "_MISSING": _MISSING,
             "_mismatch": _mismatch,
+            # The common case of a timestamp; anything else goes to the ``timestamp`` given.
+            "_fromisoformat": datetime.fromisoformat,
             "_new": object.__new__,
             "_set": object.__setattr__,
             "_RemoteProtocolError": RemoteProtocolError,

@@ -61,12 +61,18 @@ class EventLog(Sequence[ServerEvent]):
     def append(self, event: ServerEvent) -> EventLog:
         """This log with ``event`` added at the end; ``self`` is unchanged."""
         blocks, sealed = self._blocks, self._sealed
-        length = self._tail_length
+        tail, length = self._tail, self._tail_length
         if length < BLOCK:
-            tail = _extended(self._tail, length, event)
+            if len(tail) == length:
+                # _extended, inlined for the common case: appending to the newest version.
+                tail.append(event)
+                if tail[length] is not event:
+                    tail = [*tail[:length], event]
+            else:
+                tail = [*tail[:length], event]
             length += 1
         else:
-            blocks = _extended(blocks, sealed, tuple(self._tail[:BLOCK]))
+            blocks = _extended(blocks, sealed, tuple(tail[:BLOCK]))
             sealed += 1
             tail, length = [event], 1
         log: EventLog = _new(EventLog)

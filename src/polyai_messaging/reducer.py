@@ -91,9 +91,9 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
         if event_id in recent or event_id in conversation.older_ids:
             # For a sequenced event its sequence was new: the same id under another sequence.
             return _duplicate(conversation)
-    # The new conversation's fields, written in place by the rules below; this runs once per
-    # event, so it avoids building a changes dict and merging it.
-    fields = conversation.fields()
+    # The new conversation's fields (conversation.fields(), inlined), written in place by the
+    # rules below; this runs once per event, so it avoids building a changes dict and merging.
+    fields = conversation.__dict__.copy()
     if event_id is not None:
         if len(recent) >= RECENT_ID_MEMORY:
             fields["older_ids"] = recent
