@@ -151,6 +151,11 @@ class _Generator:
                 lines.append(f"    {var} = {source}[{field.name!r}]")
                 lines += self.check(hints[field.name], var, "    ")
                 continue
+            if _passes_check(hints[field.name], field.default):
+                # The default is itself valid: read it as the value, and check once.
+                lines.append(f"    {var} = {source}.get({field.name!r}, {self.default(field)})")
+                lines += self.check(hints[field.name], var, "    ")
+                continue
             lines.append(f"    {var} = {source}.get({field.name!r}, _MISSING)")
             lines.append(f"    if {var} is _MISSING:")
             lines.append(f"        {var} = {self.default(field)}")
@@ -205,6 +210,16 @@ def _plain_dict_class(cls: type) -> bool:
         field.validator is None and field.converter is None and field.init
         for field in attrs.fields(cls)
     )
+
+
+def _passes_check(tp: Any, default: Any) -> bool:
+    """Whether ``default`` passes the inline check of a scalar or optional scalar ``tp``."""
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return False
+    scalar = tp if tp in _SCALARS else _optional_of(tp)
+    if scalar not in _SCALARS:
+        return False
+    return type(default) is scalar or (default is None and scalar is not tp)
 
 
 def _optional_of(tp: Any) -> Any:
