@@ -6,7 +6,7 @@ Two figures, measured in one run and one process:
     divided by the cost of ``json.loads(frame)`` on the same frames. Target: <= 3.0.
 (b) ``per_event_50k_vs_500``: the cost of applying a fixed set of further events to a
     conversation with 50,000 events of history, divided by the cost at 500. Target: <= 1.2
-    (``Conversation`` is built on persistent maps, so history size should not matter).
+    (``Conversation`` is built on persistent structures, so history size should not matter).
 
 The traffic is generated deterministically: conversations as a server sends them, with replay
 batches on connect, streamed replies (chunks), whole messages with suggestions and attachments,

@@ -243,6 +243,24 @@ def test_handoff_outcomes_and_client_handoff() -> None:
     ]
 
 
+def test_a_conversation_rebuilt_from_scratch_shows_only_what_is_new() -> None:
+    # After a reset the driver rebuilds the conversation from the replay: the new log does not
+    # extend the old one, so the renderer compares them by sequence instead.
+    script = Script()
+    events = [
+        script("POLY_AGENT_JOINED", {"agent_name": "Ada"}),
+        script("LANGUAGE_CHANGED", {"language_code": "fr-FR"}),
+    ]
+    before = fold(events[:1])
+    rebuilt = fold(events)
+    assert rebuilt.log.since(before.log) is None
+    assert conversation_lines(before, rebuilt) == ["Language changed to fr-FR."]
+    # ... and the usual case, an extension, reads only the added part of the log
+    extended = fold(events[1:], before)
+    assert list(extended.log.since(before.log) or ()) == events[1:]
+    assert conversation_lines(before, extended) == ["Language changed to fr-FR."]
+
+
 def test_link_status_end_new_session_and_failed_delivery() -> None:
     lost = StatusChanged(LinkStatus.RECONNECTING, "closed (1006)", 1, 2.0, 1)
     assert status_line(None, lost) == (

@@ -1,9 +1,10 @@
 """The immutable conversation: the folded server history and the views built from it.
 
 A :class:`Conversation` is only ever produced by :func:`polyai_messaging.reducer.apply`. It is
-built on persistent maps (``immutables.Map``, a HAMT), so applying one event costs the same at
+built on persistent structures (``immutables.Map``, a HAMT, for what is looked up by key; an
+:class:`~.event_log.EventLog` for the sequenced events), so applying one event costs the same at
 50,000 events of history as at 500: nothing is copied whole. Ordered views (``transcript``,
-``timeline``) are sorted when asked for, not on every event.
+``timeline``, ``journal``) are built when asked for, not on every event.
 
 "Latest wins" facts (agent, queue status, language, ...) are ranked by ``sequence``; an event
 without a sequence ranks just above everything received before it. That makes every fact a
@@ -280,7 +281,7 @@ class Conversation:
     """Transient system messages in arrival order (the last :data:`NOTICE_MEMORY`)."""
     duplicates_dropped: int = 0
     protocol_errors: tuple[str, ...] = ()
-    """Descriptions of rejected input (malformed batch elements, conflicting ids); bounded."""
+    """Descriptions of rejected input (malformed batch elements); bounded."""
 
     def fields(self) -> Fields:
         """A copy of the field values, for the reducer to build the next conversation from."""
