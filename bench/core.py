@@ -295,6 +295,28 @@ def decode_and_reduce(sessions: list[list[str]]) -> None:
             state = apply(state, decode(frame))
 
 
+def parse_only(sessions: list[list[str]]) -> None:
+    parse = wire._parse  # what wire.decode parses with
+    for frames in sessions:
+        for frame in frames:
+            parse(frame)
+
+
+def decode_only(parsed: list[list[Any]]) -> None:
+    decode_object = wire.decode_object
+    for values in parsed:
+        for value in values:
+            decode_object(value)
+
+
+def apply_only(decoded: list[list[ServerEvent]]) -> None:
+    apply = reducer.apply
+    for events in decoded:
+        state = Conversation()
+        for event in events:
+            state = apply(state, event)
+
+
 def history(size: int, extra: int, seed: int = 2) -> tuple[list[ServerEvent], list[ServerEvent]]:
     """``size`` events of journaled history, then ``extra`` further events (decoded)."""
     rng = random.Random(seed)
@@ -352,6 +374,12 @@ def main() -> int:
         15, lambda: json_only(sessions), lambda: decode_and_reduce(sessions)
     )
     ratio_a = t_core / t_json
+    # Where (a)'s time goes, for whoever optimises next (informational; not one of the figures).
+    parsed = [[json.loads(frame) for frame in session] for session in sessions]
+    decoded = [[wire.decode_object(value) for value in session] for session in parsed]
+    t_parse, t_decode, t_apply = interleaved(
+        7, lambda: parse_only(sessions), lambda: decode_only(parsed), lambda: apply_only(decoded)
+    )
 
     # (b) per-event apply cost at 50,000 vs 500 events of history ------------------------------
     small_size, large_size, further_count = 500, 50_000, 2_000
@@ -377,6 +405,12 @@ def main() -> int:
     print(f"  {'json.loads per frame':<44}{t_json / len(frames) * 1e6:>11.2f} us")
     print(f"  {'decode + apply per frame':<44}{t_core / len(frames) * 1e6:>11.2f} us")
     print(f"  {'(a) decode+reduce / json.loads':<44}{ratio_a:>14.2f}   target <= 3.0")
+    for label, part in (
+        ("    parse (JSONDecoder.raw_decode)", t_parse),
+        ("    decode_object (parsed -> event)", t_decode),
+        ("    apply (event -> conversation)", t_apply),
+    ):
+        print(f"  {label:<44}{part / len(frames) * 1e6:>11.2f} us  {part / t_json:>5.2f} x json")
     print(f"  {'apply per event, 500 events of history':<44}{small_cost * 1e6:>11.2f} us")
     print(f"  {'apply per event, 50,000 events of history':<44}{large_cost * 1e6:>11.2f} us")
     print(f"  {'(b) per event 50k / 500':<44}{ratio_b:>14.2f}   target <= 1.2")
