@@ -15,6 +15,12 @@ queue statuses, language changes, system messages, and reconnect replays that ov
 duplicates). Every timing is the minimum over 15 rounds, the two sides of each ratio alternating
 round by round, with the garbage collector paused during the timed loop (as :mod:`timeit` does).
 
+(b) applies the further events from the same base in every round, so each round also forks the
+base's history; that is part of what is measured.
+
+Below (a), three informational lines split its time into parsing, ``decode_object`` and
+``apply`` (measured separately, so they need not add up exactly).
+
 Run: ``python bench/core.py`` (about 10-20 s). The last line of output is exactly one JSON
 object with both figures.
 """

@@ -33,6 +33,7 @@ from .effects import (
     WakeAt,
 )
 from .errors import LocalProtocolError, MessagingError, RemoteProtocolError
+from .event_log import EventLog
 from .inputs import (
     ConnectFailed,
     EndSession,
@@ -67,6 +68,7 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "EndSession",
+    "EventLog",
     "FinishKind",
     "Finished",
     "FrameReceived",
