@@ -140,20 +140,25 @@ def test_every_type_decodes_a_minimal_valid_frame_the_same_way(kind: str) -> Non
     assert event.timestamp == datetime(2024, 2, 12, 12, tzinfo=UTC) + timedelta()
 
 
+def compile_plain(cls: type) -> decoders.EventDecoder:
+    """A decoder whose timestamps and metadata are taken as they are."""
+    return decoders.compile_event_decoder(
+        cls,
+        hook_for=wire._converters[0].get_structure_hook,
+        custom=frozenset(),
+        timestamp=lambda value: value,
+        metadata=lambda value: value,
+        max_sequence=wire.MAX_SEQUENCE,
+    )
+
+
 def test_a_class_that_does_not_have_the_envelope_shape_is_refused() -> None:
     @attrs.frozen(slots=False)
     class NotAnEvent:
         payload: int
 
     with pytest.raises(TypeError, match="exactly the fields"):
-        decoders.compile_event_decoder(
-            NotAnEvent,
-            hook_for=wire._converters[0].get_structure_hook,
-            custom=frozenset(),
-            timestamp=lambda value: value,
-            metadata=lambda value: value,
-            max_sequence=wire.MAX_SEQUENCE,
-        )
+        compile_plain(NotAnEvent)
 
 
 @attrs.frozen(slots=False)
@@ -171,14 +176,7 @@ class Checked:
 
 
 def test_classes_with_validators_are_built_through_their_init() -> None:
-    decode = decoders.compile_event_decoder(
-        Checked,
-        hook_for=wire._converters[0].get_structure_hook,
-        custom=frozenset(),
-        timestamp=lambda value: value,
-        metadata=lambda value: value,
-        max_sequence=wire.MAX_SEQUENCE,
-    )
+    decode = compile_plain(Checked)
     assert decode({"payload": {"n": 2}}).payload == Positive(2)
     with pytest.raises(ValueError, match="must be > 0"):
         decode({"payload": {"n": 0}})
