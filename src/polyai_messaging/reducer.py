@@ -203,7 +203,8 @@ def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEven
 def _store(fields: Fields, record: MessageRecord) -> None:
     streams = fields["open_streams"]
     key = record.key
-    if record.whole is None and not record.complete:
+    # A stream stays open until its final chunk is known and every chunk before it arrived.
+    if record.whole is None and (record.final_index is None or not record.complete):
         fields["open_streams"] = streams.set(key, record)
         return
     if key in streams:
@@ -239,20 +240,9 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
 
 
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
-    # The most frequent event of all, so _placed and _store are inlined here.
     chunk = event.payload
-    key = chunk.message_id
     index = chunk.chunk_index
-    streams = fields["open_streams"]
-    record: MessageRecord | None = streams.get(key)
-    if record is None:
-        record = fields["records"].get(key)
-    if record is None:
-        record = _new_record(
-            MessageRecord, (key, Role.AGENT, rank, None, _NO_CHUNKS, None, None, event.timestamp)
-        )
-    elif rank < record.rank:
-        record = record._replace(rank=rank, timestamp=event.timestamp)
+    record = _placed(fields, chunk.message_id, Role.AGENT, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
@@ -263,14 +253,9 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
         record = _new_record(
             MessageRecord,
             (record.key, record.role, record.rank, record.whole, chunks.set(index, (rank, chunk)),
-             final, record.client_event_id, record.timestamp)
+             final, record.client_event_id, record.timestamp),
         )  # fmt: skip
-    if record.whole is None and (record.final_index is None or not record.complete):
-        fields["open_streams"] = streams.set(key, record)
-    else:
-        if key in streams:
-            fields["open_streams"] = streams.delete(key)
-        fields["records"] = fields["records"].set(key, record)
+    _store(fields, record)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 

@@ -5,9 +5,10 @@
 :class:`~polyai_messaging.errors.RemoteProtocolError` with a readable path; it never raises
 anything else. :func:`encode` produces only the five client types, compact JSON.
 
-Decoding runs a fast cattrs converter first; only when it fails is the frame decoded again with
-detailed validation, to name the offending path. Bad input is rare, so the common path pays
-nothing for good error messages.
+Decoding runs a generated straight-line decoder per type first (:mod:`.decoders`); only when it
+fails is the frame structured again by cattrs with detailed validation, to name the offending
+path. Bad input is rare, so the common path pays nothing for good error messages. cattrs also
+declares the tagged union and structures what the generated decoders do not inline.
 """
 
 from __future__ import annotations
