@@ -224,7 +224,11 @@ def _whole(
     """Set the consolidated payload; the lowest-ranked copy wins."""
     record = _placed(fields, key, role, rank, event)
     if record.whole is None or record.whole[0] > rank:
-        record = record._replace(whole=(rank, payload), client_event_id=client_event_id)
+        record = _new_record(
+            MessageRecord,
+            (record.key, record.role, record.rank, (rank, payload), record.chunks,
+             record.final_index, client_event_id, record.timestamp),
+        )  # fmt: skip
     _store(fields, record)
 
 
