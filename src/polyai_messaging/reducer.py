@@ -91,6 +91,9 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
         if event_id in recent or event_id in conversation.older_ids:
             # For a sequenced event its sequence was new: the same id under another sequence.
             return _duplicate(conversation)
+    handler, trigger = _RULES.get(type(event), _NO_RULE)
+    if handler is None and trigger is None and sequence is None and event_id is None:
+        return conversation  # nothing to record (a heartbeat echo, say)
     # The new conversation's fields (conversation.fields(), inlined), written in place by the
     # rules below; this runs once per event, so it avoids building a changes dict and merging.
     fields = conversation.__dict__.copy()
@@ -114,7 +117,6 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = conversation.cursor + 0.5
-    handler, trigger = _RULES.get(type(event), _NO_RULE)
     if handler is not None:
         handler(fields, event, rank)
     if trigger is not None:
