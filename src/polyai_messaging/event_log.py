@@ -63,13 +63,7 @@ class EventLog(Sequence[ServerEvent]):
         blocks, sealed = self._blocks, self._sealed
         tail, length = self._tail, self._tail_length
         if length < BLOCK:
-            if len(tail) == length:
-                # _extended, inlined for the common case: appending to the newest version.
-                tail.append(event)
-                if tail[length] is not event:
-                    tail = [*tail[:length], event]
-            else:
-                tail = [*tail[:length], event]
+            tail = _extended(tail, length, event)
             length += 1
         else:
             blocks = _extended(blocks, sealed, tuple(tail[:BLOCK]))
