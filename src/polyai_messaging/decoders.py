@@ -173,6 +173,9 @@ class _Generator:
         self, cls: type, names: list[tuple[attrs.Attribute[Any], str]], target: str
     ) -> list[str]:
         """Lines that build ``cls`` from the checked values into ``target``."""
+        if not names and _plain_dict_class(cls):
+            # Instances of a frozen class without fields are all equal: share one.
+            return [f"    {target} = {self.name('_empty', cls())}"]
         ref = self.name("_cls", cls)
         if _plain_dict_class(cls):
             # All fields are known and checked: they become the instance dict, exactly what
