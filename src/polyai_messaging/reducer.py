@@ -2,7 +2,8 @@
 
 Rules, in the order they are applied to each event:
 
-1. A batch is flattened: its inner events are applied one by one, its rejected elements recorded.
+1. A batch is flattened: its rejected elements are recorded, then its inner events applied one
+   by one, all to one copy of the conversation (one transaction).
 2. De-duplication. A sequenced event whose ``sequence`` was already received (at most the
    cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
    and needs no index that grows with history. Any event whose ``id`` was seen recently is
@@ -62,8 +63,6 @@ __all__ = ["apply", "fold"]
 _PROTOCOL_ERROR_MEMORY = 100
 _NO_CHUNKS: Map[int, Any] = Map()
 _NO_IDS: Map[str, None] = Map()
-_new_object = object.__new__
-_set_attribute = object.__setattr__
 # Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 
@@ -78,74 +77,61 @@ def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None
 
 def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     """Fold one decoded server event into the conversation. Pure and total."""
+    if event.id is None and event.sequence is None and type(event) in _INERT:
+        return conversation  # nothing to record (a heartbeat echo, say)
+    # The new conversation's fields, written in place by the rules; a batch is applied to one
+    # copy, as one transaction.
+    fields = conversation.fields()
+    _apply_into(fields, event)
+    return Conversation.from_fields(fields)
+
+
+def _apply_into(fields: Fields, event: ServerEvent) -> None:
+    """Apply ``event`` to the fields of the conversation being built."""
     if type(event) is EventBatch:
-        return _apply_batch(conversation, event)
+        if event.rejected:
+            errors = tuple(str(error) for error in event.rejected)
+            fields["protocol_errors"] = _bounded(fields["protocol_errors"], errors)
+        for inner in event.events:
+            _apply_into(fields, inner)
+        return
     sequence = event.sequence
     event_id = event.id
-    if sequence is not None and sequence <= conversation.cursor:
-        gaps = conversation.gaps
+    cursor = fields["cursor"]
+    if sequence is not None and sequence <= cursor:
+        gaps = fields["gaps"]
         if not gaps or not _missing(gaps, sequence):
-            return _duplicate(conversation)
+            fields["duplicates_dropped"] += 1
+            return
     if event_id is not None:
-        recent = conversation.recent_ids
-        if event_id in recent or event_id in conversation.older_ids:
+        recent = fields["recent_ids"]
+        if event_id in recent or event_id in fields["older_ids"]:
             # For a sequenced event its sequence was new: the same id under another sequence.
-            return _duplicate(conversation)
-    handler, trigger = _RULES.get(type(event), _NO_RULE)
-    if handler is None and trigger is None and sequence is None and event_id is None:
-        return conversation  # nothing to record (a heartbeat echo, say)
-    # The new conversation's fields (conversation.fields(), inlined), written in place by the
-    # rules below; this runs once per event, so it avoids building a changes dict and merging.
-    fields = conversation.__dict__.copy()
-    if event_id is not None:
+            fields["duplicates_dropped"] += 1
+            return
         if len(recent) >= RECENT_ID_MEMORY:
             fields["older_ids"] = recent
             recent = _NO_IDS
         fields["recent_ids"] = recent.set(event_id, None)
     if sequence is not None:
-        fields["log"] = conversation.log.append(event)
-        cursor = conversation.cursor
+        fields["log"] = fields["log"].append(event)
         if sequence > cursor:
             if sequence > cursor + 1:
-                fields["gaps"] = (*conversation.gaps, (cursor + 1, sequence - 1))
+                fields["gaps"] = (*fields["gaps"], (cursor + 1, sequence - 1))
             fields["cursor"] = sequence
-        elif conversation.gaps:
-            fields["gaps"] = _fill(conversation.gaps, sequence)
+        else:  # it filled a gap
+            fields["gaps"] = _fill(fields["gaps"], sequence)
         if type(event) is not UnknownEvent:
-            fields["events_applied"] = conversation.events_applied + 1
+            fields["events_applied"] += 1
         rank = float(sequence)
     else:
         # Unsequenced events are live: they rank just above everything received so far.
-        rank = conversation.cursor + 0.5
+        rank = cursor + 0.5
+    handler, trigger = _RULES.get(type(event), _NO_RULE)
     if handler is not None:
         handler(fields, event, rank)
     if trigger is not None:
         _phase(fields, trigger, rank)
-    # Conversation.from_fields(fields), inlined: this line runs for every event.
-    new = _new_object(Conversation)
-    _set_attribute(new, "__dict__", fields)
-    return new
-
-
-def _apply_batch(conversation: Conversation, batch: EventBatch) -> Conversation:
-    state = conversation
-    if batch.rejected:
-        state = _record_errors(state, tuple(str(error) for error in batch.rejected))
-    for inner in batch.events:
-        state = apply(state, inner)
-    return state
-
-
-def _duplicate(conversation: Conversation) -> Conversation:
-    fields = conversation.fields()
-    fields["duplicates_dropped"] = conversation.duplicates_dropped + 1
-    return Conversation.from_fields(fields)
-
-
-def _record_errors(conversation: Conversation, errors: tuple[str, ...]) -> Conversation:
-    fields = conversation.fields()
-    fields["protocol_errors"] = _bounded(conversation.protocol_errors, errors)
-    return Conversation.from_fields(fields)
 
 
 def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
@@ -340,3 +326,8 @@ _RULES: dict[type[Any], tuple[_Handler | None, str | None]] = {
     for cls in KNOWN_TYPES.values()
 }
 """Per event class: its fact handler and, if it moves the phase, its trigger (one lookup)."""
+
+_INERT = frozenset(
+    cls for cls, rule in _RULES.items() if rule == _NO_RULE and cls is not EventBatch
+)
+"""Event classes that record nothing unless they carry an id or a sequence."""
