@@ -95,3 +95,29 @@ async def test_idle_http_connection_does_not_delay_shutdown() -> None:
 def test_help_tables_for_the_cli() -> None:
     assert "drop-after=N[:K]" in FAULT_HELP
     assert all(isinstance(text, str) and text for text in TRIGGERS.values())
+
+
+async def test_a_sender_that_finds_the_stream_busy_stops_quietly() -> None:
+    # hypercorn 0.18 sends EOF outside its send lock when a peer goes away; a frame being sent
+    # then meets trio.BusyResourceError. The socket's writer must end as for a closed socket,
+    # not crash the connection's task group with a traceback.
+    from polyai_messaging.emulator.sessions import SocketConnection
+    from polyai_messaging.emulator.websocket import _Emitter
+
+    state = EmulatorState(EmulatorConfig())
+    sent: list[str] = []
+
+    async def busy_send(message: dict[str, object]) -> None:
+        if sent:
+            raise trio.BusyResourceError("another task is currently sending data")
+        sent.append(str(message["text"]))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(state.run)
+        session = state.create_session(state.mint_access_token(DEMO_CONNECTOR_TOKEN))
+        connection = SocketConnection(session, None)
+        with trio.CancelScope() as scope:
+            await _Emitter(state, connection, busy_send, scope).run(["first", "second", "third"])
+        nursery.cancel_scope.cancel()
+    assert sent == ["first"]
+    assert scope.cancel_called

@@ -203,6 +203,16 @@ class _Emitter:
 
     async def run(self, initial: list[str]) -> None:
         """Send the replay (and overlap) frames, then serve the outbox until the socket stops."""
+        try:
+            await self._serve(initial)
+        except trio.BusyResourceError:
+            # hypercorn (0.18) ends a connection whose peer went away by sending EOF outside its
+            # own send lock; a frame we were sending then finds the stream busy. The socket is
+            # closing either way: stop writing, as for any other end of the socket.
+            logger.debug("socket of session %s closed while sending", self._connection.session.id)
+            self._cancel_scope.cancel()
+
+    async def _serve(self, initial: list[str]) -> None:
         for text in initial:
             if not await self._emit(text):
                 return
