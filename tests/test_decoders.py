@@ -100,7 +100,7 @@ def reference(frame: dict[str, Any]) -> ServerEvent | str:
     payload = frame.get("payload")
     normalized = {**frame, "payload": {} if payload is None else payload}
     try:
-        event: ServerEvent = wire._converters[1].structure(normalized, ServerEvent)  # type: ignore[arg-type]
+        event: ServerEvent = wire._converter.structure(normalized, ServerEvent)  # type: ignore[arg-type]
     except Exception:
         return REJECTED
     sequence = event.sequence
@@ -144,7 +144,7 @@ def compile_plain(cls: type) -> decoders.EventDecoder:
     """A decoder whose timestamps and metadata are taken as they are."""
     return decoders.compile_event_decoder(
         cls,
-        hook_for=wire._converters[0].get_structure_hook,
+        hook_for=wire._converter.get_structure_hook,
         custom=frozenset(),
         timestamp=lambda value: value,
         metadata=lambda value: value,

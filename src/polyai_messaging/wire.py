@@ -295,8 +295,8 @@ def _objects_only(converter: cattrs.Converter) -> Callable[[type[Any]], Callable
     return factory
 
 
-def _make_converter(detailed: bool) -> cattrs.Converter:
-    converter = cattrs.Converter(detailed_validation=detailed)
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True)
     converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
@@ -327,14 +327,16 @@ def _make_converter(detailed: bool) -> cattrs.Converter:
     return converter
 
 
-_converters = (_make_converter(detailed=False), _make_converter(detailed=True))
+_converter = _make_converter()
+"""The reference structuring of frames: it explains rejections and serves the generated
+decoders the hooks of types they do not inline."""
 
 
 def _event_decoders(converter: cattrs.Converter) -> dict[str, EventDecoder]:
     """``type`` -> generated decoder, for every type but the batch and unknown ones.
 
-    The decoders call this converter's hooks for what they do not inline, so the fast path and
-    the detailed one agree on every type.
+    The decoders call this converter's hooks for what they do not inline, so the generated path
+    and the explaining one agree on every type.
     """
     return {
         kind: compile_event_decoder(
@@ -350,7 +352,7 @@ def _event_decoders(converter: cattrs.Converter) -> dict[str, EventDecoder]:
     }
 
 
-_DECODERS = _event_decoders(_converters[0])
+_DECODERS = _event_decoders(_converter)
 
 
 def decode(frame: str | bytes | bytearray) -> ServerEvent:
@@ -410,7 +412,7 @@ def decode_object(value: Any) -> ServerEvent:
 
 def _explain(value: Mapping[str, Any]) -> RemoteProtocolError:
     try:
-        _converters[1].structure(value, ServerEvent)  # type: ignore[arg-type]
+        _converter.structure(value, ServerEvent)  # type: ignore[arg-type]
     except RemoteProtocolError as exc:
         return exc
     except Exception as exc:
