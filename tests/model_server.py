@@ -172,7 +172,8 @@ class Link:
 
     Effects are executed as an adapter would: ``OpenSocket`` connects at once (the replay is
     queued inbound), ``SendFrame`` reaches the server unless ``lose_outbound`` is set (the
-    server's answers are queued inbound), ``CloseSocket``/``AbortSocket`` break the link.
+    server's answers are queued inbound), ``CloseSocket``/``AbortSocket`` break the link (a
+    close completes its handshake at once unless the link is half-open).
     Inbound frames wait in :attr:`inbound` until :meth:`deliver`. A :attr:`half_open` link
     silently loses everything in both directions until the driver aborts it (or it drops).
     """
@@ -228,6 +229,9 @@ class Link:
         elif isinstance(effect, CloseSocket | AbortSocket) and effect.generation == self.socket:
             self.socket = None
             self.inbound.clear()
+            if isinstance(effect, CloseSocket) and not self.half_open:
+                # the closing handshake completes (after every frame sent before it)
+                return LinkClosed(effect.generation, effect.code, effect.reason)
         return None
 
     def deliver(self, count: int | None = None, *, duplicate: bool = False) -> None:

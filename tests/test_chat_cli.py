@@ -27,7 +27,7 @@ from polyai_messaging.chat import (
 from polyai_messaging.cli import main
 from polyai_messaging.conversation import Conversation
 from polyai_messaging.effects import DeliveryStatus, Finished, FinishKind, LinkStatus, StatusChanged
-from polyai_messaging.outbox import OutboxEntry
+from polyai_messaging.outbox import Outbox, OutboxEntry
 from polyai_messaging.reducer import fold
 from polyai_messaging.session import SessionState
 from polyai_messaging.trio_client import Update
@@ -77,7 +77,11 @@ def snapshot(
     finished: Finished | None = None,
     outbox: tuple[OutboxEntry, ...] = (),
 ) -> Update:
-    state = attrs.evolve(SessionState.new(session_id), conversation=conversation, outbox=outbox)
+    state = attrs.evolve(
+        SessionState.new(session_id),
+        conversation=conversation,
+        outbox=Outbox.from_entries(outbox),
+    )
     return Update(version, state, status, finished)
 
 

@@ -23,7 +23,7 @@ def _conversation() -> tuple[Link, ModelServer]:
     link.feed(SendText("first", "c1"))
     link.deliver()
     link.lose_outbound = 1
-    link.feed(SendText("lost on the wire", "c2"))
+    link.feed(SendText("lost on the wire", "c2", custom={"order": "42"}))
     link.deliver()
     return link, server
 
@@ -46,6 +46,7 @@ def test_round_trip_in_a_new_process_resumes_the_same_conversation() -> None:
         (e.client_event_id, e.text, e.status, e.transmissions, e.message_id)
         for e in restored.outbox
     ] == [(e.client_event_id, e.text, e.status, e.transmissions, e.message_id) for e in old.outbox]
+    assert restored.delivery("c2").custom == {"order": "42"}
     assert (restored.seed, restored.draws, restored.join_retries) == (
         old.seed,
         old.draws,

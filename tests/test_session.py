@@ -625,27 +625,72 @@ def test_echo_only_in_replay_marks_sent_without_resend() -> None:
     assert d.state.counters.resends == 0
 
 
-def test_resend_schedule_then_failed() -> None:
+def check_echo(d: Drive, *replay: dict[str, Any]) -> list[Effect]:
+    """Wake at the next echo check; if the driver closes to verify, resume with ``replay``."""
+    effects = d.wake(d.state.outbox.next_check)
+    closes = [e for e in of(CloseSocket, effects) if e.reason == "resuming to verify delivery"]
+    if closes:
+        effects += d(LinkClosed(closes[0].generation, 1000))
+        effects += d.open(batch(*replay))
+        effects += d.wake()
+    return effects
+
+
+def test_missing_echo_is_verified_by_resuming_then_resent_then_failed() -> None:
     d = Drive()
     d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
     start = d.t
     d(SendText("hello", "c1"))
-    times = []
+    checks, resends = [], []
     failed_at = None
     for _ in range(20):  # bounded: a deadline that does not move must fail, not hang
         if failed_at is not None:
             break
-        effects = d.wake()
+        checks.append(round(d.state.outbox.next_check - start, 3))
+        effects = check_echo(d)
         if USER_MESSAGE in sent_types(effects):
-            times.append(round(d.t - start, 3))
+            resends.append(round(d.t - start, 3))
         if Delivery("c1", DeliveryStatus.FAILED) in effects:
             failed_at = round(d.t - start, 3)
-    assert times == [5.0, 10.0, 20.0]
-    assert failed_at == 35.0
+    # each check without an echo closes and resumes the link at once (in this fake), and a
+    # replay without the echo proves the message lost: it is resent once the replay settled
+    # (0.5 s of quiet); each transmission's check waits 5, 5, 10, 15 s, then it fails
+    assert resends == [check + 0.5 for check in checks[:3]]
+    assert checks == [5.0] + [r + wait for r, wait in zip(resends, (5.0, 10.0, 15.0), strict=True)]
+    assert failed_at == checks[-1]
     assert d.state.counters.resends == 3
     assert d.state.delivery("c1").transmissions == 4
     assert d.state.deadline is None or d.state.deadline > d.t
     assert USER_MESSAGE not in sent_types(d.wake(d.t + 100))
+
+
+def test_a_late_echo_is_found_in_the_replay_and_never_resent() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("hello", "c1"))
+    effects = d.wake(d.state.outbox.next_check)
+    assert of(CloseSocket, effects) == [CloseSocket(1, 1000, "resuming to verify delivery")]
+    assert USER_MESSAGE not in sent_types(effects), "never resent on a link that may hold it"
+    effects = d(SendText("meanwhile", "c2"))
+    assert not sent(effects), "queued: the link is closing"
+    effects = d(LinkClosed(1, 1000))
+    assert of(OpenSocket, effects) == [OpenSocket(2, "sess-1", 4)], "resumed at once"
+    effects = d.open(batch(user_echo(5, "c1", "hello"))) + d.wake()
+    assert Delivery("c1", DeliveryStatus.SENT, "u5") in effects
+    assert [f["payload"]["text"] for f in sent(effects)] == ["meanwhile"]
+    assert d.state.counters.resends == 0
+
+
+def test_a_closing_handshake_that_never_completes_is_cut_short() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("hello", "c1"))
+    d.wake(d.state.outbox.next_check)
+    closing = d.t
+    effects = d.wake()
+    assert d.t == pytest.approx(closing + 2.0)
+    assert of(AbortSocket, effects) == [AbortSocket(1, "closing handshake timed out")]
+    assert of(OpenSocket, effects) == [OpenSocket(2, "sess-1", 4)]
 
 
 def test_resend_checks_pause_while_disconnected_and_resume_after_settle() -> None:
@@ -903,12 +948,12 @@ def test_counters() -> None:
     d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
     d.frame(batch(agent_message(4), agent_message(5)))  # 4 is a duplicate
     d(SendText("x", "c1"))
-    d.wake()  # resend at +5
-    reconnect_with(d, agent_message(8))  # gap 6..7
-    d.frame(user_echo(9, "c1", "x"))
+    check_echo(d, agent_message(6))  # no echo at +5: resumed to verify, then resent
+    reconnect_with(d, agent_message(9))  # gap 7..8; still no echo: resent again
+    d.frame(user_echo(10, "c1", "x"))
     c = d.state.counters
-    assert (c.reconnects, c.resumes, c.gaps, c.duplicates_dropped) == (1, 1, 1, 1)
-    assert c.resends >= 1
+    assert (c.reconnects, c.resumes, c.gaps, c.duplicates_dropped) == (2, 2, 1, 1)
+    assert c.resends == 2
 
 
 def test_protocol_violation_counted_and_ignored() -> None:
@@ -958,7 +1003,7 @@ def test_late_echo_turns_failed_into_sent() -> None:
     for _ in range(10):
         if d.state.delivery("c1").status is DeliveryStatus.FAILED:
             break
-        d.wake()
+        check_echo(d)
     assert d.state.delivery("c1").status is DeliveryStatus.FAILED
     effects = d.frame(user_echo(9, "c1", "hello"))
     assert Delivery("c1", DeliveryStatus.SENT, d.state.delivery("c1").message_id) in effects
@@ -970,7 +1015,7 @@ def test_reconnect_does_not_fail_a_message_before_its_last_wait() -> None:
     d.settled_open(*HISTORY)
     d(SendText("hello", "c1"))
     for _ in range(3):  # three resends: the budget is spent, the last wait is running
-        d.wake(d.state.delivery("c1").next_check)
+        check_echo(d)
     entry = d.state.delivery("c1")
     assert entry.transmissions == 4
     assert entry.status is DeliveryStatus.PENDING
@@ -1092,6 +1137,29 @@ def test_start_new_session_refused_while_the_session_is_fine() -> None:
     with pytest.raises(LocalProtocolError):
         d(StartNewSession("other"))
     assert d.state == before
+
+
+def test_start_new_session_after_giving_up_starts_over_on_the_new_session() -> None:
+    d = Drive(default_max_reconnect_attempts=1)
+    d.settled_open(*HISTORY)
+    d(SendText("lost", "c1"))
+    d(LinkClosed(1, 1006))
+    d.wake()
+    effects = d(ConnectFailed(d.state.generation))
+    assert of(Finished, effects)[0].kind is FinishKind.GAVE_UP
+    effects = d(StartNewSession("fresh"))
+    assert of(OpenSocket, effects) == [OpenSocket(d.state.generation, "fresh", 0)]
+    assert d.state.finished is None
+    assert d.state.conversation.cursor == 0
+    assert d.state.delivery("c1").status is DeliveryStatus.FAILED  # kept, not resent
+
+
+def test_start_new_session_after_the_conversation_ended() -> None:
+    d = Drive()
+    d.open(batch(*HISTORY, event("SESSION_END", 5, {"reason": "REASON_NATURAL_END"})))
+    assert d.state.finished is not None
+    effects = d(StartNewSession("next"))
+    assert of(OpenSocket, effects) == [OpenSocket(d.state.generation, "next", 0)]
 
 
 def test_reset_keeps_the_events_this_replay_delivered_before_the_conflict() -> None:

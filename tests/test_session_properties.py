@@ -1,4 +1,4 @@
-"""Property: whatever the link does, every user message ends up delivered once or FAILED.
+"""Property: whatever the link does, every user message is stored once or FAILED.
 
 Random link-failure schedules (drops at random points, half-open links that silently lose
 outbound and inbound frames until the driver notices, links that break mid-delivery, duplicated
@@ -98,7 +98,9 @@ def test_every_message_delivered_once_or_failed(
     assert state.conversation.cursor == len(server.journal)
     assert not state.conversation.gaps
     transcript = state.conversation.transcript
-    on_server = {f["metadata"]["custom"]["client_event_id"] for f in server.user_messages()}
+    stored = [f["metadata"]["custom"]["client_event_id"] for f in server.user_messages()]
+    assert len(stored) == len(set(stored)), "a message was stored twice"
+    on_server = set(stored)
     in_transcript = [m.client_event_id for m in transcript if m.client_event_id]
     assert len(in_transcript) == len(set(in_transcript)), "a message is shown twice"
     assert set(in_transcript) == on_server

@@ -10,7 +10,7 @@ import random
 
 import attrs
 
-__all__ = ["Backoff", "draw"]
+__all__ = ["Backoff", "draw", "random_bits"]
 
 
 @attrs.frozen
@@ -39,3 +39,8 @@ class Backoff:
 def draw(seed: int, counter: int) -> float:
     """The ``counter``-th uniform draw of the stream identified by ``seed`` (pure, repeatable)."""
     return random.Random(f"{seed}:{counter}").random()
+
+
+def random_bits(seed: int, counter: int, bits: int) -> int:
+    """The ``counter``-th draw of ``bits`` random bits from the stream of ``seed`` (pure)."""
+    return random.Random(f"{seed}:{counter}").getrandbits(bits)

@@ -10,15 +10,16 @@ from __future__ import annotations
 from immutables import Map
 
 from ._turn import Turn
-from .commands import RequestPolyAgentJoin
 from .conversation import SystemHint, hint_for
-from .driver_link import current, finish, settle
-from .driver_outbox import confirm_deliveries
+from .driver_link import current, finish, request_join, settle
+from .driver_outbox import confirm_echo
 from .effects import Applied, FinishKind, LinkStatus, ProtocolViolation
 from .errors import RemoteProtocolError
 from .events import (
     EventBatch,
     LiveAgentTyping,
+    PolyAgentJoined,
+    PolyAgentJoinRequested,
     PolyAgentThinking,
     ServerEvent,
     SystemMessage,
@@ -62,13 +63,27 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         interval = s.heartbeat_interval
         turn.update(next_heartbeat=turn.t + interval if interval > 0 else None)
         s = turn.state
-    if not s.settled:
+    if not s.settled and s.closing_at is None:
         if is_batch:
-            turn.update(settle_at=turn.t + s.config.replay_quiet_seconds)
+            _await_more_replay(turn)
         else:
             settle(turn)
     if turn.state.conversation.ended and turn.state.finished is None:
         finish(turn, FinishKind.ENDED, turn.state.conversation.end_reason, close=True)
+
+
+def _await_more_replay(turn: Turn) -> None:
+    """A batch frame came: the replay settles after a quiet period, unless another batch comes.
+
+    The quiet period stretches to twice the time the server took to start the replay, so a
+    slow server's next batch is not mistaken for live traffic after the replay settled.
+    """
+    s = turn.state
+    latency = s.replay_latency
+    if latency is None:
+        latency = turn.t - (s.opened_at if s.opened_at is not None else turn.t)
+        turn.update(replay_latency=latency)
+    turn.update(settle_at=turn.t + max(s.config.replay_quiet_seconds, 2 * latency))
 
 
 def _violation(turn: Turn, error: RemoteProtocolError) -> None:
@@ -113,7 +128,9 @@ def _oldest_first(log: ReplayLog) -> list[ServerEvent]:
 def _react(turn: Turn, event: ServerEvent) -> None:
     s = turn.state
     if type(event) is UserMessageEcho:
-        confirm_deliveries(turn)
+        confirm_echo(turn, event)
+    elif type(event) is PolyAgentJoinRequested or type(event) is PolyAgentJoined:
+        turn.update(join_unconfirmed=False)
     elif (
         type(event) is SystemMessage
         and s.settled
@@ -123,7 +140,7 @@ def _react(turn: Turn, event: ServerEvent) -> None:
         and not s.conversation.ended
     ):
         turn.update(join_retries=s.join_retries + 1)
-        turn.send(RequestPolyAgentJoin())
+        request_join(turn)
     conversation = turn.state.conversation
     if not (conversation.agent_thinking or conversation.live_agent_typing):
         turn.update(indicator_since=None)

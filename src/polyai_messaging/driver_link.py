@@ -8,12 +8,10 @@ on an open link are :mod:`.driver_inbound`'s; the outbox is :mod:`.driver_outbox
 
 from __future__ import annotations
 
-import attrs
-
 from ._turn import Turn
 from .backoff import draw
 from .commands import Heartbeat, RequestPolyAgentJoin, UserEndSession
-from .driver_outbox import confirm_deliveries, transmit
+from .driver_outbox import after_replay, unconfirmed
 from .effects import (
     AbortSocket,
     CloseSocket,
@@ -54,10 +52,12 @@ __all__ = [
     "on_start",
     "on_start_new_session",
     "on_wake",
+    "request_join",
     "settle",
 ]
 
 _EXPIRED_REASON = "idle timeout passed while disconnected"
+_VERIFY_REASON = "resuming to verify delivery"
 
 
 # --- link lifecycle ---------------------------------------------------------------------------
@@ -79,6 +79,7 @@ def _open(turn: Turn, reason: str) -> None:
         connecting_since=turn.t,
         reconnect_at=None,
         cursor_at_open=s.conversation.cursor,
+        closing_at=None,
         reset_seen=False,
         replay_log=None,
         ids_at_open=None,
@@ -104,7 +105,9 @@ def on_opened(turn: Turn, event: LinkOpened) -> None:
         last_inbound=turn.t,
         next_heartbeat=turn.t + interval if interval > 0 else None,
         settled=False,
-        settle_at=turn.t + s.config.replay_quiet_seconds,
+        # Until the replay's first frame comes, only a long bound settles it (no replay at all).
+        settle_at=turn.t + s.config.replay_timeout_seconds,
+        replay_latency=None,
         conversation=s.conversation.without_indicators(),
         indicator_since=None,
     )
@@ -115,15 +118,37 @@ def on_opened(turn: Turn, event: LinkOpened) -> None:
     turn.status(LinkStatus.OPEN, "connected")
 
 
+def verify_delivery(turn: Turn) -> None:
+    """Close the open link politely, then resume at once: the replay says what arrived.
+
+    A message whose echo is late was either lost or is still queued on a slow link; resending
+    it on the same link could store it twice. The closing handshake comes after every frame we
+    sent, so once it completes the server has all of them, and the replay of the next link is
+    exact: :func:`settle` resends only what it lacks.
+    """
+    s = turn.state
+    turn.emit(CloseSocket(s.generation, 1000, _VERIFY_REASON))
+    turn.update(closing_at=turn.t, settled=False, settle_at=None, next_heartbeat=None)
+
+
+def request_join(turn: Turn) -> None:
+    """Ask the PolyAI agent to join (again)."""
+    turn.send(RequestPolyAgentJoin())
+    turn.update(join_unconfirmed=True)
+
+
 def settle(turn: Turn) -> None:
     """The replay after an open is over: report the resume, then send what waited for it."""
     turn.update(settled=True, settle_at=None, replay_log=None, ids_at_open=None)
     s = turn.state
     conversation = s.conversation
-    if not conversation.agent_joined and not any(
-        type(e) is PolyAgentJoinRequested for e in conversation.log
+    replayed = s.replay_latency is not None
+    if (
+        not conversation.agent_joined
+        and not any(type(e) is PolyAgentJoinRequested for e in conversation.log)
+        and (replayed or not s.join_unconfirmed)
     ):
-        turn.send(RequestPolyAgentJoin())
+        request_join(turn)
     if s.was_connected:
         new_gaps = tuple(g for g in conversation.gaps if g[0] > s.cursor_at_open)
         if s.reset_seen:
@@ -135,12 +160,7 @@ def settle(turn: Turn) -> None:
         turn.count(resumes=1, gaps=len(new_gaps))
         turn.emit(Resumed(kind, new_gaps, s.cursor_at_open))
     turn.update(was_connected=True)
-    confirm_deliveries(turn)
-    for entry in turn.state.outbox:
-        # The previous link may have lost the frame: resend now, if budget remains. Otherwise
-        # the pending check fails it on time, not early.
-        if entry.status is DeliveryStatus.PENDING and entry.transmissions <= s.config.max_resends:
-            transmit(turn, entry.client_event_id)
+    after_replay(turn, replayed=replayed)
     if turn.state.end_requested_at is not None and not turn.state.conversation.ended:
         turn.send(UserEndSession())
 
@@ -151,6 +171,9 @@ def on_closed(turn: Turn, event: LinkClosed) -> None:
     s = turn.state
     if s.conversation.ended:
         finish(turn, FinishKind.ENDED, s.conversation.end_reason, close=False)
+    elif s.closing_at is not None:
+        turn.count(reconnects=1)
+        _open(turn, _VERIFY_REASON)
     elif event.code == 4001:
         _need_new_session(turn, NewSessionReason.SESSION_UNKNOWN)
     else:
@@ -255,14 +278,9 @@ def finish(turn: Turn, kind: FinishKind, reason: str | None, *, close: bool) -> 
 
 def _stand_down(turn: Turn, reason: str) -> None:
     """No link, no timers; messages still pending are failed, visibly (never lost silently)."""
-    s = turn.state
-    outbox = []
-    for entry in s.outbox:
-        if entry.status is DeliveryStatus.PENDING:
-            turn.emit(Delivery(entry.client_event_id, DeliveryStatus.FAILED))
-            outbox.append(attrs.evolve(entry, status=DeliveryStatus.FAILED, next_check=None))
-        else:
-            outbox.append(entry)
+    outbox, failed = turn.state.outbox.fail_pending()
+    for entry in failed:
+        turn.emit(Delivery(entry.client_event_id, DeliveryStatus.FAILED))
     turn.update(
         link=LinkStatus.CLOSED,
         reconnect_at=None,
@@ -271,19 +289,17 @@ def _stand_down(turn: Turn, reason: str) -> None:
         settle_at=None,
         end_requested_at=None,
         indicator_since=None,
-        outbox=tuple(outbox),
+        outbox=outbox,
     )
     turn.status(LinkStatus.CLOSED, reason)
 
 
 def on_start_new_session(turn: Turn, event: StartNewSession) -> None:
     s = turn.state
-    restartable = s.finished is not None and s.finished.kind in (
-        FinishKind.NEW_SESSION_REQUIRED,
-        FinishKind.ENDED_WHILE_DISCONNECTED,
-    )
-    if not (s.renewing or restartable):
-        raise LocalProtocolError("a new session is only needed after NeedNewSession")
+    if not (s.renewing or s.finished is not None):
+        raise LocalProtocolError(
+            "a new session can only follow NeedNewSession or a Finished session"
+        )
     # What outlives one session id carries over: the random stream (seeded runs stay
     # reproducible), the generation (frames from the old socket stay stale), the outbox and
     # counters, and the replacements in a row (so max_new_sessions still bounds them).
@@ -339,6 +355,13 @@ def on_wake(turn: Turn, _: WakeUp) -> None:
         if idle and _idle_expired(turn):
             _expired_while_disconnected(turn)
         return
+    closing = s.closing_at
+    if closing is not None:
+        if closing + s.config.close_timeout_seconds <= t:
+            turn.emit(AbortSocket(s.generation, "closing handshake timed out"))
+            turn.count(reconnects=1)
+            _open(turn, _VERIFY_REASON)
+        return
     liveness = s.liveness_deadline
     if liveness is not None and liveness <= t:
         turn.emit(AbortSocket(s.generation, "no inbound frame within heartbeat interval + grace"))
@@ -350,10 +373,9 @@ def on_wake(turn: Turn, _: WakeUp) -> None:
         turn.send(Heartbeat())
         interval = turn.state.heartbeat_interval
         turn.update(next_heartbeat=t + interval if interval > 0 else None)
-    if turn.state.settled:
-        for entry in turn.state.outbox:
-            if entry.awaiting_echo and entry.next_check is not None and entry.next_check <= t:
-                transmit(turn, entry.client_event_id)
+    if turn.state.settled and unconfirmed(turn):
+        verify_delivery(turn)
+        return
     ended = turn.state.end_requested_at
     if ended is not None and ended + s.config.end_timeout_seconds <= t:
         finish(turn, FinishKind.ENDED, "user ended (no SESSION_END received)", close=True)

@@ -9,83 +9,105 @@ typing, ending the session. Link events that affect the outbox call :func:`trans
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import attrs
 
 from ._turn import Turn
-from .backoff import draw
+from .backoff import random_bits
 from .commands import UserEndSession, UserMessage
 from .commands import UserTyping as UserTypingCommand
 from .effects import Delivery, DeliveryStatus, LinkStatus
 from .errors import LocalProtocolError
-from .events import TYPING_STARTED, TYPING_STOPPED
+from .events import TYPING_STARTED, TYPING_STOPPED, UserMessageEcho
 from .inputs import EndSession, PickSuggestion, SendText, SetTyping
 from .outbox import OutboxEntry, check_delay
 from .wire import encoded_size
 
 __all__ = [
-    "confirm_deliveries",
+    "after_replay",
+    "confirm_echo",
     "on_end",
     "on_pick",
     "on_send_text",
     "on_typing",
     "transmit",
+    "unconfirmed",
 ]
 
 
 # --- outbox -----------------------------------------------------------------------------------
 
 
-def _replace_entry(turn: Turn, client_event_id: str, **changes: Any) -> OutboxEntry:
-    outbox = list(turn.state.outbox)
-    for index, entry in enumerate(outbox):
-        if entry.client_event_id == client_event_id:
-            outbox[index] = attrs.evolve(entry, **changes)
-            turn.update(outbox=tuple(outbox))
-            return outbox[index]
-    raise KeyError(client_event_id)
-
-
-def transmit(turn: Turn, client_event_id: str) -> None:
-    """Send (or resend) one entry, or fail it when its resends are used up."""
+def transmit(turn: Turn, entry: OutboxEntry) -> None:
+    """Send (or resend) one pending entry and schedule its echo check."""
     s = turn.state
-    entry = s.delivery(client_event_id)
-    if entry is None or entry.status is not DeliveryStatus.PENDING:
-        return
-    if entry.transmissions > s.config.max_resends:
-        _replace_entry(turn, client_event_id, status=DeliveryStatus.FAILED, next_check=None)
-        turn.emit(Delivery(client_event_id, DeliveryStatus.FAILED))
-        return
-    transmissions = entry.transmissions + 1
     if entry.transmissions:
         turn.count(resends=1)
-    turn.send(UserMessage(text=entry.text, client_event_id=client_event_id))
-    _replace_entry(
-        turn,
-        client_event_id,
-        transmissions=transmissions,
-        next_check=turn.t + check_delay(transmissions, s.config.resend_check_seconds),
+    cid = entry.client_event_id
+    turn.send(UserMessage(text=entry.text, client_event_id=cid, custom=entry.custom))
+    sent = attrs.evolve(
+        entry,
+        transmissions=entry.transmissions + 1,
+        next_check=turn.t + check_delay(entry.checks, s.config.resend_check_seconds),
     )
+    turn.update(outbox=turn.state.outbox.update(sent))
 
 
-def confirm_deliveries(turn: Turn) -> None:
-    """Mark SENT every entry whose echo the conversation now holds."""
-    conversation = turn.state.conversation
-    for entry in turn.state.outbox:
-        # A late echo still proves delivery: a FAILED message that reached the server is SENT.
-        if entry.status is DeliveryStatus.SENT:
-            continue
-        message = conversation.delivered(entry.client_event_id)
-        if message is not None:
-            _replace_entry(
-                turn,
-                entry.client_event_id,
-                status=DeliveryStatus.SENT,
-                next_check=None,
-                message_id=message.message_id,
-            )
-            turn.emit(Delivery(entry.client_event_id, DeliveryStatus.SENT, message.message_id))
+def unconfirmed(turn: Turn) -> bool:
+    """Run the echo checks that are due: fail the messages whose last allowed wait is over;
+    ``True`` if others are still unconfirmed (their delivery must be verified)."""
+    s = turn.state
+    limit = s.config.max_resends
+    verify = False
+    for entry in s.outbox.due(turn.t):
+        if entry.checks >= limit or entry.transmissions > limit:
+            _finish(turn, entry, DeliveryStatus.FAILED)
+        else:
+            checked = attrs.evolve(entry, checks=entry.checks + 1, next_check=None)
+            turn.update(outbox=turn.state.outbox.update(checked))
+            verify = True
+    return verify
+
+
+def after_replay(turn: Turn, *, replayed: bool) -> None:
+    """The replay settled: send what waited for it, and resend what it proves lost.
+
+    Without a replay (a server that sent none in time) nothing sent before can be proved lost,
+    so only messages never sent go out; the others wait for their next check.
+    """
+    s = turn.state
+    for entry in s.outbox.in_order():
+        if entry.transmissions == 0 or (replayed and entry.transmissions <= s.config.max_resends):
+            transmit(turn, entry)
+        elif entry.next_check is None:
+            delay = check_delay(entry.checks, s.config.resend_check_seconds)
+            waiting = attrs.evolve(entry, next_check=turn.t + delay)
+            turn.update(outbox=turn.state.outbox.update(waiting))
+
+
+def _finish(
+    turn: Turn, entry: OutboxEntry, status: DeliveryStatus, message_id: str | None = None
+) -> None:
+    done = attrs.evolve(entry, status=status, next_check=None, message_id=message_id)
+    turn.update(outbox=turn.state.outbox.update(done))
+    turn.emit(Delivery(entry.client_event_id, status, message_id))
+
+
+def confirm_echo(turn: Turn, echo: UserMessageEcho) -> None:
+    """Mark SENT the message this (new) echo of a user message confirms, if it is ours.
+
+    The echo names its message by ``client_event_id``. One that names none we issued (a replay
+    whose stored echoes lost their metadata, say) confirms the oldest pending message with the
+    same text, first in, first out.
+    """
+    outbox = turn.state.outbox
+    cid = echo.metadata.client_event_id if echo.metadata is not None else None
+    entry = outbox.get(cid) if cid else None
+    if entry is None:
+        entry = outbox.oldest_with_text(echo.payload.text)
+    # A late echo still proves delivery: a FAILED message that reached the server is SENT.
+    if entry is not None and entry.status is not DeliveryStatus.SENT:
+        _finish(turn, entry, DeliveryStatus.SENT, echo.payload.message_id)
 
 
 # --- application intents ----------------------------------------------------------------------
@@ -99,32 +121,49 @@ def _ensure_open_session(turn: Turn) -> None:
 
 def on_send_text(turn: Turn, event: SendText) -> None:
     _ensure_open_session(turn)
-    s = turn.state
     if not event.text.strip():
         raise LocalProtocolError("a message cannot be blank")
-    client_event_id = event.client_event_id
-    if client_event_id is None:
-        client_event_id = str(uuid.UUID(int=int(draw(s.seed, s.draws) * 2**128), version=4))
-        turn.update(draws=s.draws + 1)
+    custom = dict(event.custom)
+    client_event_id = _client_event_id(turn, event.client_event_id, custom.pop(_CID, None))
+    s = turn.state
     if s.delivery(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
-    size = encoded_size(UserMessage(text=event.text, client_event_id=client_event_id))
+    command = UserMessage(text=event.text, client_event_id=client_event_id, custom=custom)
+    size = encoded_size(command)
     if size > s.max_message_bytes:
         raise LocalProtocolError(
             f"message is {size} bytes encoded; the session allows {s.max_message_bytes}"
         )
-    entry = OutboxEntry(client_event_id=client_event_id, text=event.text)
-    turn.update(outbox=(*turn.state.outbox, entry))
+    turn.update(outbox=s.outbox.accept(client_event_id, event.text, custom))
     turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
     if turn.state.link is LinkStatus.OPEN and turn.state.settled:
-        transmit(turn, client_event_id)
+        entry = turn.state.outbox.pending[client_event_id]
+        transmit(turn, entry)
+
+
+_CID = "client_event_id"
+
+
+def _client_event_id(turn: Turn, given: str | None, in_custom: str | None) -> str:
+    """The message's id: the one given (as an argument or in ``custom``), else a new UUID4."""
+    if given is not None and in_custom is not None and given != in_custom:
+        raise LocalProtocolError("two different client_event_ids given (argument and custom)")
+    chosen = given if given is not None else in_custom
+    if chosen is not None:
+        if not chosen:
+            raise LocalProtocolError("client_event_id cannot be empty")
+        return chosen
+    s = turn.state
+    turn.update(draws=s.draws + 1)
+    return str(uuid.UUID(int=random_bits(s.seed, s.draws, 128), version=4))
 
 
 def on_pick(turn: Turn, event: PickSuggestion) -> None:
     suggestions = turn.state.conversation.suggestions
     if not 0 <= event.index < len(suggestions):
         raise LocalProtocolError(f"no suggestion number {event.index + 1}")
-    on_send_text(turn, SendText(suggestions[event.index].message_text))
+    text = suggestions[event.index].message_text
+    on_send_text(turn, SendText(text, event.client_event_id, event.custom))
 
 
 def on_typing(turn: Turn, event: SetTyping) -> None:

@@ -7,6 +7,9 @@ from an old socket can never disturb a newer one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import attrs
 
 __all__ = [
@@ -88,19 +91,32 @@ class WakeUp:
     """The deadline the driver asked for has passed (or the machine just woke up)."""
 
 
+def _custom(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
 @attrs.frozen
 class SendText:
-    """Send a user message. ``client_event_id`` is generated when not given."""
+    """Send a user message.
+
+    ``custom`` is sent as the message's ``metadata.custom`` (string values; the server echoes it
+    back). ``client_event_id`` is the message's correlation id: given here or as
+    ``custom["client_event_id"]``, else generated.
+    """
 
     text: str
     client_event_id: str | None = None
+    custom: Mapping[str, str] = attrs.field(factory=dict, converter=_custom, hash=False)
 
 
 @attrs.frozen
 class PickSuggestion:
-    """Send the ``index``-th (0-based) current suggestion as a user message."""
+    """Send the ``index``-th (0-based) current suggestion as a user message (see
+    :class:`SendText` for ``client_event_id`` and ``custom``)."""
 
     index: int
+    client_event_id: str | None = None
+    custom: Mapping[str, str] = attrs.field(factory=dict, converter=_custom, hash=False)
 
 
 @attrs.frozen
@@ -119,8 +135,8 @@ class EndSession:
 class StartNewSession:
     """After ``NeedNewSession``: continue on a freshly created session ``session_id``.
 
-    Also accepted after ``Finished`` of kind ``new_session_required`` or
-    ``ended_while_disconnected``, when the application chooses to start over.
+    Also accepted after any ``Finished``, when the application chooses to start over (a new
+    conversation: only the outbox, the counters and the random stream carry over).
     """
 
     session_id: str

@@ -17,7 +17,7 @@ import attrs
 from .effects import DeliveryStatus
 from .errors import MessagingError, RemoteProtocolError
 from .events import Capabilities, ServerEvent, UnknownEvent
-from .outbox import OutboxEntry
+from .outbox import Outbox, OutboxEntry
 from .reducer import fold
 from .session import SessionConfig, SessionState
 from .wire import decode_object
@@ -77,8 +77,10 @@ def dump_state(state: SessionState) -> str:
                 {
                     "client_event_id": e.client_event_id,
                     "text": e.text,
+                    "custom": dict(e.custom),
                     "status": e.status.value,
                     "transmissions": e.transmissions,
+                    "checks": e.checks,
                     "message_id": e.message_id,
                 }
                 for e in state.outbox
@@ -116,9 +118,12 @@ def load_state(text: str, *, config: SessionConfig | None = None) -> SessionStat
                 OutboxEntry(
                     client_event_id=_field(raw, "client_event_id", str),
                     text=_field(raw, "text", str),
+                    custom=_string_map(raw.get("custom", {})),
                     status=DeliveryStatus(raw["status"]),
                     transmissions=_field(raw, "transmissions", int),
+                    checks=_field({"checks": 0, **raw}, "checks", int),
                     message_id=_optional_str(raw, "message_id"),
+                    serial=index,
                 )
             )
         except (StateFormatError, KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -130,10 +135,18 @@ def load_state(text: str, *, config: SessionConfig | None = None) -> SessionStat
         draws=_field(data, "draws", int),
         join_retries=_field(data, "join_retries", int),
         conversation=conversation,
-        outbox=tuple(outbox),
+        outbox=Outbox.from_entries(outbox),
         # A restored session has been connected before: its reconnect reports a resume outcome.
         was_connected=bool(events),
     )
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise StateFormatError("custom: expected an object of strings")
+    return value
 
 
 def _optional_str(data: Any, name: str) -> str | None:

@@ -6,10 +6,11 @@ A script is JSON Lines:
 - server frames (lines with ``type``), delivered on the current link;
 - ``{"client_sends": {type, payload[, metadata]}}``: the client must send that frame here.
   ``USER_MESSAGE``, ``USER_TYPING`` and ``USER_END_SESSION`` are app intents the harness performs
-  (with the given ``client_event_id``, if any). ``REQUEST_POLY_AGENT_JOIN`` and ``HEARTBEAT`` must
-  come from the driver by itself; for them the harness advances the fake clock to the driver's
-  next deadlines. A ``USER_MESSAGE`` whose ``client_event_id`` is already in the outbox is an
-  expected *resend*, also the driver's own doing. Any other type is a raw send and is skipped.
+  (a message with the line's whole ``metadata.custom``, whose ``client_event_id`` it keeps).
+  ``REQUEST_POLY_AGENT_JOIN`` and ``HEARTBEAT`` must come from the driver by itself; for them
+  the harness advances the fake clock to the driver's next deadlines. A ``USER_MESSAGE`` whose
+  ``client_event_id`` is already in the outbox is an expected *resend*, also the driver's own
+  doing. Any other type is a raw send and is skipped.
 - ``{"drop": true}``: the link breaks; the harness advances the clock through the backoff and
   reconnects, recording the cursor the driver asked for;
 - anything else is ignored.
@@ -162,12 +163,15 @@ class _Harness:
             self._match(frame)
             return
         if kind == "EVENT_TYPE_USER_MESSAGE":
-            client_event_id = custom.get("client_event_id") or custom.get("local_id")
+            client_event_id = custom.get("client_event_id")
             if client_event_id and self.state.delivery(client_event_id) is not None:
                 self.advance_until(self._unmatched(kind))  # a resend: the driver's own doing
                 self._match(frame)
                 return
-            self._intent(SendText(str(payload.get("text", "")), client_event_id), frame)
+            if not isinstance(custom, dict):
+                self.mismatches.append(f"{kind}: metadata.custom must be an object")
+                return
+            self._intent(SendText(str(payload.get("text", "")), custom=custom), frame)
         elif kind == "EVENT_TYPE_USER_TYPING":
             self._intent(SetTyping(payload.get("state") == TYPING_STARTED), None)
         elif kind == "EVENT_TYPE_USER_END_SESSION":

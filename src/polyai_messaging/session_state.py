@@ -15,7 +15,7 @@ from .conversation import Conversation
 from .effects import Finished, LinkStatus
 from .events import ServerEvent
 from .inputs import Now
-from .outbox import OutboxEntry
+from .outbox import Outbox, OutboxEntry
 
 __all__ = ["Counters", "SessionConfig", "SessionState"]
 
@@ -33,7 +33,11 @@ class SessionConfig:
     liveness_grace_seconds: float = 10.0
     """A link with no inbound frame for interval + grace is dead."""
     replay_quiet_seconds: float = 0.5
-    """After the last batch frame, this much quiet means the replay has settled."""
+    """After a batch frame, this much quiet (or twice the time the first batch took to come,
+    if longer) means the replay has settled; a non-batch frame settles it at once."""
+    replay_timeout_seconds: float = 5.0
+    """A link that delivered no frame at all this long after opening is taken to have no
+    replay coming (a server outside the protocol): the replay settles without one."""
     stability_window_seconds: float = 10.0
     """A link that stayed up this long resets the backoff."""
     default_max_reconnect_attempts: int = 10
@@ -53,7 +57,10 @@ class SessionConfig:
     end_timeout_seconds: float = 5.0
     """After USER_END_SESSION, how long to wait for SESSION_END before closing anyway."""
     resend_check_seconds: float = 5.0
+    """How long after a transmission its echo is awaited before delivery is verified."""
     max_resends: int = 3
+    close_timeout_seconds: float = 2.0
+    """A closing handshake we started that has not completed by then is cut short."""
     default_max_message_bytes: int = 131072
     backoff: Backoff = attrs.field(factory=Backoff)
 
@@ -88,6 +95,10 @@ class SessionState:
     next_heartbeat: float | None = None
     settled: bool = False
     settle_at: float | None = None
+    replay_latency: float | None = None
+    """How long after the open the first frame of this link's replay arrived."""
+    closing_at: float | None = None
+    """When we started closing the open link to resume it (to verify a delivery)."""
     cursor_at_open: int = 0
     was_connected: bool = False
     reset_seen: bool = False
@@ -98,7 +109,10 @@ class SessionState:
     """During a replay, the id we hold at each sequence, to spot a server whose history
     diverged from ours; built on the first re-sent event, not on every open."""
     join_retries: int = 0
-    outbox: tuple[OutboxEntry, ...] = ()
+    join_unconfirmed: bool = False
+    """We asked the agent to join and have seen neither the request's echo nor the agent join:
+    without a replay to prove it lost, the request is not repeated."""
+    outbox: Outbox = attrs.field(factory=Outbox)
     typing_sent: tuple[bool, float] | None = None
     indicator_since: float | None = None
     last_sent_wall: float | None = None
@@ -160,10 +174,12 @@ class SessionState:
             candidates.append(self.connecting_since + self.config.connect_timeout_seconds)
         if self.link is LinkStatus.OPEN:
             candidates += [self.next_heartbeat, self.liveness_deadline]
-            if not self.settled:
+            if self.closing_at is not None:
+                candidates.append(self.closing_at + self.config.close_timeout_seconds)
+            elif not self.settled:
                 candidates.append(self.settle_at)
             else:
-                candidates += [e.next_check for e in self.outbox if e.awaiting_echo]
+                candidates.append(self.outbox.next_check)
             if self.end_requested_at is not None:
                 candidates.append(self.end_requested_at + self.config.end_timeout_seconds)
         elif self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
@@ -178,7 +194,5 @@ class SessionState:
         return self.indicator_since + self.config.indicator_timeout_seconds
 
     def delivery(self, client_event_id: str) -> OutboxEntry | None:
-        for entry in self.outbox:
-            if entry.client_event_id == client_event_id:
-                return entry
-        return None
+        """The message with this id, pending or among the recently finished ones."""
+        return self.outbox.get(client_event_id)

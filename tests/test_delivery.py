@@ -1,0 +1,310 @@
+"""Exactly-once delivery in the driver: when the replay is over, what an echo confirms, what a
+message carries, and what the outbox keeps as a session grows long."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model_server import batch, event, joined, session_start, user_echo
+from polyai_messaging.effects import Delivery, DeliveryStatus, LinkStatus
+from polyai_messaging.errors import LocalProtocolError
+from polyai_messaging.inputs import LinkClosed, PickSuggestion, SendText, Start
+from polyai_messaging.outbox import RECENT_DELIVERIES
+from polyai_messaging.scripted import run_script
+from polyai_messaging.session import SessionState
+from test_session import HISTORY, JOIN, USER_MESSAGE, Drive, of, sent, sent_types
+
+
+def echo_without_id(sequence: int, text: str, **metadata: Any) -> dict[str, Any]:
+    """An echo whose stored metadata lost our client_event_id (or never had one)."""
+    frame = event("USER_MESSAGE", sequence, {"text": text, "message_id": f"u{sequence}"})
+    if metadata:
+        frame["metadata"] = {"custom": metadata}
+    return frame
+
+
+# --- the replay is over only once it has been received ------------------------------------------
+
+
+def test_a_late_replay_is_awaited_not_taken_for_no_replay() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("hello", "c1"))  # sent on the first link, echo lost with it
+    d(LinkClosed(1, 1006))
+    d.wake()
+    d.open()  # link 2 is open, but the server is slow to replay
+    effects = d.wake(d.t + 0.8)
+    assert not sent(effects), "nothing is resent while the replay may still come"
+    assert not d.state.settled
+    effects = d.frame(batch(user_echo(5, "c1", "hello")))  # the replay holds the echo
+    effects += d.wake()
+    assert d.state.settled
+    assert Delivery("c1", DeliveryStatus.SENT, "u5") in effects
+    assert USER_MESSAGE not in sent_types(effects)
+    assert d.state.counters.resends == 0
+
+
+def test_resuming_by_id_with_a_slow_replay_sends_no_second_join() -> None:
+    d = Drive()
+    d.open()  # a known session: its history (with the agent's join) is on its way
+    effects = d.wake(d.t + 0.8)
+    effects += d.frame(batch(*HISTORY))
+    effects += d.wake()
+    effects += d.wake(d.t + 10)
+    assert d.state.settled
+    assert JOIN not in sent_types(effects)
+
+
+def test_after_a_slow_first_batch_the_quiet_period_stretches() -> None:
+    d = Drive()
+    d.open()
+    d.frame(batch(session_start(1)), at=0.8)
+    d.frame(batch(event("REQUEST_POLY_AGENT_JOIN", 2), joined(3)), at=2.2)  # 1.4 s later
+    effects = d.wake()
+    assert d.t == pytest.approx(2.2 + 1.6), "twice the 0.8 s the replay took to start"
+    assert d.state.settled
+    assert JOIN not in sent_types(effects)
+
+
+def test_a_server_that_sends_no_replay_settles_after_the_long_bound() -> None:
+    d = Drive()
+    d.open()
+    assert d.state.deadline == pytest.approx(d.t + 5.0)
+    effects = d.wake(d.t + 4.9)
+    assert not sent(effects)
+    effects = d.wake()
+    assert d.state.settled
+    assert sent_types(effects) == [JOIN]
+
+
+# --- echo matching ----------------------------------------------------------------------------
+
+
+def test_echo_without_client_event_id_confirms_the_oldest_pending_same_text() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("same", "c1"))
+    d(SendText("other", "c2"))
+    d(SendText("same", "c3"))
+    effects = d.frame(echo_without_id(5, "same"))
+    assert of(Delivery, effects) == [Delivery("c1", DeliveryStatus.SENT, "u5")]
+    effects = d.frame(echo_without_id(6, "same", client_event_id="never-issued"))
+    assert of(Delivery, effects) == [Delivery("c3", DeliveryStatus.SENT, "u6")]
+    effects = d.frame(echo_without_id(7, "same"))
+    assert of(Delivery, effects) == [], "nothing left to confirm with that text"
+    assert d.state.delivery("c2").status is DeliveryStatus.PENDING
+
+
+def test_echo_with_our_id_is_not_matched_by_text() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("same", "c1"))
+    d(SendText("same", "c2"))
+    effects = d.frame(user_echo(5, "c2", "same"))
+    assert of(Delivery, effects) == [Delivery("c2", DeliveryStatus.SENT, "u5")]
+    effects = d.frame(user_echo(6, "c2", "same"))  # a second copy of c2: confirms nothing
+    assert of(Delivery, effects) == []
+    assert d.state.delivery("c1").status is DeliveryStatus.PENDING
+
+
+def test_a_replay_whose_echoes_lost_their_metadata_resends_nothing() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("one", "c1"))
+    d(SendText("two", "c2"))
+    d(LinkClosed(1, 1006))
+    d.wake()
+    effects = d.open(batch(echo_without_id(5, "one"), echo_without_id(6, "two"))) + d.wake()
+    assert USER_MESSAGE not in sent_types(effects)
+    assert {d.state.delivery(c).status for c in ("c1", "c2")} == {DeliveryStatus.SENT}
+
+
+# --- custom metadata --------------------------------------------------------------------------
+
+
+def test_custom_metadata_is_merged_with_the_client_event_id_and_resent() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    effects = d(SendText("hi", "c1", custom={"order": "42", "lang": "fr"}))
+    (frame,) = sent(effects)
+    assert frame["metadata"] == {"custom": {"order": "42", "lang": "fr", "client_event_id": "c1"}}
+    d(LinkClosed(1, 1006))
+    d.wake()
+    effects = d.open(batch()) + d.wake()
+    (resent,) = [f for f in sent(effects) if f["type"] == USER_MESSAGE]
+    assert resent == frame
+
+
+def test_client_event_id_may_come_in_custom() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    effects = d(SendText("hi", custom={"client_event_id": "mine"}))
+    assert of(Delivery, effects) == [Delivery("mine", DeliveryStatus.PENDING)]
+    with pytest.raises(LocalProtocolError, match="two different"):
+        d(SendText("hi", "a", custom={"client_event_id": "b"}))
+    d(SendText("hi", "same", custom={"client_event_id": "same"}))  # the same id twice is fine
+
+
+def test_custom_metadata_counts_towards_the_size_limit() -> None:
+    d = Drive()
+    d.settled_open(session_start(1, max_message_size_bytes=200), *HISTORY[1:])
+    d(SendText("x" * 50))
+    before = d.state
+    with pytest.raises(LocalProtocolError, match="bytes"):
+        d(SendText("x" * 50, custom={"note": "y" * 150}))
+    assert d.state == before
+
+
+def test_picking_a_suggestion_carries_custom_metadata() -> None:
+    d = Drive()
+    offer = event(
+        "POLY_AGENT_MESSAGE",
+        5,
+        {"message_id": "m5", "text": "?", "response_suggestions": [{"message_text": "Yes"}]},
+    )
+    d.settled_open(*HISTORY, offer)
+    effects = d(PickSuggestion(0, "p1", custom={"source": "button"}))
+    (frame,) = sent(effects)
+    assert frame["payload"] == {"text": "Yes"}
+    assert frame["metadata"] == {"custom": {"source": "button", "client_event_id": "p1"}}
+
+
+def test_a_script_passes_the_whole_custom_metadata_through() -> None:
+    custom = {"client_event_id": "s1", "local_id": "draft-7", "campaign": "x"}
+    lines = [
+        batch(*HISTORY),
+        {"client_sends": {"type": USER_MESSAGE, "payload": {"text": "hi"},
+                          "metadata": {"custom": custom}}},
+    ]  # fmt: skip
+    result = run_script(lines)
+    assert result.mismatches == ()
+    (frame,) = [f for f in result.sent if f["type"] == USER_MESSAGE]
+    assert frame["metadata"]["custom"] == custom
+    assert result.state.delivery("s1") is not None
+
+
+# --- generated ids ----------------------------------------------------------------------------
+
+
+def test_generated_client_event_ids_are_full_random_uuid4s() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    ids = [of(Delivery, d(SendText(f"m{i}")))[0].client_event_id for i in range(500)]
+    parsed = [uuid.UUID(cid) for cid in ids]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert len(set(ids)) == len(ids)
+    # every one of the 122 random bits varies across the ids
+    mask = (1 << 128) - 1 ^ (0xF << 76) ^ (0x3 << 62)
+    varying = 0
+    for u in parsed:
+        varying |= (u.int ^ parsed[0].int) & mask
+    assert varying == mask
+
+
+def test_generated_ids_are_repeatable_for_a_seed() -> None:
+    def ids(seed: int) -> list[str]:
+        d = Drive(SessionState.new("s", seed=seed))
+        d(Start())
+        return [of(Delivery, d(SendText("x")))[0].client_event_id for _ in range(3)]
+
+    assert ids(5) == ids(5)
+    assert ids(5) != ids(6)
+
+
+# --- the outbox over a long session -----------------------------------------------------------
+
+
+def test_finished_messages_leave_the_pending_set_and_memory_is_bounded() -> None:
+    d = Drive()
+    d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
+    total = 2 * RECENT_DELIVERIES + 500
+    for i in range(total):
+        d(SendText(f"m{i}", f"c{i}"))
+        d.frame(user_echo(5 + i, f"c{i}", f"m{i}"))
+    outbox = d.state.outbox
+    assert len(outbox.pending) == 0
+    assert outbox.next_check is None
+    assert len(outbox) <= 2 * RECENT_DELIVERIES
+    latest = [f"c{i}" for i in range(total - RECENT_DELIVERIES, total)]
+    assert all(d.state.delivery(c).status is DeliveryStatus.SENT for c in latest)
+    assert d.state.delivery("c0") is None, "long-finished messages are forgotten"
+
+
+def test_the_deadline_comes_from_the_earliest_pending_check() -> None:
+    d = Drive()
+    d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
+    for i in range(20):
+        d(SendText(f"m{i}", f"c{i}"), at=d.t + 0.1)
+    first_check = d.state.delivery("c0").next_check
+    assert d.state.deadline == first_check
+    d.frame(user_echo(5, "c0", "m0"))
+    assert d.state.deadline == d.state.delivery("c1").next_check
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["send", "echo", "drop"]), st.integers(0, 9))))
+def test_outbox_views_agree_with_a_plain_model(actions: list[tuple[str, int]]) -> None:
+    """Pending set, text index and check index always describe the same messages."""
+    d = Drive(default_max_reconnect_attempts=0)
+    d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
+    sequence = 4
+    sent_ids: list[str] = []
+    for action, n in actions:
+        if action == "send":
+            cid = f"c{len(sent_ids)}"
+            d(SendText(f"text {n % 3}", cid), at=d.t + 0.5)
+            sent_ids.append(cid)
+        elif action == "echo" and sent_ids:
+            sequence += 1
+            cid = sent_ids[n % len(sent_ids)]
+            d.frame(user_echo(sequence, cid, d.state.delivery(cid).text))
+        elif action == "drop" and d.state.link is LinkStatus.OPEN:
+            d(LinkClosed(d.state.generation, 1006))
+            d.wake()
+            d.open(batch())
+            d.wake()
+    outbox = d.state.outbox
+    pending = [e for e in outbox if e.status is DeliveryStatus.PENDING]
+    assert {e.client_event_id for e in pending} == set(outbox.pending.keys())
+    by_text: dict[str, list[str]] = {}
+    for entry in pending:
+        by_text.setdefault(entry.text, []).append(entry.client_event_id)
+    assert {k: list(v) for k, v in outbox.by_text.items()} == by_text
+    checks = sorted(e.next_check for e in pending if e.next_check is not None)
+    assert [c[0] for c in outbox.checks] == checks
+    assert d.state.deadline is None or d.state.deadline <= (checks or [float("inf")])[0]
+
+
+def test_without_a_replay_a_join_of_unknown_fate_is_not_repeated() -> None:
+    d = Drive()
+    d.open()
+    effects = d.wake(d.t + 5.0)  # no replay: settled blind, the join goes out
+    assert sent_types(effects) == [JOIN]
+    d(LinkClosed(1, 1006))
+    d.wake()
+    d.open()
+    effects = d.wake(d.t + 5.0)  # no replay again: the first join may have arrived
+    assert JOIN not in sent_types(effects)
+    d(LinkClosed(2, 1006))
+    d.wake()
+    effects = d.open(batch(session_start(1))) + d.wake()  # a replay proves it lost
+    assert sent_types(effects) == [JOIN]
+
+
+def test_without_a_replay_a_message_of_unknown_fate_waits_for_its_check() -> None:
+    d = Drive()
+    d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
+    d(SendText("hello", "c1"))
+    d(LinkClosed(1, 1006))
+    d.wake()
+    d.open()
+    d(SendText("later", "c2"))
+    effects = d.wake(d.t + 5.0)  # settled blind: only the never-sent message goes out
+    assert [f["payload"]["text"] for f in sent(effects)] == ["later"]
+    assert d.state.delivery("c1").transmissions == 1
+    assert d.state.counters.resends == 0
