@@ -248,14 +248,69 @@ def test_faults_active() -> None:
         ("yourcompany.com", "notyourcompany.com", False),
         ("yourcompany.com", "yourcompany.com.evil.net", False),
         ("www.yourcompany.com", "yourcompany.com", False),
+        ("yourcompany.com", "evilyourcompany.com", False),
+        ("ai.example.com", "ai.example.com", True),
+        ("ai.example.com", "chat.ai.example.com", True),
+        ("ai.example.com", "https://chat.ai.example.com:8443/x", True),
+        ("ai.example.com", "example.com", False),
+        ("io.github.com", "api.io.github.com", True),
         ("com.yourcompany.app", "com.yourcompany.app", True),
-        ("com.yourcompany.app", "x.com.yourcompany.app", False),
+        ("com.yourcompany.app", "COM.YourCompany.App", True),
+        ("com.yourcompany.app", "com.yourcompany.app.evil", False),
+        ("com.yourcompany.app", "com.yourcompany", False),
+        ("com.yourcompany.app", "com.yourcompany.application", False),
         ("localhost", "http://localhost:3000", True),
         ("yourcompany.com", "", False),
+        ("", "yourcompany.com", False),
     ],
 )
 def test_host_matching(registered: str, presented: str, ok: bool) -> None:
     assert host_matches(registered, presented) is ok
+
+
+# Top-level-domain-like labels are frequent, as they are what a heuristic would look at.
+label = st.sampled_from(["com", "ai", "io", "org", "app", "localhost"]) | st.from_regex(
+    r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True
+)
+labels = st.lists(label, max_size=4)
+
+
+@given(
+    labels.filter(bool),
+    labels,
+    labels,
+    st.booleans(),
+    st.sampled_from(["", "https://", "http://"]),
+    st.booleans(),
+)
+def test_host_matches_itself_and_labels_added_on_the_left_only(
+    registered: list[str],
+    prefix: list[str],
+    other: list[str],
+    ends_with_registered: bool,
+    scheme: str,
+    port: bool,
+) -> None:
+    """Accepted exactly when the presented labels end with the registered ones, whatever the
+    labels look like (so no label such as ``com`` or ``ai`` changes the rule)."""
+    presented = [*prefix, *(registered if ends_with_registered else other)]
+    url = scheme + ".".join(presented) + (":8443/x" if port else "")
+    expected = len(presented) >= len(registered) and presented[-len(registered) :] == registered
+    assert host_matches(".".join(registered), url) is expected
+
+
+@given(labels.filter(bool), labels.filter(bool), st.from_regex(r"[a-z0-9-]{1,8}", fullmatch=True))
+def test_host_matching_compares_whole_labels(
+    registered: list[str], prefix: list[str], glued: str
+) -> None:
+    """Labels added on the left are accepted, labels added on the right or text glued onto the
+    first label are not."""
+    name = ".".join(registered)
+    assert host_matches(name, ".".join([*prefix, *registered]))
+    extended = [*registered, *prefix]
+    if extended[-len(registered) :] != registered:  # else it is also a left extension
+        assert not host_matches(name, ".".join(extended))
+    assert not host_matches(name, glued + name)
 
 
 def test_normalise_host_ipv6() -> None:
