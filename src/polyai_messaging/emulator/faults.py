@@ -263,7 +263,7 @@ def _parse_item(name: str, value: str | None, item: str) -> dict[str, object]:
     if name == "overlap":
         return {"overlap": _DEFAULT_OVERLAP if value is None else _int(value, item)}
     # fail-token / fail-session / no-replay
-    return {name.replace("-", "_"): _or_one(None if value is None else _int(value, item))}
+    return {name.replace("-", "_"): 1 if value is None else _int(value, item)}
 
 
 _WITH_COUNT = {"refuse": ("refuse_status", "STATUS[:K]"), "close": ("close_code", "CODE[:K]")}
