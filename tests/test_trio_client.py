@@ -367,6 +367,52 @@ async def test_handshake_401_creates_a_new_session_with_a_fresh_token(
         await wait_for(session, replied(2))
 
 
+@pytest.mark.parametrize("when", ["first-socket", "reconnect"])
+async def test_close_4001_moves_to_a_new_session_that_delivers(
+    emulator: RunningEmulator, when: str
+) -> None:
+    """The server closes a socket with 4001 ("session unknown") right after its replay: the
+    client carries on in a new session, where a message is delivered exactly once."""
+    if when == "first-socket":
+        emulator.state.set_faults("close=4001")
+    config = attrs.evolve(FAST, backoff=Backoff(base=0.05))
+    async with session_on(emulator, config=config) as session:
+        first_id = next(iter(emulator.state.sessions))
+        if when == "reconnect":
+            await wait_for(session, replied(1))
+            emulator.state.set_faults("close=4001")
+            emulator.state.drop_sockets(first_id)
+        update = await wait_for(
+            session,
+            lambda u: (
+                u.state.session_id != first_id
+                and u.status is not None
+                and u.status.status is LinkStatus.OPEN
+                and replied(1)(u)
+            ),
+        )
+        new_id = update.state.session_id
+        assert session.session_id == new_id
+        assert set(emulator.state.sessions) == {first_id, new_id}
+        assert session.finished is None
+
+        sent = await session.send("are you still there?")
+        update = await wait_for(session, lambda u: u.conversation.delivered(sent) is not None)
+        assert session.delivery_status(sent) is DeliveryStatus.SENT
+        assert update.state.session_id == new_id
+        copies = {
+            session_id: [
+                entry
+                for entry in emulator.state.session(session_id).journal
+                if entry.type == "EVENT_TYPE_USER_MESSAGE" and sent in entry.text
+            ]
+            for session_id in (first_id, new_id)
+        }
+        assert len(copies[new_id]) == 1
+        assert copies[first_id] == []
+        assert copies[new_id][0].event["payload"]["text"] == "are you still there?"
+
+
 async def test_replacement_sessions_are_bounded(emulator: RunningEmulator) -> None:
     provider = CountingProvider(emulator)
     config = attrs.evolve(FAST, max_new_sessions=2)

@@ -225,11 +225,13 @@ async def start(config: EmulatorConfig, *, tls: bool = False) -> AsyncIterator[H
             yield Harness(emulator, http)
 
 
-async def close_code(client: Client) -> int:
-    """Read until the server closes the socket; the close code."""
+async def close_code(client: Client, *, frames_allowed: bool = True) -> int:
+    """Read until the server closes the socket; the close code. With ``frames_allowed=False``,
+    the close must come before any further frame."""
     with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as caught:  # noqa: PT012
         while True:
-            await client.ws.get_message()
+            message = await client.ws.get_message()
+            assert frames_allowed, f"a frame before the close: {message!r}"
     reason = caught.value.reason
     assert reason is not None
     return int(reason.code)

@@ -182,3 +182,67 @@ async def test_frozen_socket_does_not_block_shutdown() -> None:
 def test_unknown_fault_name() -> None:
     with pytest.raises(ValueError, match="unknown fault 'jitter'"):
         parse_faults("jitter=3")
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 3000, 4001, 4999])
+async def test_close_ends_the_next_socket_right_after_its_replay(
+    harness: Harness, code: int
+) -> None:
+    token, session_id = await joined(harness)
+    harness.state.set_faults(f"close={code}")
+    async with harness.connect(session_id, token) as client:
+        assert types(await client.batch())[0] == "SESSION_START"
+        assert await close_code(client, frames_allowed=False) == code
+    # One socket only: the next one is served as usual, and the session carries on.
+    async with harness.connect(session_id, token) as client:
+        assert len(await client.batch()) == len(harness.state.session(session_id).journal)
+        await client.send("HEARTBEAT")
+        assert (await client.frame())["type"] == "EVENT_TYPE_HEARTBEAT"
+    assert not harness.state.session(session_id).ended
+
+
+async def test_close_counts_sockets_and_sends_nothing_live(harness: Harness) -> None:
+    token, session_id = await harness.new_session()
+    async with harness.connect(session_id, token) as watcher:
+        await watcher.batch()
+        harness.state.set_faults("close=4001:2")
+        for _ in range(2):
+            async with harness.connect(session_id, token) as client:
+                await client.batch()
+                # An event published now reaches the open socket, not the one being closed.
+                await watcher.send("HEARTBEAT")
+                assert (await watcher.frame())["type"] == "EVENT_TYPE_HEARTBEAT"
+                assert await close_code(client, frames_allowed=False) == 4001
+        async with harness.connect(session_id, token) as client:
+            await client.batch()
+            assert await client.silent(0.1)
+
+
+async def test_close_from_the_configuration() -> None:
+    async with start(EmulatorConfig.fast(faults=parse_faults("close=4001"))) as harness:
+        token, session_id = await harness.new_session()
+        async with harness.connect(session_id, token) as client:
+            await client.batch()
+            assert await close_code(client) == 4001
+
+
+async def test_no_replay_sends_nothing_until_something_live_happens(harness: Harness) -> None:
+    token, session_id = await joined(harness)
+    harness.state.set_faults("no-replay=2,overlap")
+    for _ in range(2):
+        async with harness.connect(session_id, token) as client:
+            assert await client.silent(0.2)
+            await client.send("HEARTBEAT")
+            assert (await client.frame())["type"] == "EVENT_TYPE_HEARTBEAT"
+            await client.say("hello")
+            assert types(await client.until("POLY_AGENT_MESSAGE"))[0] == "USER_MESSAGE"
+    # The third socket gets its replay again (and the overlap, which is still on).
+    async with harness.connect(session_id, token) as client:
+        assert len(await client.batch()) == len(harness.state.session(session_id).journal)
+
+
+async def test_no_replay_and_close_together_close_without_a_frame(harness: Harness) -> None:
+    token, session_id = await harness.new_session()
+    harness.state.set_faults("no-replay,close=4001")
+    async with harness.connect(session_id, token) as client:
+        assert await close_code(client, frames_allowed=False) == 4001

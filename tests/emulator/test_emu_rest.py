@@ -13,6 +13,7 @@ CONNECTORS = {
     DEMO_CONNECTOR_TOKEN: "localhost",
     "company-token": "yourcompany.com",
     "app-token": "com.yourcompany.app",
+    "ai-token": "ai.example.com",
     "no-host-token": None,
 }
 
@@ -69,7 +70,7 @@ async def test_token_accepts_empty_body(http: httpx.AsyncClient) -> None:
             "Failed to validate connector",
         ),
         (
-            {"X-Token": "app-token", "X-Host": "x.com.yourcompany.app"},
+            {"X-Token": "app-token", "X-Host": "com.yourcompany.app.evil"},
             "Failed to validate connector",
         ),
     ],
@@ -87,6 +88,7 @@ async def test_token_errors(http: httpx.AsyncClient, headers: dict[str, str], me
         ("company-token", "https://app.yourcompany.com"),
         ("company-token", "https://deep.app.yourcompany.com:8443/some/path"),
         ("app-token", "com.yourcompany.app"),
+        ("ai-token", "https://chat.ai.example.com:8443/x"),
     ],
 )
 async def test_token_host_matching(http: httpx.AsyncClient, connector: str, host: str) -> None:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging.emulator import EmulatorConfig, Faults, parse_faults
+from polyai_messaging.emulator import FAULT_HELP, EmulatorConfig, Faults, parse_faults
+from polyai_messaging.emulator import faults as faults_module
 from polyai_messaging.emulator.auth import host_matches, normalise_host
 from polyai_messaging.emulator.faults import FaultState
 from polyai_messaging.emulator.ratelimit import RateLimiter
@@ -163,6 +164,11 @@ def test_parse_faults_full_example() -> None:
         ("overlap=5", Faults(overlap=5)),
         ("fail-token,fail-session=2", Faults(fail_token=1, fail_session=2)),
         ("Duplicate", Faults(duplicate=True)),
+        ("close=4001", Faults(close_code=4001, close_count=1)),
+        ("close=1000:3", Faults(close_code=1000, close_count=3)),
+        ("close=3000:0", Faults(close_code=3000, close_count=0)),
+        ("no-replay", Faults(no_replay=1)),
+        ("no-replay=4", Faults(no_replay=4)),
     ],
 )
 def test_parse_faults_examples(spec: str, expected: Faults) -> None:
@@ -180,11 +186,40 @@ def test_parse_faults_examples(spec: str, expected: Faults) -> None:
         ("delay=soon", "number of seconds"),
         ("delay=-1", "delay must be"),
         ("reorder,reorder", "more than once"),
+        ("close", "needs a value"),
+        ("close=x", "non-negative integer"),
+        ("no-replay=some", "non-negative integer"),
     ],
 )
 def test_parse_faults_errors(spec: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         parse_faults(spec)
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+def test_close_fault_refuses_codes_that_cannot_be_sent(code: int) -> None:
+    with pytest.raises(ValueError, match=f"'close={code}:2'"):
+        parse_faults(f"duplicate,close={code}:2")
+    with pytest.raises(ValueError, match=str(code)):
+        Faults(close_code=code, close_count=1)
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1003, 1007, 1011, 1014, 3000, 4001, 4999])
+def test_close_fault_accepts_codes_that_may_be_sent(code: int) -> None:
+    assert parse_faults(f"close={code}").close_code == code
+
+
+def test_errors_name_the_offending_item() -> None:
+    with pytest.raises(ValueError, match="'refuse=500'"):
+        parse_faults("duplicate,refuse=500,overlap")
+
+
+def test_every_fault_is_documented() -> None:
+    names = {spelling.partition("=")[0].partition("[")[0] for spelling in FAULT_HELP}
+    assert names == set(faults_module._KNOWN)
+    assert faults_module.__doc__ is not None
+    for spelling in FAULT_HELP:
+        assert f"``{spelling}``" in faults_module.__doc__
 
 
 faults_strategy = st.builds(
@@ -197,10 +232,13 @@ faults_strategy = st.builds(
     overlap=st.integers(0, 10),
     reorder=st.booleans(),
     delay=st.floats(0, 5, allow_nan=False),
-    refuse_status=st.sampled_from([401, 404, 429]),
-    refuse_count=st.integers(1, 5),
+    refuse_status=st.none() | st.sampled_from([401, 404, 429]),
+    refuse_count=st.integers(0, 5),
     fail_token=st.integers(0, 3),
     fail_session=st.integers(0, 3),
+    close_code=st.none() | st.sampled_from([1000, 1011, 1014, 3000, 4001, 4999]),
+    close_count=st.integers(0, 5),
+    no_replay=st.integers(0, 3),
 )
 
 
@@ -208,12 +246,14 @@ faults_strategy = st.builds(
 def test_fault_spec_round_trip(faults: Faults) -> None:
     spec = faults.to_spec()
     reparsed = parse_faults(spec)
-    # drop_count/freeze_count only exist together with their threshold.
+    # The counts only exist together with their threshold, status or code.
     expected = Faults(
         **{
             **faults.__dict__,
             "drop_count": faults.drop_count if faults.drop_after is not None else None,
             "freeze_count": faults.freeze_count if faults.freeze_after is not None else None,
+            "refuse_count": faults.refuse_count if faults.refuse_status is not None else 0,
+            "close_count": faults.close_count if faults.close_code is not None else 0,
         }
     )
     assert reparsed == expected
@@ -232,6 +272,15 @@ def test_fault_state_counters_reset_on_assignment() -> None:
     assert state.take_refusal() == 404
 
 
+def test_fault_state_counts_closes_and_missing_replays() -> None:
+    state = FaultState(parse_faults("close=4001:2,no-replay=1"))
+    assert [state.take_close() for _ in range(3)] == [4001, 4001, None]
+    assert [state.take_no_replay() for _ in range(2)] == [True, False]
+    state.faults = parse_faults("close=3000")
+    assert [state.take_close(), state.take_close()] == [3000, None]
+    assert not state.take_no_replay()
+
+
 def test_faults_active() -> None:
     assert not Faults().active
     assert Faults(duplicate=True).active
@@ -248,14 +297,69 @@ def test_faults_active() -> None:
         ("yourcompany.com", "notyourcompany.com", False),
         ("yourcompany.com", "yourcompany.com.evil.net", False),
         ("www.yourcompany.com", "yourcompany.com", False),
+        ("yourcompany.com", "evilyourcompany.com", False),
+        ("ai.example.com", "ai.example.com", True),
+        ("ai.example.com", "chat.ai.example.com", True),
+        ("ai.example.com", "https://chat.ai.example.com:8443/x", True),
+        ("ai.example.com", "example.com", False),
+        ("io.github.com", "api.io.github.com", True),
         ("com.yourcompany.app", "com.yourcompany.app", True),
-        ("com.yourcompany.app", "x.com.yourcompany.app", False),
+        ("com.yourcompany.app", "COM.YourCompany.App", True),
+        ("com.yourcompany.app", "com.yourcompany.app.evil", False),
+        ("com.yourcompany.app", "com.yourcompany", False),
+        ("com.yourcompany.app", "com.yourcompany.application", False),
         ("localhost", "http://localhost:3000", True),
         ("yourcompany.com", "", False),
+        ("", "yourcompany.com", False),
     ],
 )
 def test_host_matching(registered: str, presented: str, ok: bool) -> None:
     assert host_matches(registered, presented) is ok
+
+
+# Top-level-domain-like labels are frequent, as they are what a heuristic would look at.
+label = st.sampled_from(["com", "ai", "io", "org", "app", "localhost"]) | st.from_regex(
+    r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True
+)
+labels = st.lists(label, max_size=4)
+
+
+@given(
+    labels.filter(bool),
+    labels,
+    labels,
+    st.booleans(),
+    st.sampled_from(["", "https://", "http://"]),
+    st.booleans(),
+)
+def test_host_matches_itself_and_labels_added_on_the_left_only(
+    registered: list[str],
+    prefix: list[str],
+    other: list[str],
+    ends_with_registered: bool,
+    scheme: str,
+    port: bool,
+) -> None:
+    """Accepted exactly when the presented labels end with the registered ones, whatever the
+    labels look like (so no label such as ``com`` or ``ai`` changes the rule)."""
+    presented = [*prefix, *(registered if ends_with_registered else other)]
+    url = scheme + ".".join(presented) + (":8443/x" if port else "")
+    expected = len(presented) >= len(registered) and presented[-len(registered) :] == registered
+    assert host_matches(".".join(registered), url) is expected
+
+
+@given(labels.filter(bool), labels.filter(bool), st.from_regex(r"[a-z0-9-]{1,8}", fullmatch=True))
+def test_host_matching_compares_whole_labels(
+    registered: list[str], prefix: list[str], glued: str
+) -> None:
+    """Labels added on the left are accepted, labels added on the right or text glued onto the
+    first label are not."""
+    name = ".".join(registered)
+    assert host_matches(name, ".".join([*prefix, *registered]))
+    extended = [*registered, *prefix]
+    if extended[-len(registered) :] != registered:  # else it is also a left extension
+        assert not host_matches(name, ".".join(extended))
+    assert not host_matches(name, glued + name)
 
 
 def test_normalise_host_ipv6() -> None:

@@ -11,10 +11,6 @@ from dataclasses import dataclass, field
 
 __all__ = ["AccessToken", "TokenRegistry", "host_matches", "normalise_host"]
 
-# First labels that mark a scheme-less identifier as a reverse-DNS app namespace
-# ("com.yourcompany.app"), which OP-20 says must match exactly, unlike a domain.
-_REVERSE_DNS_ROOTS = frozenset({"com", "org", "net", "io", "ai", "co", "edu", "gov"})
-
 
 def normalise_host(value: str) -> str:
     """The bare host of an ``X-Host`` value: scheme, user info, path, query and port removed."""
@@ -32,27 +28,23 @@ def normalise_host(value: str) -> str:
     return text.rstrip(".")
 
 
-def _is_app_namespace(registered: str) -> bool:
-    text = registered.strip().lower()
-    if "://" in text or "/" in text or ":" in text:
-        return False
-    labels = text.split(".")
-    return len(labels) >= 2 and labels[0] in _REVERSE_DNS_ROOTS
-
-
 def host_matches(registered: str, presented: str) -> bool:
     """Whether an ``X-Host`` value is accepted for a connector registered to ``registered``.
 
-    Domains match exactly or as a parent domain (``yourcompany.com`` accepts
-    ``https://app.yourcompany.com:8443/x``). App namespaces (reverse-DNS names such as
-    ``com.yourcompany.app``) match exactly.
+    Both sides are reduced to a bare host (:func:`normalise_host`: scheme, path and port are
+    ignored, case too). The presented host is accepted if it equals the registered one or extends
+    it with whole labels on the left: ``yourcompany.com`` accepts
+    ``https://app.yourcompany.com:8443/x`` but not ``evilyourcompany.com``.
+
+    The rule needs no guess at whether a value is a domain or an app namespace, so a real domain
+    whose first label looks like a top-level domain (``ai.example.com``) still accepts its
+    subdomains. App namespaces (``com.yourcompany.app``) in effect compare exactly: their
+    children are extended on the right (``com.yourcompany.app.beta``), which never matches, and
+    their parents are shorter. A namespace extended on the left (``x.com.yourcompany.app``) is
+    accepted, but names no real app.
     """
     wanted, got = normalise_host(registered), normalise_host(presented)
-    if not wanted or not got:
-        return False
-    if got == wanted:
-        return True
-    return not _is_app_namespace(registered) and got.endswith("." + wanted)
+    return bool(wanted) and (got == wanted or got.endswith("." + wanted))
 
 
 @dataclass(frozen=True)

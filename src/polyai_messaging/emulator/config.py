@@ -35,9 +35,13 @@ class EmulatorConfig:
 
     connectors: Mapping[str, str | None] = field(default_factory=_default_connectors, hash=False)
     """Connector token -> registered host identifier: a domain (``yourcompany.com`` or
-    ``https://www.yourcompany.com``, which also accepts its subdomains) or an app namespace
-    (``com.yourcompany.app``, matched exactly). ``None`` or ``""`` registers a connector with no
-    host, which answers ``Connector missing host domain``. Default: the demo connector only."""
+    ``https://www.yourcompany.com``) or an app namespace (``com.yourcompany.app``). An ``X-Host``
+    is accepted if, scheme, path and port aside, it equals the registered host or adds whole
+    labels on its left (a subdomain, ``app.yourcompany.com``); so an app namespace, whose
+    children add labels on the right, in effect matches exactly (see
+    :func:`~polyai_messaging.emulator.auth.host_matches`). ``None`` or ``""`` registers a
+    connector with no host, which answers ``Connector missing host domain``. Default: the demo
+    connector only."""
     expires_in: int = 86400
     """Access-token lifetime in seconds, returned as ``expires_in``."""
     idle_timeout_seconds: float = 600.0

@@ -26,8 +26,17 @@ The CLI spelling, parsed by :func:`parse_faults`, is a comma-separated list:
 ``fail-token[=K]``          The next K access-token calls answer 500 ``Failed to create access
                             token``.
 ``fail-session[=K]``        The next K create-session calls answer 500 ``Failed to create session``.
+``close=CODE[:K]``          The next K (default 1) sockets are closed by the server with WebSocket
+                            close code CODE right after their replay, before any live event (e.g.
+                            ``close=4001``, which the vendor SDKs read as "session unknown"). CODE
+                            must be one a close frame may carry: 1000-1003, 1007-1014 or 3000-4999.
+``no-replay[=K]``           The next K (default 1) sockets get no replay (nor overlap) after the
+                            handshake: nothing is sent until something live happens.
 ``none``                    No faults (the same as an empty string).
 ==========================  ========================================================================
+
+``close`` and ``no-replay`` pick the sockets that open after the faults were assigned, in the order
+their handshakes complete.
 
 Frame counts (``drop-after``, ``freeze-after``) are per socket and count frames actually written
 (a duplicated frame counts twice), from the moment the socket opened or the faults were last
@@ -41,6 +50,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Literal
 
 __all__ = ["FAULT_HELP", "REFUSAL_BODIES", "FaultState", "Faults", "parse_faults"]
 
@@ -55,6 +65,8 @@ FAULT_HELP: Mapping[str, str] = MappingProxyType(
         "refuse=STATUS[:K]": "refuse the next K (1) handshakes with 401, 404 or 429",
         "fail-token[=K]": "the next K (1) access-token calls answer 500",
         "fail-session[=K]": "the next K (1) create-session calls answer 500",
+        "close=CODE[:K]": "close the next K (1) sockets with CODE right after their replay",
+        "no-replay[=K]": "the next K (1) sockets get no replay, only live events",
         "none": "no faults",
     }
 )
@@ -70,6 +82,21 @@ REFUSAL_BODIES: Mapping[int, str] = MappingProxyType(
 """The documented handshake error string sent for each status ``refuse`` may use."""
 
 _DEFAULT_OVERLAP = 3
+_COUNT_FIELDS = (
+    "overlap",
+    "refuse_count",
+    "fail_token",
+    "fail_session",
+    "close_count",
+    "no_replay",
+)
+
+
+def _sendable_close_code(code: int) -> bool:
+    """Whether a close frame may carry ``code``: the registered codes an endpoint may send, or
+    one of the ranges for libraries and applications. 1004 is reserved; 1005, 1006 and 1015 only
+    describe a close locally and never go on the wire."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,13 +127,19 @@ class Faults:
     """How many access-token calls answer 500."""
     fail_session: int = 0
     """How many create-session calls answer 500."""
+    close_code: int | None = None
+    """WebSocket close code for the ``close`` fault; ``None`` disables the fault."""
+    close_count: int = 0
+    """How many sockets to close with ``close_code`` right after their replay."""
+    no_replay: int = 0
+    """How many sockets get no replay after the handshake."""
 
     def __post_init__(self) -> None:
         for name in ("drop_after", "drop_count", "freeze_after", "freeze_count"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        for name in ("overlap", "refuse_count", "fail_token", "fail_session"):
+        for name in _COUNT_FIELDS:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not math.isfinite(self.delay) or self.delay < 0:
@@ -114,6 +147,11 @@ class Faults:
         if self.refuse_status is not None and self.refuse_status not in REFUSAL_BODIES:
             allowed = ", ".join(str(status) for status in REFUSAL_BODIES)
             raise ValueError(f"refuse status must be one of {allowed}, got {self.refuse_status}")
+        if self.close_code is not None and not _sendable_close_code(self.close_code):
+            raise ValueError(
+                f"close code {self.close_code} cannot be sent in a close frame; "
+                "use 1000-1003, 1007-1014 or 3000-4999"
+            )
 
     @property
     def active(self) -> bool:
@@ -135,12 +173,16 @@ class Faults:
             parts.append("reorder")
         if self.delay:
             parts.append(f"delay={self.delay!r}")
-        if self.refuse_status is not None and self.refuse_count:
+        if self.refuse_status is not None:
             parts.append(f"refuse={self.refuse_status}:{self.refuse_count}")
         if self.fail_token:
             parts.append(f"fail-token={self.fail_token}")
         if self.fail_session:
             parts.append(f"fail-session={self.fail_session}")
+        if self.close_code is not None:
+            parts.append(f"close={self.close_code}:{self.close_count}")
+        if self.no_replay:
+            parts.append(f"no-replay={self.no_replay}")
         return ",".join(parts)
 
 
@@ -158,6 +200,8 @@ _KNOWN = (
     "refuse",
     "fail-token",
     "fail-session",
+    "close",
+    "no-replay",
     "none",
 )
 
@@ -183,11 +227,17 @@ def parse_faults(spec: str) -> Faults:
         if name in seen:
             raise ValueError(f"fault {name!r} given more than once")
         seen.add(name)
-        changes.update(_parse_item(name, value if has_value else None, item))
+        item_changes = _parse_item(name, value if has_value else None, item)
+        _faults_with(item_changes, item)  # every item sets its own fields: check it alone
+        changes.update(item_changes)
+    return _faults_with(changes, spec)
+
+
+def _faults_with(changes: dict[str, object], text: str) -> Faults:
     try:
         return dataclasses.replace(Faults(), **changes)  # type: ignore[arg-type]
     except ValueError as error:
-        raise ValueError(f"invalid fault spec {spec!r}: {error}") from None
+        raise ValueError(f"invalid fault {text!r}: {error}") from None
 
 
 def _parse_item(name: str, value: str | None, item: str) -> dict[str, object]:
@@ -200,9 +250,10 @@ def _parse_item(name: str, value: str | None, item: str) -> dict[str, object]:
         first, count = _split_count(_required(name, value, "N[:K]"), item)
         prefix = name.split("-", maxsplit=1)[0]
         return {f"{prefix}_after": _int(first, item), f"{prefix}_count": count}
-    if name == "refuse":
-        first, count = _split_count(_required(name, value, "STATUS[:K]"), item)
-        return {"refuse_status": _int(first, item), "refuse_count": 1 if count is None else count}
+    if name in _WITH_COUNT:
+        field, shape = _WITH_COUNT[name]
+        first, count = _split_count(_required(name, value, shape), item)
+        return {field: _int(first, item), f"{name}_count": _or_one(count)}
     if name == "delay":
         text = _required(name, value, "SECONDS")
         try:
@@ -211,8 +262,16 @@ def _parse_item(name: str, value: str | None, item: str) -> dict[str, object]:
             raise ValueError(f"delay needs a number of seconds, got {item!r}") from None
     if name == "overlap":
         return {"overlap": _DEFAULT_OVERLAP if value is None else _int(value, item)}
-    # fail-token / fail-session
+    # fail-token / fail-session / no-replay
     return {name.replace("-", "_"): 1 if value is None else _int(value, item)}
+
+
+_WITH_COUNT = {"refuse": ("refuse_status", "STATUS[:K]"), "close": ("close_code", "CODE[:K]")}
+"""Faults spelt ``name=VALUE[:K]`` with K defaulting to 1: the field VALUE sets, and the shape."""
+
+
+def _or_one(count: int | None) -> int:
+    return 1 if count is None else count
 
 
 def _required(name: str, value: str | None, shape: str) -> str:
@@ -233,6 +292,9 @@ def _int(text: str, item: str) -> int:
     return int(text)
 
 
+_Counter = Literal["refuse", "drop", "freeze", "fail_token", "fail_session", "close", "no_replay"]
+
+
 class FaultState:
     """The active :class:`Faults` plus the runtime counters that go with them.
 
@@ -244,11 +306,7 @@ class FaultState:
         self._faults = faults
         self.generation = 0
         """Incremented on every assignment of :attr:`faults`."""
-        self._refusals_left = 0
-        self._drops_left: int | None = None
-        self._freezes_left: int | None = None
-        self._token_failures_left = 0
-        self._session_failures_left = 0
+        self._left: dict[_Counter, int | None] = {}
         self.faults = faults
 
     @property
@@ -262,53 +320,52 @@ class FaultState:
             raise TypeError(f"expected Faults, got {type(faults).__name__}")
         self._faults = faults
         self.generation += 1
-        self._refusals_left = faults.refuse_count if faults.refuse_status is not None else 0
-        self._drops_left = faults.drop_count
-        self._freezes_left = faults.freeze_count
-        self._token_failures_left = faults.fail_token
-        self._session_failures_left = faults.fail_session
+        self._left = {
+            "refuse": faults.refuse_count if faults.refuse_status is not None else 0,
+            "drop": faults.drop_count,
+            "freeze": faults.freeze_count,
+            "fail_token": faults.fail_token,
+            "fail_session": faults.fail_session,
+            "close": faults.close_count if faults.close_code is not None else 0,
+            "no_replay": faults.no_replay,
+        }
+
+    def _spend(self, counter: _Counter) -> bool:
+        """Use up one occurrence of a fault (``None`` left: no limit); ``False`` if none is left."""
+        left = self._left[counter]
+        if left is None:
+            return True
+        if left <= 0:
+            return False
+        self._left[counter] = left - 1
+        return True
 
     def take_refusal(self) -> int | None:
         """The status to refuse this handshake with, or ``None`` to let it through."""
-        if self._refusals_left <= 0 or self._faults.refuse_status is None:
-            return None
-        self._refusals_left -= 1
-        return self._faults.refuse_status
+        return self._faults.refuse_status if self._spend("refuse") else None
 
     def take_token_failure(self) -> bool:
         """Whether this access-token call must fail with a 500."""
-        if self._token_failures_left <= 0:
-            return False
-        self._token_failures_left -= 1
-        return True
+        return self._spend("fail_token")
 
     def take_session_failure(self) -> bool:
         """Whether this create-session call must fail with a 500."""
-        if self._session_failures_left <= 0:
-            return False
-        self._session_failures_left -= 1
-        return True
+        return self._spend("fail_session")
+
+    def take_close(self) -> int | None:
+        """The code to close a socket just opened with right after its replay, or ``None``."""
+        return self._faults.close_code if self._spend("close") else None
+
+    def take_no_replay(self) -> bool:
+        """Whether a socket just opened must go without its replay."""
+        return self._spend("no_replay")
 
     def take_drop(self, frames_sent: int) -> bool:
         """Whether a socket that has sent ``frames_sent`` frames must be aborted now."""
         threshold = self._faults.drop_after
-        if threshold is None or frames_sent < threshold:
-            return False
-        if self._drops_left is None:
-            return True
-        if self._drops_left <= 0:
-            return False
-        self._drops_left -= 1
-        return True
+        return threshold is not None and frames_sent >= threshold and self._spend("drop")
 
     def take_freeze(self, frames_sent: int) -> bool:
         """Whether a socket that has sent ``frames_sent`` frames must freeze now."""
         threshold = self._faults.freeze_after
-        if threshold is None or frames_sent < threshold:
-            return False
-        if self._freezes_left is None:
-            return True
-        if self._freezes_left <= 0:
-            return False
-        self._freezes_left -= 1
-        return True
+        return threshold is not None and frames_sent >= threshold and self._spend("freeze")

@@ -3,7 +3,9 @@
 Each socket runs two tasks. The *receiver* validates client frames, journals echoes and queues
 agent work. The *sender* is the only task that writes to the socket: first the replay batches,
 then whatever the session's fan-out queues in the socket's outbox. Fault injection (delay,
-duplicate, drop, freeze) therefore lives in one place, the sender's :class:`_Emitter`.
+duplicate, drop, freeze) therefore lives in one place, the sender's :class:`_Emitter`; the
+faults that shape a socket's opening (overlap, reorder, no-replay, close) are decided when the
+socket joins the fan-out.
 
 Every event of a session, echoes and heartbeat echoes included, goes to every open socket of
 that session (OP-32); only invalid-frame errors go to the offending socket alone.
@@ -75,10 +77,12 @@ async def serve_websocket(state: EmulatorState, scope: Scope, receive: Receive, 
     connection = SocketConnection(session, _peer(scope))
     session.sockets.add(connection)
     session.touch(trio.current_time())
-    initial = _replay_frames(state, session, _cursor(query))
-    overlap = state.faults.overlap
-    initial += [entry.text for entry in session.journal.last(overlap)]
-    if session.ended:
+    initial = _opening_frames(state, session, _cursor(query))
+    close_code = state.fault_state.take_close()
+    if close_code is not None:
+        # Queued before any live event, so the close follows the opening frames directly.
+        connection.close(close_code, "closed by fault")
+    elif session.ended:
         connection.close(1000, "session ended", state.config.close_grace_seconds)
     try:
         await send({"type": "websocket.accept"})
@@ -117,6 +121,15 @@ def _cursor(query: dict[str, list[str]]) -> int:
     if raw is not None and cursor == 0 and raw.strip().lower() not in ("0", "seq:0"):
         logger.warning("invalid cursor %r: replaying the full history", raw[:40])
     return cursor
+
+
+def _opening_frames(state: EmulatorState, session: Session, cursor: int) -> list[str]:
+    """What a new socket is sent before live events: the replay and the ``overlap`` fault's
+    frames, or nothing at all under the ``no-replay`` fault."""
+    if state.fault_state.take_no_replay():
+        return []
+    overlap = [entry.text for entry in session.journal.last(state.faults.overlap)]
+    return _replay_frames(state, session, cursor) + overlap
 
 
 def _replay_frames(state: EmulatorState, session: Session, cursor: int) -> list[str]:
