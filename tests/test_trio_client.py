@@ -695,3 +695,39 @@ def test_insecure_remote_base_url_is_refused() -> None:
 
     with pytest.raises(LocalProtocolError):
         trio.run(main)
+
+
+async def test_a_refusal_that_echoes_the_request_never_logs_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server whose 401 body quotes our request target and the token: the log hides it."""
+    secret = "SECRET-tok_3n"
+
+    async def refuse(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await stream.receive_some(4096)
+        target = request.split(b" ")[1]
+        body = target + b'\n{"access_token": "' + secret.encode() + b'"}'
+        await stream.send_all(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await stream.aclose()
+
+    async def token() -> AccessToken:
+        return AccessToken(secret, 3600)
+
+    config = SessionConfig(max_new_sessions=0)
+    with caplog.at_level(logging.DEBUG):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, refuse, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            async with open_session(
+                f"http://127.0.0.1:{port}", token, session_id="s", config=config
+            ) as session:
+                with trio.fail_after(10):
+                    await session.wait_finished()
+            nursery.cancel_scope.cancel()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("handshake refused with HTTP 401" in message for message in messages)
+    assert not [message for message in messages if secret in message]

@@ -42,6 +42,7 @@ import httpx
 import trio
 
 from . import rest
+from ._logs import RedactingLogger
 from .conversation import Conversation
 from .effects import (
     AbortSocket,
@@ -90,7 +91,7 @@ __all__ = [
     "open_session",
 ]
 
-logger = logging.getLogger(__name__)
+logger = RedactingLogger(logging.getLogger(__name__))
 
 # The old names of the two classes that moved and became public in their new modules.
 

@@ -32,6 +32,7 @@ from trio_websocket import (
 )
 
 from . import rest
+from ._logs import RedactingLogger, redacted
 from .effects import OpenSocket
 from .endpoints import redact_text, redact_url, websocket_url
 from .inputs import (
@@ -55,7 +56,7 @@ __all__ = [
 
 # The link records keep the adapter's logger name (they were logged by ``trio_client`` before
 # the link code moved here), so existing logging configuration still applies to them.
-logger = logging.getLogger("polyai_messaging.trio_client")
+logger = RedactingLogger(logging.getLogger("polyai_messaging.trio_client"))
 
 MAX_INBOUND_MESSAGE: Final = 4 * 1024 * 1024
 """Largest inbound WebSocket message accepted (characters); the protocol's limit is 128 KiB."""
@@ -236,7 +237,8 @@ def _refused(
 ) -> None:
     """Report a handshake the server answered with an HTTP status instead of a WebSocket."""
     status = exc.status_code
-    body = (exc.body or b"").decode("utf-8", "replace")[:200]
+    # The body is the server's text: it may echo our request, access token included.
+    body = redacted((exc.body or b"").decode("utf-8", "replace"), (token.secret,))[:200]
     logger.info("link %d: handshake refused with HTTP %d: %s", generation, status, body)
     if status in (401, 403):
         context.tokens.invalidate(token)
