@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_server import batch, event, joined, session_start, user_echo
-from polyai_messaging.effects import Delivery, DeliveryStatus, LinkStatus
+from polyai_messaging.effects import (
+    CloseSocket,
+    Delivery,
+    DeliveryStatus,
+    LinkStatus,
+    OpenSocket,
+    Resumed,
+    ResumeKind,
+)
 from polyai_messaging.errors import LocalProtocolError
 from polyai_messaging.inputs import LinkClosed, PickSuggestion, SendText, Start
 from polyai_messaging.outbox import RECENT_DELIVERIES
@@ -308,3 +316,62 @@ def test_without_a_replay_a_message_of_unknown_fate_waits_for_its_check() -> Non
     assert [f["payload"]["text"] for f in sent(effects)] == ["later"]
     assert d.state.delivery("c1").transmissions == 1
     assert d.state.counters.resends == 0
+
+
+# --- gaps ---------------------------------------------------------------------------------------
+
+
+def test_a_reconnect_starts_the_replay_before_the_first_gap() -> None:
+    d = Drive()
+    d.settled_open(session_start(1), event("REQUEST_POLY_AGENT_JOIN", 2), joined(3))
+    d.frame(event("POLY_AGENT_THINKING", 5))  # 4 never came
+    d.frame(event("POLY_AGENT_THINKING", 7))  # nor 6
+    assert d.state.conversation.gaps == ((4, 4), (6, 6))
+    d(LinkClosed(1, 1006))
+    effects = d.wake()
+    assert of(OpenSocket, effects) == [OpenSocket(2, "sess-1", 3)]
+    replay = [event("POLY_AGENT_THINKING", n) for n in range(4, 8)]
+    effects = d.open(batch(*replay)) + d.wake()
+    assert d.state.conversation.gaps == ()
+    assert of(Resumed, effects) == [Resumed(ResumeKind.RESUMED, (), 7)]
+    assert d.state.counters.duplicates_dropped == 2  # 5 and 7, held already
+
+
+def test_a_gap_that_stays_open_is_filled_by_resuming_from_before_it() -> None:
+    d = Drive()
+    d.settled_open(session_start(1), event("REQUEST_POLY_AGENT_JOIN", 2), joined(3))
+    d.frame(event("POLY_AGENT_THINKING", 5))  # 4 is lost
+    assert d.state.deadline == pytest.approx(d.t + 2.0)
+    effects = d.wake()
+    assert of(CloseSocket, effects) == [CloseSocket(1, 1000, "resuming to fill a gap")]
+    effects = d(LinkClosed(1, 1000))
+    assert of(OpenSocket, effects) == [OpenSocket(2, "sess-1", 3)]
+    d.open(batch(event("POLY_AGENT_THINKING", 4), event("POLY_AGENT_THINKING", 5)))
+    d.wake()
+    assert d.state.conversation.gaps == ()
+
+
+def test_a_late_event_closes_the_gap_before_any_resume() -> None:
+    d = Drive()
+    d.settled_open(session_start(1), event("REQUEST_POLY_AGENT_JOIN", 2), joined(3))
+    d.frame(event("POLY_AGENT_THINKING", 5))
+    d.frame(event("POLY_AGENT_THINKING", 4), at=d.t + 1.0)  # only out of order
+    effects = d.wake(d.t + 10)
+    assert not of(CloseSocket, effects)
+    assert d.state.link is LinkStatus.OPEN
+
+
+def test_a_hole_the_server_cannot_fill_is_asked_for_once() -> None:
+    d = Drive()
+    d.settled_open(session_start(1), event("REQUEST_POLY_AGENT_JOIN", 2), joined(3))
+    d.frame(event("POLY_AGENT_THINKING", 5))  # the server never had a 4
+    d.wake()
+    d(LinkClosed(1, 1000))
+    d.open(batch(event("POLY_AGENT_THINKING", 5)))
+    d.wake()
+    assert d.state.conversation.gaps == ((4, 4),)
+    effects = d.wake(d.t + 30)
+    assert not of(CloseSocket, effects), "no second attempt for the same hole"
+    d(LinkClosed(2, 1006))
+    effects = d.wake()
+    assert of(OpenSocket, effects) == [OpenSocket(3, "sess-1", 5)]

@@ -305,7 +305,7 @@ def test_first_open_omits_cursor_and_reconnect_uses_highest_sequence() -> None:
     effects = d(Start())
     assert of(OpenSocket, effects) == [OpenSocket(1, "sess-1", 0)]
     d(LinkOpened(1))
-    d.frame(batch(*HISTORY, agent_message(7), agent_message(5)))
+    d.frame(batch(*HISTORY, agent_message(7), agent_message(5), agent_message(6)))
     d.wake()
     effects = d(LinkClosed(1, 1006)) + d.wake()
     assert of(OpenSocket, effects) == [OpenSocket(2, "sess-1", 7)]

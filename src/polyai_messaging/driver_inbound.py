@@ -11,7 +11,7 @@ from immutables import Map
 
 from ._turn import Turn
 from .conversation import SystemHint, hint_for
-from .driver_link import current, finish, request_join, settle
+from .driver_link import current, finish, notice_gap, request_join, settle
 from .driver_outbox import confirm_echo
 from .effects import Applied, FinishKind, LinkStatus, ProtocolViolation
 from .errors import RemoteProtocolError
@@ -63,7 +63,9 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         interval = s.heartbeat_interval
         turn.update(next_heartbeat=turn.t + interval if interval > 0 else None)
         s = turn.state
-    if not s.settled and s.closing_at is None:
+    if s.settled:
+        notice_gap(turn)
+    elif s.closing_at is None:
         if is_batch:
             _await_more_replay(turn)
         else:

@@ -43,6 +43,7 @@ from .session_state import SessionState
 __all__ = [
     "current",
     "finish",
+    "notice_gap",
     "notice_sleep",
     "on_closed",
     "on_connect_failed",
@@ -53,11 +54,13 @@ __all__ = [
     "on_start_new_session",
     "on_wake",
     "request_join",
+    "resume_now",
     "settle",
 ]
 
 _EXPIRED_REASON = "idle timeout passed while disconnected"
 _VERIFY_REASON = "resuming to verify delivery"
+_GAP_REASON = "resuming to fill a gap"
 
 
 # --- link lifecycle ---------------------------------------------------------------------------
@@ -85,7 +88,24 @@ def _open(turn: Turn, reason: str) -> None:
         ids_at_open=None,
     )
     turn.status(LinkStatus.CONNECTING, reason)
-    turn.emit(OpenSocket(turn.state.generation, s.session_id, s.conversation.cursor))
+    turn.emit(OpenSocket(turn.state.generation, s.session_id, _resume_cursor(s)))
+
+
+def _resume_cursor(state: SessionState) -> int:
+    """Where the next replay starts: after the highest sequence held, or just before the first
+    one missing below it (the server replays only what follows the cursor, so a gap is filled
+    only by starting before it; what we already hold is re-sent and dropped as duplicates).
+    Holes that a replay covering them did not fill are not asked for again."""
+    gap = first_gap(state)
+    return state.conversation.cursor if gap is None else gap - 1
+
+
+def first_gap(state: SessionState) -> int | None:
+    """The first missing sequence a replay might still fill (above the known holes)."""
+    for first, _ in state.conversation.gaps:
+        if first > state.holes_through:
+            return first
+    return None
 
 
 def current(turn: Turn, generation: int, *links: LinkStatus) -> bool:
@@ -118,17 +138,19 @@ def on_opened(turn: Turn, event: LinkOpened) -> None:
     turn.status(LinkStatus.OPEN, "connected")
 
 
-def verify_delivery(turn: Turn) -> None:
-    """Close the open link politely, then resume at once: the replay says what arrived.
+def resume_now(turn: Turn, reason: str) -> None:
+    """Close the open link politely, then resume at once: the next replay is exact.
 
-    A message whose echo is late was either lost or is still queued on a slow link; resending
-    it on the same link could store it twice. The closing handshake comes after every frame we
-    sent, so once it completes the server has all of them, and the replay of the next link is
-    exact: :func:`settle` resends only what it lacks.
+    Used when a message's echo is late: it was either lost or is still queued on a slow link,
+    and resending it on the same link could store it twice. The closing handshake comes after
+    every frame we sent, so once it completes the server has all of them, and :func:`settle`
+    resends only what the next replay lacks. Also used to fill a gap (:func:`_resume_cursor`).
     """
     s = turn.state
-    turn.emit(CloseSocket(s.generation, 1000, _VERIFY_REASON))
-    turn.update(closing_at=turn.t, settled=False, settle_at=None, next_heartbeat=None)
+    turn.emit(CloseSocket(s.generation, 1000, reason))
+    turn.update(
+        closing_at=turn.t, closing_reason=reason, settled=False, settle_at=None, next_heartbeat=None
+    )
 
 
 def request_join(turn: Turn) -> None:
@@ -159,10 +181,25 @@ def settle(turn: Turn) -> None:
             kind = ResumeKind.RESUMED
         turn.count(resumes=1, gaps=len(new_gaps))
         turn.emit(Resumed(kind, new_gaps, s.cursor_at_open))
-    turn.update(was_connected=True)
+    turn.update(was_connected=True, gap_seen_at=None)
+    if replayed:
+        # The replay covered every gap up to what we held: those still open are holes (the
+        # server has no such sequences), not to be asked for again.
+        turn.update(holes_through=max(s.holes_through, s.cursor_at_open))
     after_replay(turn, replayed=replayed)
+    notice_gap(turn)
     if turn.state.end_requested_at is not None and not turn.state.conversation.ended:
         turn.send(UserEndSession())
+
+
+def notice_gap(turn: Turn) -> None:
+    """Start (or stop) the clock of a gap that a resume could fill; run on a settled link."""
+    s = turn.state
+    if first_gap(s) is None:
+        if s.gap_seen_at is not None:
+            turn.update(gap_seen_at=None)
+    elif s.gap_seen_at is None:
+        turn.update(gap_seen_at=turn.t)
 
 
 def on_closed(turn: Turn, event: LinkClosed) -> None:
@@ -173,7 +210,7 @@ def on_closed(turn: Turn, event: LinkClosed) -> None:
         finish(turn, FinishKind.ENDED, s.conversation.end_reason, close=False)
     elif s.closing_at is not None:
         turn.count(reconnects=1)
-        _open(turn, _VERIFY_REASON)
+        _open(turn, s.closing_reason)
     elif event.code == 4001:
         _need_new_session(turn, NewSessionReason.SESSION_UNKNOWN)
     else:
@@ -360,7 +397,7 @@ def on_wake(turn: Turn, _: WakeUp) -> None:
         if closing + s.config.close_timeout_seconds <= t:
             turn.emit(AbortSocket(s.generation, "closing handshake timed out"))
             turn.count(reconnects=1)
-            _open(turn, _VERIFY_REASON)
+            _open(turn, s.closing_reason)
         return
     liveness = s.liveness_deadline
     if liveness is not None and liveness <= t:
@@ -374,7 +411,11 @@ def on_wake(turn: Turn, _: WakeUp) -> None:
         interval = turn.state.heartbeat_interval
         turn.update(next_heartbeat=t + interval if interval > 0 else None)
     if turn.state.settled and unconfirmed(turn):
-        verify_delivery(turn)
+        resume_now(turn, _VERIFY_REASON)
+        return
+    gap_seen = turn.state.gap_seen_at
+    if gap_seen is not None and gap_seen + s.config.gap_repair_seconds <= t:
+        resume_now(turn, _GAP_REASON)
         return
     ended = turn.state.end_requested_at
     if ended is not None and ended + s.config.end_timeout_seconds <= t:

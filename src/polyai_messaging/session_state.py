@@ -61,6 +61,9 @@ class SessionConfig:
     max_resends: int = 3
     close_timeout_seconds: float = 2.0
     """A closing handshake we started that has not completed by then is cut short."""
+    gap_repair_seconds: float = 2.0
+    """A gap in the history still open this long (events lost, not just late) is filled by
+    resuming from before it."""
     default_max_message_bytes: int = 131072
     backoff: Backoff = attrs.field(factory=Backoff)
 
@@ -98,7 +101,13 @@ class SessionState:
     replay_latency: float | None = None
     """How long after the open the first frame of this link's replay arrived."""
     closing_at: float | None = None
-    """When we started closing the open link to resume it (to verify a delivery)."""
+    """When we started closing the open link to resume it at once."""
+    closing_reason: str = ""
+    gap_seen_at: float | None = None
+    """When a gap a resume could fill was first seen on the settled link."""
+    holes_through: int = 0
+    """Gaps at or below this sequence survived a replay that covered them: the server has no
+    such events, so they are not asked for again."""
     cursor_at_open: int = 0
     was_connected: bool = False
     reset_seen: bool = False
@@ -180,6 +189,8 @@ class SessionState:
                 candidates.append(self.settle_at)
             else:
                 candidates.append(self.outbox.next_check)
+                if self.gap_seen_at is not None:
+                    candidates.append(self.gap_seen_at + self.config.gap_repair_seconds)
             if self.end_requested_at is not None:
                 candidates.append(self.end_requested_at + self.config.end_timeout_seconds)
         elif self.finished is None and not self.renewing and self.last_sent_monotonic is not None:

@@ -1,0 +1,209 @@
+"""Chaos: many conversations against the emulator while its faults switch at random.
+
+Every conversation opens a session, waits for the agent, sends a few messages at random moments
+and then waits, while a background task switches the emulator's faults every few hundred
+milliseconds (drops, frozen sockets, delays, duplicates, overlapping and reordered replays,
+refused handshakes, sockets closed by the server, missing replays, failing REST calls). When
+the chaos stops, every session must catch up, and then for every message the server's copies
+are counted and every client transcript is compared with the server's journal.
+
+Run it by hand for bigger figures::
+
+    python tests/chaos.py --conversations 1000 --seconds 60
+
+It prints one JSON object: conversations, messages, stored_twice, lost, failed,
+transcripts_differ, and how long it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections import Counter
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+
+from polyai_messaging.backoff import Backoff
+from polyai_messaging.effects import DeliveryStatus
+from polyai_messaging.emulator import (
+    DEMO_CONNECTOR_TOKEN,
+    DEMO_HOST,
+    EmulatorConfig,
+    RunningEmulator,
+    run_emulator,
+)
+from polyai_messaging.session import SessionConfig
+from polyai_messaging.trio_client import Session, connector_token_provider, open_session
+
+CLIENT = SessionConfig(
+    backoff=Backoff(base=0.05, cap=0.5),
+    liveness_grace_seconds=1.0,
+    connect_timeout_seconds=2.0,
+)
+SERVER = EmulatorConfig.fast(heartbeat_interval_seconds=1, max_reconnect_attempts=0)
+
+
+def random_faults(rng: random.Random) -> str:
+    """One random fault spec (often none: a server is healthy most of the time)."""
+    choices = [
+        "",
+        "",
+        f"delay={rng.choice([0.01, 0.05, 0.2, 0.8])}",
+        f"drop-after={rng.randint(0, 8)}:{rng.randint(1, 3)}",
+        f"freeze-after={rng.randint(0, 8)}:1",
+        "duplicate",
+        "overlap=3",
+        "reorder",
+        "refuse=429:1",
+        "no-replay=1",
+        f"close={rng.choice([1000, 1001, 1011, 4002])}:1",
+        "fail-token=1",
+        "fail-session=1",
+    ]
+    picked = {rng.choice(choices) for _ in range(rng.randint(1, 2))}
+    # One item per fault name (a spec may not name a fault twice).
+    by_name = {spec.split("=")[0]: spec for spec in picked if spec}
+    return ",".join(by_name.values())
+
+
+@attrs.define
+class Outcome:
+    """What one conversation sent and what the server and the client ended up holding."""
+
+    session_id: str
+    sent: list[str] = attrs.field(factory=list)
+    failed: list[str] = attrs.field(factory=list)
+    caught_up: bool = False
+    timeline_matches: bool = False
+
+
+async def _chaos(emulator: RunningEmulator, rng: random.Random, stop: trio.Event) -> None:
+    while not stop.is_set():
+        emulator.state.set_faults(random_faults(rng))
+        with trio.move_on_after(rng.uniform(0.1, 0.6)):
+            await stop.wait()
+    emulator.state.set_faults("")
+
+
+async def _caught_up(session: Session, emulator: RunningEmulator) -> bool:
+    """Wait (bounded) until the client holds the server's whole journal and nothing pending."""
+    with trio.move_on_after(30):
+        while True:
+            journal = emulator.state.session(session.session_id).journal
+            state = session.state
+            if (
+                state.conversation.cursor == journal.last_sequence
+                and not state.conversation.gaps
+                and not state.outbox.pending
+                and not state.conversation.agent_thinking
+                and state.conversation.cursor > 0
+            ):
+                return True
+            await trio.sleep(0.05)
+    return False
+
+
+async def _conversation(
+    emulator: RunningEmulator,
+    rng: random.Random,
+    chaos_over: trio.Event,
+    outcomes: list[Outcome],
+    messages: int,
+    seconds: float,
+) -> None:
+    provider = connector_token_provider(emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST)
+    async with open_session(
+        emulator.base_url, provider, config=CLIENT, seed=rng.getrandbits(32)
+    ) as session:
+        outcome = Outcome(session.session_id)
+        outcomes.append(outcome)
+        for number in range(messages):
+            await trio.sleep(rng.uniform(0, seconds / messages))
+            outcome.sent.append(await session.send(f"message {number} of {outcome.session_id}"))
+        await chaos_over.wait()
+        outcome.caught_up = await _caught_up(session, emulator)
+        journal = emulator.state.session(session.session_id).journal
+        held = [event.id for event in session.conversation.timeline]
+        outcome.timeline_matches = held == [entry.event["id"] for entry in journal]
+        outcome.failed = [
+            cid for cid in outcome.sent if session.delivery_status(cid) is DeliveryStatus.FAILED
+        ]
+
+
+def _stored(emulator: RunningEmulator, outcome: Outcome) -> Counter[str]:
+    copies: Counter[str] = Counter()
+    for entry in emulator.state.session(outcome.session_id).journal:
+        if entry.type == "EVENT_TYPE_USER_MESSAGE":
+            custom = (entry.event.get("metadata") or {}).get("custom") or {}
+            copies[custom.get("client_event_id")] += 1
+    return copies
+
+
+async def run(
+    conversations: int,
+    seconds: float,
+    *,
+    seed: int = 0,
+    messages: int = 3,
+    details: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run the chaos and return its figures."""
+    rng = random.Random(seed)
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    async with run_emulator(SERVER) as emulator:
+        chaos_over = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_chaos, emulator, random.Random(rng.random()), chaos_over)
+            async with trio.open_nursery() as talkers:
+                for _ in range(conversations):
+                    talker_rng = random.Random(rng.random())
+                    talkers.start_soon(
+                        _conversation, emulator, talker_rng, chaos_over, outcomes, messages, seconds
+                    )
+                    await trio.sleep(seconds / conversations)
+                await trio.sleep(seconds / 2)
+                chaos_over.set()
+        copies = [(_stored(emulator, outcome), outcome) for outcome in outcomes]
+    sent = [(cid, stored[cid]) for stored, outcome in copies for cid in outcome.sent]
+    if details is not None:
+        for stored, outcome in copies:
+            twice = [cid for cid in outcome.sent if stored[cid] > 1]
+            if twice or not outcome.timeline_matches or not outcome.caught_up:
+                details.append({"session_id": outcome.session_id, "twice": twice,
+                                "caught_up": outcome.caught_up,
+                                "timeline_matches": outcome.timeline_matches})
+    return {
+        "conversations": len(outcomes),
+        "messages": len(sent),
+        "stored_twice": sum(1 for _, n in sent if n > 1),
+        "lost": sum(1 for _, n in sent if n == 0),
+        "failed": sum(len(outcome.failed) for outcome in outcomes),
+        "not_caught_up": sum(1 for outcome in outcomes if not outcome.caught_up),
+        "transcripts_differ": sum(1 for outcome in outcomes if not outcome.timeline_matches),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the chaos")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    details: list[dict[str, Any]] = []
+    figures = trio.run(
+        partial(run, args.conversations, args.seconds, seed=args.seed, details=details)
+    )
+    for detail in details:
+        print(json.dumps(detail))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
