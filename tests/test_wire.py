@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from polyai_messaging import commands, events, reducer, wire
 from polyai_messaging.conversation import Conversation
-from polyai_messaging.errors import RemoteProtocolError
+from polyai_messaging.errors import LocalProtocolError, RemoteProtocolError
 from polyai_messaging.events import KNOWN_TYPES
 from strategies import Journal, examples, journals
 
@@ -686,7 +686,7 @@ def test_encoding(command: commands.ClientCommand, expected: str) -> None:
 
 
 def test_metadata_custom_must_be_a_string_map() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(LocalProtocolError, match=r"metadata\.custom"):
         commands.UserMessage(text="x", custom={"n": 1})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="state"):
         commands.UserTyping(state="TYPING")
