@@ -523,6 +523,47 @@ def test_nested_batches_are_flattened() -> None:
     assert [e.path for e in batch.rejected] == ["payload.events[1].payload.events[1]"]
 
 
+def nested_batch(levels: int) -> dict[str, Any]:
+    """``levels`` batches, each inside the previous, each also holding one event of its own.
+
+    The event of the batch at level ``n`` (1 is the outermost) has sequence ``n``. Built as
+    dicts: a JSON parser would hit its own recursion limit first.
+    """
+    frame: dict[str, Any] = {"type": E + "EVENT_BATCH", "payload": {"events": []}}
+    innermost = frame
+    for level in range(1, levels + 1):
+        innermost["payload"]["events"].append(inner(E + "POLY_AGENT_THINKING", level, {}))
+        if level < levels:
+            deeper: dict[str, Any] = {"type": E + "EVENT_BATCH", "payload": {"events": []}}
+            innermost["payload"]["events"].append(deeper)
+            innermost = deeper
+    return frame
+
+
+def test_batches_nested_up_to_the_limit_are_flattened() -> None:
+    batch = wire.decode_object(nested_batch(wire.MAX_BATCH_DEPTH))
+    assert [e.sequence for e in batch.events] == list(range(1, wire.MAX_BATCH_DEPTH + 1))
+    assert batch.rejected == ()
+
+
+@pytest.mark.parametrize("levels", [wire.MAX_BATCH_DEPTH + 1, 600, 5000])
+def test_a_batch_nested_too_deep_is_one_rejected_element(levels: int) -> None:
+    batch = wire.decode_object(nested_batch(levels))
+    # The batches within the limit keep their own events; the first one beyond it is refused
+    # whole, named by its path.
+    assert [e.sequence for e in batch.events] == list(range(1, wire.MAX_BATCH_DEPTH + 1))
+    (error,) = batch.rejected
+    assert error.path == ".".join(["payload.events[1]"] * wire.MAX_BATCH_DEPTH)
+    assert "nested" in error.reason
+    conversation = reducer.apply(Conversation(), batch)
+    assert conversation.cursor == wire.MAX_BATCH_DEPTH
+    assert len(conversation.protocol_errors) == 1
+
+
+def test_the_batch_depth_limit_is_small() -> None:
+    assert 2 <= wire.MAX_BATCH_DEPTH <= 16
+
+
 def test_empty_batches() -> None:
     for text in (
         '{"type":"EVENT_TYPE_EVENT_BATCH"}',

@@ -42,7 +42,7 @@ from .events import (
     UnknownEvent,
 )
 
-__all__ = ["MAX_SEQUENCE", "decode", "decode_object", "encode", "encoded_size"]
+__all__ = ["MAX_BATCH_DEPTH", "MAX_SEQUENCE", "decode", "decode_object", "encode", "encoded_size"]
 
 _T = TypeVar("_T")
 
@@ -51,6 +51,14 @@ MAX_SEQUENCE = 2**53 - 1
 
 Beyond it a sequence cannot be ranked exactly (the reducer ranks events with floats), and a
 huge one would overflow; a negative one cannot be a resume cursor (protocol §5.1).
+"""
+
+MAX_BATCH_DEPTH = 8
+"""Deepest accepted nesting of batches (a batch frame is depth 1, a batch inside it 2, ...).
+
+Servers do not nest batches, but nesting is tolerated by flattening it. A batch deeper than this
+is refused as one bad element of the batch holding it, like any other bad element: flattening
+without a bound would recurse once per level.
 """
 
 
@@ -224,7 +232,8 @@ _envelope = compile_envelope_decoder(
 """The envelope fields of protocol §6.2, checked (for the hand-written batch and unknown hooks)."""
 
 
-def _batch(value: Any, _: type) -> EventBatch:
+def _batch(value: Any, depth: int) -> EventBatch:
+    """A batch frame nested ``depth`` deep (the outermost is 1), its inner batches flattened."""
     # Only an absent/null payload or events list means "empty"; ``[]``, ``0`` or ``""`` in
     # their place are malformed, not empty.
     events_raw = _payload_object(value).get("events")
@@ -237,7 +246,7 @@ def _batch(value: Any, _: type) -> EventBatch:
     for index, item in enumerate(events_raw):
         where = f"payload.events[{index}]"
         try:
-            event = decode_object(_reshape_inner(item))
+            event = _inner_event(_reshape_inner(item), depth)
         except RemoteProtocolError as exc:
             rejected.append(RemoteProtocolError(exc.reason, path=_join(where, exc.path)))
             continue
@@ -250,6 +259,15 @@ def _batch(value: Any, _: type) -> EventBatch:
         else:
             events.append(event)
     return EventBatch(events=tuple(events), rejected=tuple(rejected), **_envelope(value))
+
+
+def _inner_event(item: Any, depth: int) -> ServerEvent:
+    """An element of a batch nested ``depth`` deep, decoded."""
+    if type(item) is dict and item.get("type") == EventBatch.TYPE:
+        if depth == MAX_BATCH_DEPTH:
+            raise RemoteProtocolError(f"batches nested more than {MAX_BATCH_DEPTH} deep")
+        return _batch(item, depth + 1)
+    return decode_object(item)
 
 
 def _reshape_inner(item: Any) -> Any:
@@ -316,7 +334,7 @@ def _make_converter() -> cattrs.Converter:
         converter.register_structure_hook_func(_is(generic), hook)
     # UnknownEvent's own hook first, so the tagged union's default keeps the raw type/payload.
     converter.register_structure_hook(UnknownEvent, _unknown)
-    converter.register_structure_hook(EventBatch, _batch)
+    converter.register_structure_hook(EventBatch, lambda value, _: _batch(value, 1))
     configure_tagged_union(
         ServerEvent,
         converter,
@@ -399,7 +417,7 @@ def decode_object(value: Any) -> ServerEvent:
     decoder = _DECODERS.get(kind)
     if decoder is None:
         if kind == EventBatch.TYPE:
-            return _batch(value, EventBatch)
+            return _batch(value, 1)
         return _unknown(value, UnknownEvent)
     try:
         return decoder(value)  # type: ignore[no-any-return]
