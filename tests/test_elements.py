@@ -21,6 +21,7 @@ from polyai_messaging.errors import RemoteProtocolError
 E = "EVENT_TYPE_"
 CARD = {"title": "Menu", "content_url": "https://example.com/menu"}
 OPTION = {"message_text": "Book a table"}
+CALL = {"title": "Reservations", "contact_number": "+44 20 7946 0000"}
 
 
 def frame(kind: str, payload: dict[str, Any], sequence: int = 4) -> dict[str, Any]:
@@ -64,6 +65,15 @@ LENIENT: list[tuple[dict[str, Any], str, list[Any], list[tuple[str, str]]]] = [
             ("payload.response_suggestions[1].message_text", "required field missing"),
             ("payload.response_suggestions[2].message_text", "expected string"),
             ("payload.response_suggestions[3]", "expected object"),
+        ],
+    ),
+    (
+        agent_message(chat_call_actions=[{"title": "Call", "contact_number": 5}, "+44", CALL]),
+        "chat_call_actions",
+        [events.ChatCallAction(title="Reservations", contact_number="+44 20 7946 0000")],
+        [
+            ("payload.chat_call_actions[0].contact_number", "expected string"),
+            ("payload.chat_call_actions[1]", "expected object"),
         ],
     ),
     (

@@ -326,6 +326,45 @@ def test_extra_fields_are_ignored_everywhere() -> None:
     assert event.payload.response_suggestions == (events.Suggestion("ok"),)
 
 
+def test_agent_message_fields_the_sdks_read() -> None:
+    event = decode(
+        E + "POLY_AGENT_MESSAGE",
+        {
+            "message_id": "m",
+            "text": "Call us",
+            "agent_name": "Ada",
+            "avatar_url": "https://example.com/avatars/ada.png",
+            "end_conversation": True,
+            "chat_call_actions": [
+                {"title": "Reservations", "contact_number": "+44 20 7946 0000"},
+                {"contact_number": "+44 20 7946 0001", "extra": 1},
+                {},
+            ],
+        },
+    )
+    payload = event.payload
+    assert (payload.agent_name, payload.avatar_url, payload.end_conversation) == (
+        "Ada",
+        "https://example.com/avatars/ada.png",
+        True,
+    )
+    assert payload.chat_call_actions == (
+        events.ChatCallAction(title="Reservations", contact_number="+44 20 7946 0000"),
+        events.ChatCallAction(title=None, contact_number="+44 20 7946 0001"),
+        events.ChatCallAction(),
+    )
+    assert "ChatCallAction" in events.__all__
+
+
+def test_agent_message_fields_the_sdks_read_are_optional() -> None:
+    payload = decode(E + "POLY_AGENT_MESSAGE", {"message_id": "m"}).payload
+    assert (payload.agent_name, payload.avatar_url) == (None, None)
+    assert (payload.chat_call_actions, payload.end_conversation) == ((), False)
+    nulls = {"message_id": "m", "agent_name": None, "avatar_url": None}
+    payload = decode(E + "POLY_AGENT_MESSAGE", nulls).payload
+    assert (payload.agent_name, payload.avatar_url) == (None, None)
+
+
 # --- metadata, capabilities, queue alias, live agent forms ---------------------------------
 
 
@@ -592,6 +631,12 @@ MALFORMED: list[tuple[str | bytes, str, str]] = [
      "payload.text", "expected string"),
     ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","attachments":{}}}',
      "payload.attachments", "expected list"),
+    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","agent_name":5}}',
+     "payload.agent_name", "expected string"),
+    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","avatar_url":["u"]}}',
+     "payload.avatar_url", "expected string"),
+    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","chat_call_actions":{}}}',
+     "payload.chat_call_actions", "expected list"),
     ('{"type":"EVENT_TYPE_HANDOFF_QUEUE_STATUS","payload":{"estimated_wait_seconds":true}}',
      "payload.estimated_wait_seconds", "expected int"),
     ('{"type":"EVENT_TYPE_SESSION_START","payload":{"capabilities":{"streaming":"yes"}}}',

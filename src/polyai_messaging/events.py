@@ -29,6 +29,7 @@ __all__ = [
     "Attachment",
     "Capabilities",
     "CapabilitiesPayload",
+    "ChatCallAction",
     "ChunkPayload",
     "ClientHandoffPayload",
     "ClientHandoffRequired",
@@ -101,6 +102,14 @@ class Suggestion:
 
 
 @attrs.frozen(slots=False)
+class ChatCallAction:
+    """A phone call an agent message offers (SDK extension): a titled number to dial."""
+
+    title: str | None = None
+    contact_number: str | None = None
+
+
+@attrs.frozen(slots=False)
 class Metadata:
     """Envelope ``metadata``; ``custom`` holds the client's string pairs echoed back."""
 
@@ -161,6 +170,12 @@ class AgentMessagePayload:
     response_suggestions: tuple[Suggestion, ...] = ()
     end_conversation: bool = False
     """SDK extension: the agent asks the client to treat the conversation as over."""
+    agent_name: str | None = None
+    """SDK extension: the sending agent's display name, for this message."""
+    avatar_url: str | None = None
+    """SDK extension: the sending agent's avatar, for this message."""
+    chat_call_actions: tuple[ChatCallAction, ...] = ()
+    """SDK extension: calls offered with the message; it may carry nothing else."""
 
 
 @attrs.frozen(slots=False)

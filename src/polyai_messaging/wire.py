@@ -39,12 +39,10 @@ from .decoders import EventDecoder, compile_envelope_decoder, compile_event_deco
 from .errors import RemoteProtocolError
 from .events import (
     KNOWN_TYPES,
-    Attachment,
     Capabilities,
     EventBatch,
     Metadata,
     ServerEvent,
-    Suggestion,
     UnknownEvent,
 )
 
@@ -292,6 +290,11 @@ def _within(prefix: str, error: RemoteProtocolError) -> RemoteProtocolError:
     return RemoteProtocolError(error.reason, path=path or prefix)
 
 
+def _is_object_array(tp: Any) -> bool:
+    item = tuple_item(tp)
+    return item is not None and attrs.has(item)
+
+
 def _is(expected: object) -> Callable[[Any], bool]:
     return lambda candidate: bool(candidate == expected)
 
@@ -339,10 +342,12 @@ def _make_converter() -> cattrs.Converter:
         (int | None, _optional_int),
         (datetime | None, _optional_timestamp),
         (Mapping[str, Any], _raw_mapping),
-        (tuple[Attachment, ...], _list_of(converter, Attachment)),
-        (tuple[Suggestion, ...], _list_of(converter, Suggestion)),
     ):
         converter.register_structure_hook_func(_is(generic), hook)
+    # Arrays of objects: only a JSON array (cattrs' own tuple hook takes any iterable).
+    converter.register_structure_hook_factory(
+        _is_object_array, lambda tp: _list_of(converter, tuple_item(tp))
+    )
     # UnknownEvent's own hook first, so the tagged union's default keeps the raw type/payload.
     converter.register_structure_hook(UnknownEvent, _unknown)
     converter.register_structure_hook(EventBatch, lambda value, _: _batch(value, 1))
@@ -390,8 +395,11 @@ def _element_arrays(cls: type[Any]) -> tuple[tuple[str, type[Any]], ...]:
     if not attrs.has(payload):
         return ()
     hints = typing.get_type_hints(payload)
-    items = ((field.name, tuple_item(hints[field.name])) for field in attrs.fields(payload))
-    return tuple((name, item) for name, item in items if attrs.has(item))
+    return tuple(
+        (field.name, tuple_item(hints[field.name]))
+        for field in attrs.fields(payload)
+        if _is_object_array(hints[field.name])
+    )
 
 
 _ELEMENT_ARRAYS = {kind: _element_arrays(KNOWN_TYPES[kind]) for kind in _DECODERS}
