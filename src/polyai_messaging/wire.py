@@ -410,7 +410,9 @@ def decode(frame: str | bytes | bytearray) -> ServerEvent:
     """Decode one WebSocket frame into a server event.
 
     Raises :class:`RemoteProtocolError` (and nothing else) for binary frames, invalid JSON,
-    non-object frames, a missing or non-string ``type``, and fields of the wrong type.
+    non-object frames, a missing or non-string ``type``, and fields of the wrong type. Malformed
+    elements of a batch or of an array of objects are dropped instead, and listed in the event's
+    ``rejected``.
     """
     if not isinstance(frame, str):
         raise RemoteProtocolError("binary frames are not part of the protocol")
