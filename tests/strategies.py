@@ -2,10 +2,11 @@
 
 A journal is what one PolyAI Messaging session's server would send, in its natural live order:
 ``SESSION_START`` first, the join echo and ``POLY_AGENT_JOINED``, ``THINKING`` before every
-agent reply, replies whole or as (possibly concurrent) chunk streams, user-message echoes
-carrying ``metadata.custom.client_event_id`` (resends included), handoffs (server- and
-client-managed, failed, timed out), queue statuses, language changes, catalogue system
-messages, unknown types, and maybe a ``SESSION_END``. Journaled events have consecutive
+agent reply, replies whole or as (possibly concurrent) chunk streams, whole replies sometimes
+naming their sender or offering call actions, user-message echoes carrying
+``metadata.custom.client_event_id`` (resends included), handoffs (server- and client-managed,
+failed, timed out), queue statuses, language changes, catalogue system messages, unknown types,
+and maybe a ``SESSION_END``. Journaled events have consecutive
 sequences from 1 and unique ids; transient events (typing, heartbeat echoes, live notices) have
 ``sequence: null``.
 
@@ -103,6 +104,10 @@ class ExpectedMessage:
     suggestions: tuple[str, ...] = ()
     attachment_urls: tuple[str, ...] = ()
     client_event_id: str | None = None
+    agent_name: str | None = None
+    """The sender's name the message itself gives (whole agent messages)."""
+    call_actions: tuple[tuple[str | None, str | None], ...] = ()
+    """``(title, contact_number)`` of each call action, ``None`` where absent."""
 
 
 @dataclass
@@ -263,6 +268,23 @@ class _Builder:
         count = self.draw(st.integers(0, 2))
         return [{"message_text": f"Option {self.draw(st.integers(1, 99))}"} for _ in range(count)]
 
+    def _agent_extras(self) -> dict[str, Any]:
+        """Optional fields the SDKs read on a whole agent message: its sender, call actions."""
+        extras: dict[str, Any] = {}
+        if self.draw(st.booleans()):
+            name = self.draw(st.sampled_from(("Ada", "Grace", "Alan")))
+            extras.update(agent_name=name, avatar_url=f"https://example.com/{name}.png")
+        if self.draw(st.integers(0, 3)) == 0:
+            action = st.fixed_dictionaries(
+                {},
+                optional={
+                    "title": st.sampled_from(("Reservations", "Front desk")),
+                    "contact_number": st.sampled_from(("+44 20 7946 0000", "999")),
+                },
+            )
+            extras["chat_call_actions"] = self.draw(st.lists(action, min_size=1, max_size=2))
+        return extras
+
     def _text(self) -> str:
         return "".join(self.draw(st.lists(st.sampled_from(WORDS), max_size=4)))
 
@@ -278,10 +300,16 @@ class _Builder:
                 "text": self._text(),
                 "attachments": self._attachments(),
                 "response_suggestions": self._suggestions(),
+                **self._agent_extras(),
             }
             self.emit("EVENT_TYPE_POLY_AGENT_MESSAGE", payload)
             message = self._message("agent", key)
             message.text = payload["text"]
+            message.agent_name = payload.get("agent_name")
+            message.call_actions = tuple(
+                (action.get("title"), action.get("contact_number"))
+                for action in payload.get("chat_call_actions", ())
+            )
             message.complete = True
             message.suggestions = tuple(s["message_text"] for s in payload["response_suggestions"])
             message.attachment_urls = tuple(a["content_url"] for a in payload["attachments"])

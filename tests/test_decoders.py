@@ -11,6 +11,7 @@ sequence range) applied as before the generated decoders existed.
 from __future__ import annotations
 
 import json
+import re
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from polyai_messaging import decoders, wire
@@ -59,7 +60,7 @@ def valid(tp: Any) -> st.SearchStrategy[Any]:
     if isinstance(tp, UnionType):
         return st.one_of([st.none() if arg is NoneType else valid(arg) for arg in args])
     if typing.get_origin(tp) is tuple:
-        return st.lists(valid(args[0]), max_size=3)
+        return st.lists(value(args[0]), max_size=3)  # an element may be junk too
     if typing.get_origin(tp) is Mapping:
         return st.dictionaries(st.text(max_size=4), junk, max_size=3)
     if attrs.has(tp):
@@ -91,14 +92,58 @@ def frames(draw: st.DrawFn) -> dict[str, Any]:
             "timestamp": timestamps | junk,
             "metadata": st.fixed_dictionaries({"custom": junk}) | junk,
             "payload": value(payload_type),
+            "rejected": junk,  # not a wire field: ignored like any unknown key
         },
     )
     return draw(envelope)
 
 
-def reference(frame: dict[str, Any]) -> ServerEvent | str:
+Decoded = tuple[ServerEvent, list[str]] | str
+"""An event and the places (``payload.attachments[0]``) of the elements it dropped, or REJECTED."""
+
+
+def accepts(value: Any, tp: Any) -> bool:
+    try:
+        wire._converter.structure(value, tp)
+    except Exception:
+        return False
+    return True
+
+
+def element_arrays(kind: str) -> list[tuple[str, Any]]:
+    """The payload fields of ``kind`` that are arrays of objects, with the objects' class."""
+    payload_type = typing.get_type_hints(KNOWN_TYPES[kind])["payload"]
+    hints = typing.get_type_hints(payload_type)
+    return [
+        (field.name, typing.get_args(hints[field.name])[0])
+        for field in attrs.fields(payload_type)
+        if typing.get_origin(hints[field.name]) is tuple
+        and attrs.has(typing.get_args(hints[field.name])[0])
+    ]
+
+
+def without_bad_elements(payload: dict[str, Any], kind: str) -> tuple[dict[str, Any], list[str]]:
+    """Arrays of objects are lenient: the elements cattrs refuses on their own are dropped."""
+    kept = dict(payload)
+    dropped = []
+    for name, item_type in element_arrays(kind):
+        items = payload.get(name)
+        if type(items) is list:
+            kept[name] = [item for item in items if accepts(item, item_type)]
+            dropped += [
+                f"payload.{name}[{index}]"
+                for index, item in enumerate(items)
+                if not accepts(item, item_type)
+            ]
+    return kept, dropped
+
+
+def reference(frame: dict[str, Any]) -> Decoded:
     payload = frame.get("payload")
     normalized = {**frame, "payload": {} if payload is None else payload}
+    dropped: list[str] = []
+    if type(normalized["payload"]) is dict:
+        normalized["payload"], dropped = without_bad_elements(normalized["payload"], frame["type"])
     try:
         event: ServerEvent = wire._converter.structure(normalized, ServerEvent)  # type: ignore[arg-type]
     except Exception:
@@ -106,21 +151,55 @@ def reference(frame: dict[str, Any]) -> ServerEvent | str:
     sequence = event.sequence
     if sequence is not None and not 0 <= sequence <= wire.MAX_SEQUENCE:
         return REJECTED
-    return event
+    return event, dropped
 
 
-def generated(frame: dict[str, Any]) -> ServerEvent | str:
+def generated(frame: dict[str, Any]) -> Decoded:
     try:
-        return wire.decode_object(frame)
+        event = wire.decode_object(frame)
     except RemoteProtocolError as exc:
         # A rejection is always explained: the detailed converter found what the fast path did.
         return REJECTED if exc.reason != "could not decode frame" else "unexplained"
+    # The path names the element, and maybe the field within it that is at fault.
+    return event, [re.sub(r"(\]).*", r"\1", error.path) for error in event.rejected]
 
 
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_generated_decoders_agree_with_cattrs(frame: dict[str, Any]) -> None:
     assert generated(frame) == reference(frame)
+
+
+MESSAGE_KINDS = [kind for kind in KINDS if element_arrays(kind)]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_messages_with_bad_elements_agree_with_cattrs(data: st.DataObject) -> None:
+    """Frames of the types with arrays of objects, whose elements are often malformed."""
+    kind = data.draw(st.sampled_from(MESSAGE_KINDS))
+    payload_type = typing.get_type_hints(KNOWN_TYPES[kind])["payload"]
+    hints = typing.get_type_hints(payload_type)
+    # Required fields are mostly valid, so that the elements are what decides.
+    payload = {
+        field.name: data.draw(st.one_of(*[valid(hints[field.name])] * 4, junk))
+        for field in attrs.fields(payload_type)
+        if field.default is attrs.NOTHING
+    }
+    for name, item_type in element_arrays(kind):
+        payload[name] = data.draw(st.lists(value(item_type) | junk, max_size=4))
+    frame = {"type": kind, "payload": payload}
+    expected = reference(frame)
+    event(f"dropped elements: {expected != REJECTED and bool(expected[1])}")
+    assert generated(frame) == expected
+
+
+def test_the_types_with_arrays_of_objects_are_the_messages() -> None:
+    assert sorted(MESSAGE_KINDS) == [
+        "EVENT_TYPE_LIVE_AGENT_MESSAGE",
+        "EVENT_TYPE_POLY_AGENT_MESSAGE",
+        "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK",
+    ]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -136,7 +215,8 @@ def test_every_type_decodes_a_minimal_valid_frame_the_same_way(kind: str) -> Non
     frame["payload"] = required
     event = wire.decode_object(frame)
     assert type(event) is KNOWN_TYPES[kind]
-    assert event == reference(frame)
+    assert (event, []) == reference(frame)
+    assert event.rejected == ()
     assert event.timestamp == datetime(2024, 2, 12, 12, tzinfo=UTC) + timedelta()
 
 
@@ -173,6 +253,28 @@ class Checked:
     timestamp: datetime | None = None
     metadata: Any = None
     payload: Positive
+    rejected: Any = ()
+
+
+Checked.rejected = ()  # as on every event class
+
+
+def test_an_event_class_without_the_rejected_class_attribute_is_refused() -> None:
+    @attrs.frozen(kw_only=True, slots=False)
+    class Unchecked:
+        id: str | None = None
+        sequence: int | None = None
+        timestamp: datetime | None = None
+        metadata: Any = None
+        payload: Positive
+        rejected: Any = ()
+
+    # Decoded events do not hold ``rejected`` themselves: without the class attribute they
+    # would have none.
+    with pytest.raises(TypeError, match=r"rejected = \(\)"):
+        compile_plain(Unchecked)
+    Unchecked.rejected = ()
+    assert compile_plain(Unchecked)({"payload": {"n": 3}}).rejected == ()
 
 
 def test_classes_with_validators_are_built_through_their_init() -> None:

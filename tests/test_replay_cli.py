@@ -108,6 +108,7 @@ def test_sample_as_json(capsys: pytest.CaptureFixture[str]) -> None:
         "text": "Hello! I'm Ada, the virtual host of Trattoria Roma. How can I help you today?",
         "attachments": [],
         "suggestions": ["Book a table", "Opening hours"],
+        "call_actions": [],
         "client_event_id": None,
     }
     assert where["attachments"] == [

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from polyai_messaging import commands, events, reducer, wire
 from polyai_messaging.conversation import Conversation
-from polyai_messaging.errors import RemoteProtocolError
+from polyai_messaging.errors import LocalProtocolError, RemoteProtocolError
 from polyai_messaging.events import KNOWN_TYPES
 from strategies import Journal, examples, journals
 
@@ -326,6 +326,45 @@ def test_extra_fields_are_ignored_everywhere() -> None:
     assert event.payload.response_suggestions == (events.Suggestion("ok"),)
 
 
+def test_agent_message_fields_the_sdks_read() -> None:
+    event = decode(
+        E + "POLY_AGENT_MESSAGE",
+        {
+            "message_id": "m",
+            "text": "Call us",
+            "agent_name": "Ada",
+            "avatar_url": "https://example.com/avatars/ada.png",
+            "end_conversation": True,
+            "chat_call_actions": [
+                {"title": "Reservations", "contact_number": "+44 20 7946 0000"},
+                {"contact_number": "+44 20 7946 0001", "extra": 1},
+                {},
+            ],
+        },
+    )
+    payload = event.payload
+    assert (payload.agent_name, payload.avatar_url, payload.end_conversation) == (
+        "Ada",
+        "https://example.com/avatars/ada.png",
+        True,
+    )
+    assert payload.chat_call_actions == (
+        events.ChatCallAction(title="Reservations", contact_number="+44 20 7946 0000"),
+        events.ChatCallAction(title=None, contact_number="+44 20 7946 0001"),
+        events.ChatCallAction(),
+    )
+    assert "ChatCallAction" in events.__all__
+
+
+def test_agent_message_fields_the_sdks_read_are_optional() -> None:
+    payload = decode(E + "POLY_AGENT_MESSAGE", {"message_id": "m"}).payload
+    assert (payload.agent_name, payload.avatar_url) == (None, None)
+    assert (payload.chat_call_actions, payload.end_conversation) == ((), False)
+    nulls = {"message_id": "m", "agent_name": None, "avatar_url": None}
+    payload = decode(E + "POLY_AGENT_MESSAGE", nulls).payload
+    assert (payload.agent_name, payload.avatar_url) == (None, None)
+
+
 # --- metadata, capabilities, queue alias, live agent forms ---------------------------------
 
 
@@ -523,6 +562,47 @@ def test_nested_batches_are_flattened() -> None:
     assert [e.path for e in batch.rejected] == ["payload.events[1].payload.events[1]"]
 
 
+def nested_batch(levels: int) -> dict[str, Any]:
+    """``levels`` batches, each inside the previous, each also holding one event of its own.
+
+    The event of the batch at level ``n`` (1 is the outermost) has sequence ``n``. Built as
+    dicts: a JSON parser would hit its own recursion limit first.
+    """
+    frame: dict[str, Any] = {"type": E + "EVENT_BATCH", "payload": {"events": []}}
+    innermost = frame
+    for level in range(1, levels + 1):
+        innermost["payload"]["events"].append(inner(E + "POLY_AGENT_THINKING", level, {}))
+        if level < levels:
+            deeper: dict[str, Any] = {"type": E + "EVENT_BATCH", "payload": {"events": []}}
+            innermost["payload"]["events"].append(deeper)
+            innermost = deeper
+    return frame
+
+
+def test_batches_nested_up_to_the_limit_are_flattened() -> None:
+    batch = wire.decode_object(nested_batch(wire.MAX_BATCH_DEPTH))
+    assert [e.sequence for e in batch.events] == list(range(1, wire.MAX_BATCH_DEPTH + 1))
+    assert batch.rejected == ()
+
+
+@pytest.mark.parametrize("levels", [wire.MAX_BATCH_DEPTH + 1, 600, 5000])
+def test_a_batch_nested_too_deep_is_one_rejected_element(levels: int) -> None:
+    batch = wire.decode_object(nested_batch(levels))
+    # The batches within the limit keep their own events; the first one beyond it is refused
+    # whole, named by its path.
+    assert [e.sequence for e in batch.events] == list(range(1, wire.MAX_BATCH_DEPTH + 1))
+    (error,) = batch.rejected
+    assert error.path == ".".join(["payload.events[1]"] * wire.MAX_BATCH_DEPTH)
+    assert "nested" in error.reason
+    conversation = reducer.apply(Conversation(), batch)
+    assert conversation.cursor == wire.MAX_BATCH_DEPTH
+    assert len(conversation.protocol_errors) == 1
+
+
+def test_the_batch_depth_limit_is_small() -> None:
+    assert 2 <= wire.MAX_BATCH_DEPTH <= 16
+
+
 def test_empty_batches() -> None:
     for text in (
         '{"type":"EVENT_TYPE_EVENT_BATCH"}',
@@ -551,12 +631,12 @@ MALFORMED: list[tuple[str | bytes, str, str]] = [
      "payload.text", "expected string"),
     ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","attachments":{}}}',
      "payload.attachments", "expected list"),
-    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","attachments":[{},{"content_url":3}]}}',
-     "payload.attachments[1].content_url", "expected string"),
-    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","attachments":["x"]}}',
-     "payload.attachments[0]", "expected object"),
-    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","response_suggestions":[{"message_text":"a"},{}]}}',
-     "payload.response_suggestions[1].message_text", "required field missing"),
+    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","agent_name":5}}',
+     "payload.agent_name", "expected string"),
+    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","avatar_url":["u"]}}',
+     "payload.avatar_url", "expected string"),
+    ('{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE","payload":{"message_id":"m","chat_call_actions":{}}}',
+     "payload.chat_call_actions", "expected list"),
     ('{"type":"EVENT_TYPE_HANDOFF_QUEUE_STATUS","payload":{"estimated_wait_seconds":true}}',
      "payload.estimated_wait_seconds", "expected int"),
     ('{"type":"EVENT_TYPE_SESSION_START","payload":{"capabilities":{"streaming":"yes"}}}',
@@ -686,7 +766,7 @@ def test_encoding(command: commands.ClientCommand, expected: str) -> None:
 
 
 def test_metadata_custom_must_be_a_string_map() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(LocalProtocolError, match=r"metadata\.custom"):
         commands.UserMessage(text="x", custom={"n": 1})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="state"):
         commands.UserTyping(state="TYPING")

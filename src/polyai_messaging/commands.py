@@ -6,11 +6,13 @@ A command carries only ``type``, ``payload`` and optional ``metadata.custom``: n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
+from .errors import LocalProtocolError
 from .events import TYPING_STARTED, TYPING_STOPPED
 
 __all__ = [
@@ -20,14 +22,54 @@ __all__ = [
     "UserEndSession",
     "UserMessage",
     "UserTyping",
+    "replace_lone_surrogates",
 ]
+
+# A Python string may hold surrogate code points (JSON's "\ud800" decodes to one), and UTF-8
+# cannot encode them: a frame carrying one could not be sent.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with its surrogate code points made encodable as UTF-8.
+
+    A high surrogate followed by a low one becomes the character the pair encodes; every other
+    surrogate becomes U+FFFD, the replacement character. Text without surrogates is unchanged.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    # As UTF-16 code units, a pair is a valid sequence and a lone surrogate an invalid one.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _encodable(value: Any, what: str) -> str:
+    if type(value) is not str:
+        raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:
+        raise LocalProtocolError(
+            f"{what} contains the lone surrogate U+{ord(surrogate.group()):04X}, which UTF-8 "
+            "cannot encode (see replace_lone_surrogates)"
+        )
+    return value
 
 
 def _string_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError("metadata.custom must map strings to strings")
-    return dict(value)
+    if not isinstance(value, Mapping):
+        raise LocalProtocolError("metadata.custom must be a mapping of strings to strings")
+    return {
+        _encodable(key, "metadata.custom key"): _encodable(item, "metadata.custom value")
+        for key, item in value.items()
+    }
+
+
+def _text(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _encodable(value, attribute.name)
+
+
+def _optional_text(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _encodable(value, attribute.name)
 
 
 @attrs.frozen(kw_only=True)
@@ -49,8 +91,8 @@ class UserMessage(_Command):
     """A user message. ``client_event_id`` is sent as ``metadata.custom.client_event_id``."""
 
     TYPE: ClassVar[str] = "EVENT_TYPE_USER_MESSAGE"
-    text: str
-    client_event_id: str | None = None
+    text: str = attrs.field(validator=_text)
+    client_event_id: str | None = attrs.field(default=None, validator=_optional_text)
 
 
 @attrs.frozen(kw_only=True)

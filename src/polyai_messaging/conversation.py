@@ -25,6 +25,7 @@ from .event_log import EventLog
 from .events import (
     Attachment,
     Capabilities,
+    ChatCallAction,
     ChunkPayload,
     ClientHandoffPayload,
     LiveAgent,
@@ -179,6 +180,9 @@ class MessageRecord(NamedTuple):
                 client_event_id=self.client_event_id,
                 message_id=getattr(whole, "message_id", None),
                 agent_id=getattr(whole, "agent_id", None),
+                agent_name=getattr(whole, "agent_name", None),
+                avatar_url=getattr(whole, "avatar_url", None),
+                call_actions=getattr(whole, "chat_call_actions", ()),
                 level=getattr(whole, "level", None),
                 # getattr: a crafted message_id can land another payload in a system record.
                 hint=hint_for(getattr(whole, "message", "")) if self.role is Role.SYSTEM else None,
@@ -226,6 +230,12 @@ class Message:
     client_event_id: str | None = None
     message_id: str | None = None
     agent_id: str | None = None
+    agent_name: str | None = None
+    """The sender's name as the message gives it (agent and live-agent messages sent whole)."""
+    avatar_url: str | None = None
+    """The sender's avatar as the message gives it (as ``agent_name``)."""
+    call_actions: tuple[ChatCallAction, ...] = ()
+    """Phone calls the agent offers with the message (whole agent messages only)."""
     level: str | None = None
     hint: SystemHint | None = None
     timestamp: datetime | None = None

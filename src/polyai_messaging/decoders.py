@@ -25,7 +25,13 @@ import attrs
 
 from .errors import RemoteProtocolError
 
-__all__ = ["EventDecoder", "Hook", "compile_envelope_decoder", "compile_event_decoder"]
+__all__ = [
+    "EventDecoder",
+    "Hook",
+    "compile_envelope_decoder",
+    "compile_event_decoder",
+    "tuple_item",
+]
 
 Hook = Callable[[Any, Any], Any]
 """A cattrs structure hook: ``hook(value, type) -> structured value``."""
@@ -129,7 +135,7 @@ class _Generator:
                 return [f"{pad}if {var} is not None:", f"{pad}    {var} = {decoder}({var})"]
         if self.inlined(tp):
             return [f"{pad}{var} = {self.decoder(tp)}({var})"]
-        item = _tuple_of(tp)
+        item = tuple_item(tp)
         if item is not None and self.inlined(item):
             return [
                 f"{pad}if type({var}) is not list:",
@@ -233,7 +239,8 @@ def _optional_of(tp: Any) -> Any:
     return None
 
 
-def _tuple_of(tp: Any) -> Any:
+def tuple_item(tp: Any) -> Any:
+    """The item type of ``tuple[X, ...]``, else ``None``."""
     args = typing.get_args(tp)
     if typing.get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis:
         return args[0]
@@ -249,16 +256,23 @@ def compile_event_decoder(
     metadata: Callable[[Any], Any],
     max_sequence: int,
 ) -> EventDecoder:
-    """The decoder of event class ``cls`` (fields: the envelope and ``payload``).
+    """The decoder of event class ``cls`` (fields: the envelope, ``payload`` and ``rejected``).
+
+    ``rejected`` is not read from the frame: a decoded event has rejected nothing, which it
+    gets from the class attribute (``()``) rather than from its own instance dict.
 
     ``hook_for`` gives the cattrs hook of a type the generator does not inline; attrs classes
     in ``custom`` have their own hook and are not inlined either. ``timestamp`` and ``metadata``
     structure those envelope fields, raising :class:`RemoteProtocolError` on bad input.
     """
-    expected = {"id", "sequence", "timestamp", "metadata", "payload"}
+    expected = {"id", "sequence", "timestamp", "metadata", "payload", "rejected"}
     # The envelope is generated once for all types, so every event class must have its shape.
-    if {field.name for field in attrs.fields(cls)} != expected or not _plain_dict_class(cls):
-        raise TypeError(f"{cls.__name__}: an event class has exactly the fields {expected}")
+    names = {field.name for field in attrs.fields(cls)}
+    if names != expected or not _plain_dict_class(cls) or getattr(cls, "rejected", None) != ():
+        raise TypeError(
+            f"{cls.__name__}: an event class has exactly the fields {expected}, "
+            "and the class attribute rejected = ()"
+        )
     generator = _Generator(hook_for, custom)
     generator.namespace.update(_timestamp=timestamp, _metadata=metadata, _max_sequence=max_sequence)
     payload_type = typing.get_type_hints(cls)["payload"]

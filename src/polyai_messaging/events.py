@@ -29,6 +29,7 @@ __all__ = [
     "Attachment",
     "Capabilities",
     "CapabilitiesPayload",
+    "ChatCallAction",
     "ChunkPayload",
     "ClientHandoffPayload",
     "ClientHandoffRequired",
@@ -101,6 +102,14 @@ class Suggestion:
 
 
 @attrs.frozen(slots=False)
+class ChatCallAction:
+    """A phone call an agent message offers (SDK extension): a titled number to dial."""
+
+    title: str | None = None
+    contact_number: str | None = None
+
+
+@attrs.frozen(slots=False)
 class Metadata:
     """Envelope ``metadata``; ``custom`` holds the client's string pairs echoed back."""
 
@@ -161,6 +170,12 @@ class AgentMessagePayload:
     response_suggestions: tuple[Suggestion, ...] = ()
     end_conversation: bool = False
     """SDK extension: the agent asks the client to treat the conversation as over."""
+    agent_name: str | None = None
+    """SDK extension: the sending agent's display name, for this message."""
+    avatar_url: str | None = None
+    """SDK extension: the sending agent's avatar, for this message."""
+    chat_call_actions: tuple[ChatCallAction, ...] = ()
+    """SDK extension: calls offered with the message; it may carry nothing else."""
 
 
 @attrs.frozen(slots=False)
@@ -301,6 +316,15 @@ class _Event:
     """Server time, timezone-aware when the wire says so."""
     metadata: Metadata | None = None
     """Echo of the ``metadata`` the client sent with the originating event."""
+    rejected: tuple[RemoteProtocolError, ...] = attrs.field(default=(), eq=False)
+    """Parts of the frame that were dropped as malformed, each with the path naming it: elements
+    of a batch, or of an array of objects such as ``payload.attachments[0]``. Set by the decoder,
+    never read from the wire; a diagnostic, so it takes no part in equality."""
+
+
+# The generated decoders leave ``rejected`` out of a decoded event's instance dict, where a sixth
+# key would make every dict twice the size and slower to build; it is then read from here.
+_Event.rejected = ()
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -447,15 +471,16 @@ class HeartbeatEcho(_Event):
 
 @attrs.frozen(kw_only=True, slots=False)
 class EventBatch(_Event):
-    """A replay frame. ``events`` are the good inner events; ``rejected`` the bad ones.
+    """A replay frame. ``events`` are the good inner events; ``rejected`` the bad parts.
 
     One malformed element does not cost the others: it is reported in ``rejected`` as a
     :class:`~polyai_messaging.errors.RemoteProtocolError` whose path starts ``payload.events[i]``.
+    So are the parts the inner events dropped (``payload.events[i].payload.attachments[j]``),
+    which are reported by the batch alone.
     """
 
     TYPE: ClassVar[str] = "EVENT_TYPE_EVENT_BATCH"
     events: tuple[ServerEvent, ...] = ()
-    rejected: tuple[RemoteProtocolError, ...] = ()
 
 
 @attrs.frozen(kw_only=True, slots=False)

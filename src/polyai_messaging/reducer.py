@@ -88,10 +88,10 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
 
 def _apply_into(fields: Fields, event: ServerEvent) -> None:
     """Apply ``event`` to the fields of the conversation being built."""
+    if event.rejected:  # the malformed parts the decoder dropped (batch or array elements)
+        errors = tuple(str(error) for error in event.rejected)
+        fields["protocol_errors"] = _bounded(fields["protocol_errors"], errors)
     if type(event) is EventBatch:
-        if event.rejected:
-            errors = tuple(str(error) for error in event.rejected)
-            fields["protocol_errors"] = _bounded(fields["protocol_errors"], errors)
         for inner in event.events:
             _apply_into(fields, inner)
         return

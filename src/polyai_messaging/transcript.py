@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .conversation import Conversation, Message, Role
-from .events import Attachment, Capabilities, LiveAgent
+from .events import Attachment, Capabilities, ChatCallAction, LiveAgent
 
 __all__ = ["render_text", "to_json"]
 
@@ -97,6 +97,10 @@ def _attachment(attachment: Attachment) -> dict[str, Any]:
     return {name: getattr(attachment, name) for name in _ATTACHMENT_FIELDS}
 
 
+def _call_action(action: ChatCallAction) -> dict[str, Any]:
+    return {"title": action.title, "contact_number": action.contact_number}
+
+
 def _message(message: Message) -> dict[str, Any]:
     return {
         "sequence": message.sequence,
@@ -105,6 +109,7 @@ def _message(message: Message) -> dict[str, Any]:
         "text": message.text,
         "attachments": [_attachment(a) for a in message.attachments],
         "suggestions": [s.message_text for s in message.suggestions],
+        "call_actions": [_call_action(action) for action in message.call_actions],
         "client_event_id": message.client_event_id,
     }
 
@@ -164,6 +169,8 @@ def _message_lines(message: Message, conversation: Conversation) -> Iterable[str
         if attachment.call_to_action_text:
             line += f" ({attachment.call_to_action_text})"
         yield line
+    for action in message.call_actions:
+        yield f"{_INDENT}[call] {action.title or 'call'} <{action.contact_number or ''}>"
 
 
 def render_text(conversation: Conversation) -> str:

@@ -9,11 +9,16 @@ Decoding runs a generated straight-line decoder per type first (:mod:`.decoders`
 fails is the frame structured again by cattrs with detailed validation, to name the offending
 path. Bad input is rare, so the common path pays nothing for good error messages. cattrs also
 declares the tagged union and structures what the generated decoders do not inline.
+
+Arrays of objects in a payload (attachments, suggestions, call actions) are lenient: when their
+malformed elements are a frame's only fault, the slow path drops them and returns the event with
+each one reported in its ``rejected``, as a batch reports its malformed elements.
 """
 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,23 +31,22 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
+from cattrs.gen import override
 from cattrs.strategies import configure_tagged_union
 
 from .commands import ClientCommand, UserMessage, UserTyping
-from .decoders import EventDecoder, compile_envelope_decoder, compile_event_decoder
+from .decoders import EventDecoder, compile_envelope_decoder, compile_event_decoder, tuple_item
 from .errors import RemoteProtocolError
 from .events import (
     KNOWN_TYPES,
-    Attachment,
     Capabilities,
     EventBatch,
     Metadata,
     ServerEvent,
-    Suggestion,
     UnknownEvent,
 )
 
-__all__ = ["MAX_SEQUENCE", "decode", "decode_object", "encode", "encoded_size"]
+__all__ = ["MAX_BATCH_DEPTH", "MAX_SEQUENCE", "decode", "decode_object", "encode", "encoded_size"]
 
 _T = TypeVar("_T")
 
@@ -51,6 +55,14 @@ MAX_SEQUENCE = 2**53 - 1
 
 Beyond it a sequence cannot be ranked exactly (the reducer ranks events with floats), and a
 huge one would overflow; a negative one cannot be a resume cursor (protocol §5.1).
+"""
+
+MAX_BATCH_DEPTH = 8
+"""Deepest accepted nesting of batches (a batch frame is depth 1, a batch inside it 2, ...).
+
+Servers do not nest batches, but nesting is tolerated by flattening it. A batch deeper than this
+is refused as one bad element of the batch holding it, like any other bad element: flattening
+without a bound would recurse once per level.
 """
 
 
@@ -224,7 +236,8 @@ _envelope = compile_envelope_decoder(
 """The envelope fields of protocol §6.2, checked (for the hand-written batch and unknown hooks)."""
 
 
-def _batch(value: Any, _: type) -> EventBatch:
+def _batch(value: Any, depth: int) -> EventBatch:
+    """A batch frame nested ``depth`` deep (the outermost is 1), its inner batches flattened."""
     # Only an absent/null payload or events list means "empty"; ``[]``, ``0`` or ``""`` in
     # their place are malformed, not empty.
     events_raw = _payload_object(value).get("events")
@@ -237,19 +250,27 @@ def _batch(value: Any, _: type) -> EventBatch:
     for index, item in enumerate(events_raw):
         where = f"payload.events[{index}]"
         try:
-            event = decode_object(_reshape_inner(item))
+            event = _inner_event(_reshape_inner(item), depth)
         except RemoteProtocolError as exc:
-            rejected.append(RemoteProtocolError(exc.reason, path=_join(where, exc.path)))
+            rejected.append(_within(where, exc))
             continue
+        if event.rejected:  # reported once, by the batch, with the element's place in it
+            rejected.extend(_within(where, exc) for exc in event.rejected)
+            event = attrs.evolve(event, rejected=())
         if isinstance(event, EventBatch):  # tolerate nesting by flattening it
             events.extend(event.events)
-            rejected.extend(
-                RemoteProtocolError(exc.reason, path=_join(where, exc.path))
-                for exc in event.rejected
-            )
         else:
             events.append(event)
     return EventBatch(events=tuple(events), rejected=tuple(rejected), **_envelope(value))
+
+
+def _inner_event(item: Any, depth: int) -> ServerEvent:
+    """An element of a batch nested ``depth`` deep, decoded."""
+    if type(item) is dict and item.get("type") == EventBatch.TYPE:
+        if depth == MAX_BATCH_DEPTH:
+            raise RemoteProtocolError(f"batches nested more than {MAX_BATCH_DEPTH} deep")
+        return _batch(item, depth + 1)
+    return decode_object(item)
 
 
 def _reshape_inner(item: Any) -> Any:
@@ -261,10 +282,17 @@ def _reshape_inner(item: Any) -> Any:
     return item
 
 
-def _join(prefix: str, path: str) -> str:
-    if not path:
-        return prefix
-    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+def _within(prefix: str, error: RemoteProtocolError) -> RemoteProtocolError:
+    """``error``, found in the part of the frame at path ``prefix``, with its full path."""
+    path = error.path
+    if path:
+        path = f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+    return RemoteProtocolError(error.reason, path=path or prefix)
+
+
+def _is_object_array(tp: Any) -> bool:
+    item = tuple_item(tp)
+    return item is not None and attrs.has(item)
 
 
 def _is(expected: object) -> Callable[[Any], bool]:
@@ -296,7 +324,11 @@ def _objects_only(converter: cattrs.Converter) -> Callable[[type[Any]], Callable
 
 
 def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(detailed_validation=True)
+    # Decoding errors are set by the decoder, never read from the frame.
+    never_read = override(omit=True)
+    converter = cattrs.Converter(
+        detailed_validation=True, type_overrides={tuple[RemoteProtocolError, ...]: never_read}
+    )
     converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
     converter.register_structure_hook(str, _strict_str)
     converter.register_structure_hook(int, _strict_int)
@@ -310,13 +342,15 @@ def _make_converter() -> cattrs.Converter:
         (int | None, _optional_int),
         (datetime | None, _optional_timestamp),
         (Mapping[str, Any], _raw_mapping),
-        (tuple[Attachment, ...], _list_of(converter, Attachment)),
-        (tuple[Suggestion, ...], _list_of(converter, Suggestion)),
     ):
         converter.register_structure_hook_func(_is(generic), hook)
+    # Arrays of objects: only a JSON array (cattrs' own tuple hook takes any iterable).
+    converter.register_structure_hook_factory(
+        _is_object_array, lambda tp: _list_of(converter, tuple_item(tp))
+    )
     # UnknownEvent's own hook first, so the tagged union's default keeps the raw type/payload.
     converter.register_structure_hook(UnknownEvent, _unknown)
-    converter.register_structure_hook(EventBatch, _batch)
+    converter.register_structure_hook(EventBatch, lambda value, _: _batch(value, 1))
     configure_tagged_union(
         ServerEvent,
         converter,
@@ -355,11 +389,30 @@ def _event_decoders(converter: cattrs.Converter) -> dict[str, EventDecoder]:
 _DECODERS = _event_decoders(_converter)
 
 
+def _element_arrays(cls: type[Any]) -> tuple[tuple[str, type[Any]], ...]:
+    """The payload fields of event class ``cls`` that are arrays of objects, with their class."""
+    payload = typing.get_type_hints(cls)["payload"]
+    if not attrs.has(payload):
+        return ()
+    hints = typing.get_type_hints(payload)
+    return tuple(
+        (field.name, tuple_item(hints[field.name]))
+        for field in attrs.fields(payload)
+        if _is_object_array(hints[field.name])
+    )
+
+
+_ELEMENT_ARRAYS = {kind: _element_arrays(KNOWN_TYPES[kind]) for kind in _DECODERS}
+"""``type`` -> its lenient arrays: a malformed element of one is dropped, not the frame."""
+
+
 def decode(frame: str | bytes | bytearray) -> ServerEvent:
     """Decode one WebSocket frame into a server event.
 
     Raises :class:`RemoteProtocolError` (and nothing else) for binary frames, invalid JSON,
-    non-object frames, a missing or non-string ``type``, and fields of the wrong type.
+    non-object frames, a missing or non-string ``type``, and fields of the wrong type. Malformed
+    elements of a batch or of an array of objects are dropped instead, and listed in the event's
+    ``rejected``.
     """
     if not isinstance(frame, str):
         raise RemoteProtocolError("binary frames are not part of the protocol")
@@ -399,20 +452,61 @@ def decode_object(value: Any) -> ServerEvent:
     decoder = _DECODERS.get(kind)
     if decoder is None:
         if kind == EventBatch.TYPE:
-            return _batch(value, EventBatch)
+            return _batch(value, 1)
         return _unknown(value, UnknownEvent)
     try:
         return decoder(value)  # type: ignore[no-any-return]
     except RemoteProtocolError:
         raise
     except Exception:
-        payload = value.get("payload")
-        raise _explain({**value, "payload": {} if payload is None else payload}) from None
+        return _without_bad_elements(value, decoder)
 
 
-def _explain(value: Mapping[str, Any]) -> RemoteProtocolError:
+def _without_bad_elements(value: dict[str, Any], decoder: EventDecoder) -> ServerEvent:
+    """The slow path, for a frame that failed to decode: decode it without its malformed array
+    elements (reported in ``rejected``), or raise why if they are not its only fault."""
+    payload: dict[str, Any] = value.get("payload") or {}  # anything but an object has raised
+    kept: dict[str, list[Any]] = {}
+    rejected: list[RemoteProtocolError] = []
+    for name, item_type in _ELEMENT_ARRAYS[value["type"]]:
+        items = payload.get(name)
+        if type(items) is list:
+            kept[name] = _good_elements(items, item_type, f"payload.{name}", rejected)
+    if not rejected:
+        raise _refusal(value)
+    repaired = {**value, "payload": {**payload, **kept}}
     try:
-        _converter.structure(value, ServerEvent)  # type: ignore[arg-type]
+        event = decoder(repaired)
+    except Exception:
+        raise _refusal(repaired) from None
+    return attrs.evolve(event, rejected=tuple(rejected))  # type: ignore[no-any-return]
+
+
+def _good_elements(
+    items: list[Any], item_type: type[Any], path: str, rejected: list[RemoteProtocolError]
+) -> list[Any]:
+    """The elements of the array at ``path`` that are valid alone; the others go to ``rejected``."""
+    good = []
+    for index, item in enumerate(items):
+        error = _explain(item, item_type)
+        if error is None:
+            good.append(item)
+        else:
+            rejected.append(_within(f"{path}[{index}]", error))
+    return good
+
+
+def _refusal(value: Mapping[str, Any]) -> RemoteProtocolError:
+    """Why the frame ``value`` is refused, with the path of (one of) its faults."""
+    payload = value.get("payload")
+    normalized = {**value, "payload": {} if payload is None else payload}
+    return _explain(normalized, ServerEvent) or RemoteProtocolError("could not decode frame")
+
+
+def _explain(value: Any, cls: Any) -> RemoteProtocolError | None:
+    """Why the reference converter refuses ``value`` as a ``cls``; ``None`` if it accepts it."""
+    try:
+        _converter.structure(value, cls)
     except RemoteProtocolError as exc:
         return exc
     except Exception as exc:
@@ -420,7 +514,7 @@ def _explain(value: Mapping[str, Any]) -> RemoteProtocolError:
         first = messages[0] if messages else str(exc)
         reason, _, path = first.partition(" @ $")
         return RemoteProtocolError(reason, path=path.lstrip("."))
-    return RemoteProtocolError("could not decode frame")
+    return None
 
 
 def _describe(exc: BaseException, _: Any) -> str:

@@ -1,0 +1,122 @@
+"""Commands are valid frames by construction: their text always encodes as UTF-8.
+
+Python strings may hold surrogate code points (U+D800 to U+DFFF), which UTF-8 cannot encode;
+``json.loads`` yields them for a lone ``\\ud800`` escape in a server frame, so text an app got
+from the server can carry one. A command refuses such text when it is built, with the library's
+own error, and :func:`replace_lone_surrogates` repairs it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyai_messaging import commands, wire
+from polyai_messaging.commands import replace_lone_surrogates
+from polyai_messaging.errors import LocalProtocolError
+
+# Surrogates are drawn often: hypothesis leaves them out of text by default.
+any_character = st.characters() | st.characters(categories=["Cs"])
+any_text = st.text(any_character, max_size=12)
+
+
+def has_surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(character) <= 0xDFFF for character in text)
+
+
+@given(
+    text=any_text,
+    client_event_id=st.none() | any_text,
+    custom=st.dictionaries(any_text, any_text, max_size=2),
+)
+def test_a_user_message_is_refused_or_encodes(
+    text: str, client_event_id: str | None, custom: dict[str, str]
+) -> None:
+    strings = [text, client_event_id or "", *custom, *custom.values()]
+    try:
+        command = commands.UserMessage(text=text, client_event_id=client_event_id, custom=custom)
+    except LocalProtocolError:
+        assert any(has_surrogate(s) for s in strings)
+        return
+    assert not any(has_surrogate(s) for s in strings)
+    encoded = wire.encode(command)
+    assert wire.encoded_size(command) == len(encoded.encode("utf-8"))
+    assert json.loads(encoded)["payload"]["text"] == text
+
+
+@given(custom=st.dictionaries(any_text, any_text, max_size=2))
+def test_every_command_checks_its_custom_map(custom: dict[str, str]) -> None:
+    refused = any(has_surrogate(s) for pair in custom.items() for s in pair)
+    for build in (
+        commands.Heartbeat,
+        commands.RequestPolyAgentJoin,
+        commands.UserEndSession,
+        lambda **kw: commands.UserTyping(state="TYPING_STATE_STARTED", **kw),
+    ):
+        try:
+            command = build(custom=custom)
+        except LocalProtocolError:
+            assert refused
+            continue
+        assert not refused
+        assert wire.encoded_size(command) == len(wire.encode(command).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "where"),
+    [
+        ({"text": "caf\udce9"}, "text"),
+        ({"text": "ok", "client_event_id": "\ud800"}, "client_event_id"),
+        ({"text": "ok", "custom": {"k": "\udfff"}}, "metadata.custom"),
+        ({"text": "ok", "custom": {"\ud83d": "v"}}, "metadata.custom"),
+    ],
+)
+def test_the_refusal_says_which_string_and_why(arguments: dict[str, Any], where: str) -> None:
+    with pytest.raises(LocalProtocolError, match="surrogate") as info:
+        commands.UserMessage(**arguments)
+    assert where in str(info.value)
+
+
+@pytest.mark.parametrize("custom", [{"n": 1}, {"n": None}, {1: "v"}, {"n": ["v"]}])
+def test_a_non_string_custom_entry_is_a_local_protocol_error(custom: dict[Any, Any]) -> None:
+    with pytest.raises(LocalProtocolError, match=r"metadata\.custom"):
+        commands.UserMessage(text="x", custom=custom)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ""),
+        ("plain é 日本 🙂", "plain é 日本 🙂"),
+        ("\ud800", "\ufffd"),
+        ("a\udc00b", "a\ufffdb"),
+        ("\ud83d\ude42", "🙂"),  # a high+low pair is the character it encodes
+        ("\ude42\ud83d", "\ufffd\ufffd"),  # a low then a high is two lone surrogates
+        ("\ud83d\ud83d\ude42", "\ufffd🙂"),
+        ("x\ud83d", "x\ufffd"),
+    ],
+)
+def test_replace_lone_surrogates(text: str, expected: str) -> None:
+    assert replace_lone_surrogates(text) == expected
+
+
+@given(any_text)
+def test_replaced_text_always_makes_a_valid_command(text: str) -> None:
+    repaired = replace_lone_surrogates(text)
+    assert not has_surrogate(repaired)
+    if not has_surrogate(text):
+        assert repaired == text
+    wire.encode(commands.UserMessage(text=repaired))
+
+
+@given(st.text(max_size=12))
+def test_text_split_into_utf16_code_units_is_joined_back(text: str) -> None:
+    units = "".join(
+        chr(int.from_bytes(text.encode("utf-16-be")[i : i + 2], "big"))
+        for i in range(0, len(text.encode("utf-16-be")), 2)
+    )
+    assert replace_lone_surrogates(units) == text
