@@ -17,6 +17,7 @@ from polyai_messaging.effects import (
     DeliveryStatus,
     LinkStatus,
     OpenSocket,
+    ProtocolViolation,
     Resumed,
     ResumeKind,
 )
@@ -375,3 +376,36 @@ def test_a_hole_the_server_cannot_fill_is_asked_for_once() -> None:
     d(LinkClosed(2, 1006))
     effects = d.wake()
     assert of(OpenSocket, effects) == [OpenSocket(3, "sess-1", 5)]
+
+
+# --- what the server sends that the client must survive ---------------------------------------
+
+
+def test_a_dropped_array_element_is_reported_as_a_violation() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    bad = event(
+        "POLY_AGENT_MESSAGE",
+        5,
+        {"message_id": "m5", "text": "Hi", "attachments": [1, {"title": "ok"}]},
+    )
+    effects = d.frame(bad)
+    (violation,) = of(ProtocolViolation, effects)
+    assert violation.error.path == "payload.attachments[0]"
+    assert d.state.conversation.transcript[-1].text == "Hi"
+    assert d.state.counters.protocol_violations == 1
+
+
+def test_picking_a_suggestion_with_a_lone_surrogate_sends_replacement_text() -> None:
+    d = Drive()
+    offer = event(
+        "POLY_AGENT_MESSAGE",
+        5,
+        {"message_id": "m5", "text": "?", "response_suggestions": [{"message_text": "ok\ud800"}]},
+    )
+    d.settled_open(*HISTORY, offer)
+    effects = d(PickSuggestion(0, "p1"))
+    (frame,) = sent(effects)
+    assert frame["payload"] == {"text": "ok\ufffd"}
+    with pytest.raises(LocalProtocolError, match="surrogate"):
+        d(SendText("typed \ud800 by the app"))

@@ -48,12 +48,11 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
     except RemoteProtocolError as error:
         _violation(turn, error)
         return
+    # Dropped parts (bad batch or array elements) are reported; the rest is kept.
+    for rejected in decoded.rejected:
+        _violation(turn, rejected)
     is_batch = isinstance(decoded, EventBatch)
-    inner: tuple[ServerEvent, ...] = (decoded,)
-    if isinstance(decoded, EventBatch):
-        inner = decoded.events
-        for rejected in decoded.rejected:
-            _violation(turn, rejected)
+    inner = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
     interval = turn.state.heartbeat_interval
     for item in inner:
         _fold(turn, item)

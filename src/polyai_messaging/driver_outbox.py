@@ -14,7 +14,7 @@ import attrs
 
 from ._turn import Turn
 from .backoff import random_bits
-from .commands import UserEndSession, UserMessage
+from .commands import UserEndSession, UserMessage, replace_lone_surrogates
 from .commands import UserTyping as UserTypingCommand
 from .effects import Delivery, DeliveryStatus, LinkStatus
 from .errors import LocalProtocolError
@@ -162,7 +162,8 @@ def on_pick(turn: Turn, event: PickSuggestion) -> None:
     suggestions = turn.state.conversation.suggestions
     if not 0 <= event.index < len(suggestions):
         raise LocalProtocolError(f"no suggestion number {event.index + 1}")
-    text = suggestions[event.index].message_text
+    # The suggestion is the server's text, which UTF-8 may not be able to encode as it is.
+    text = replace_lone_surrogates(suggestions[event.index].message_text)
     on_send_text(turn, SendText(text, event.client_event_id, event.custom))
 
 

@@ -25,7 +25,6 @@ import attrs
 from . import reducer, scripted, wire
 from .conversation import Conversation
 from .errors import RemoteProtocolError
-from .events import EventBatch
 from .transcript import render_text, to_json
 
 __all__ = ["Problem", "Replay", "read_lines", "register", "replay_lines", "run"]
@@ -99,8 +98,7 @@ def replay_lines(lines: Iterable[str | bytes], *, run_script: bool = True) -> Re
         except RemoteProtocolError as exc:
             problems.append(Problem(number, str(exc)))
             continue
-        if isinstance(event, EventBatch):
-            problems.extend(Problem(number, str(error)) for error in event.rejected)
+        problems.extend(Problem(number, str(error)) for error in event.rejected)
         conversation = reducer.apply(conversation, event)
         frames += 1
     script = None
