@@ -759,3 +759,38 @@ def test_stream_cut_by_an_error_is_interrupted_in_any_order() -> None:
         assert conversation.streaming == ()
     (still,) = fold(first).streaming
     assert not still.interrupted
+
+
+# --- empty ids -----------------------------------------------------------------------------
+
+
+def test_an_empty_event_id_is_no_id() -> None:
+    """``id: ""`` names nothing: two such events are two events, and the cursor moves on."""
+    first = ev("LANGUAGE_CHANGED", 1, {"language_code": "fr-FR"}, event_id="")
+    second = ev("LANGUAGE_CHANGED", 2, {"language_code": "de-DE"}, event_id="")
+    conversation = fold(first, second)
+    assert (conversation.cursor, conversation.events_applied) == (2, 2)
+    assert conversation.duplicates_dropped == 0
+    assert conversation.language == "de-DE"
+    # a sequenced copy is still dropped, by its sequence
+    assert fold(second, start=conversation).duplicates_dropped == 1
+
+
+def test_empty_id_transient_events_are_not_deduplicated() -> None:
+    typing = ev("LIVE_AGENT_TYPING", None, {"state": "TYPING_STATE_STARTED"}, event_id="")
+    assert fold(typing, typing).duplicates_dropped == 0
+    heartbeat = ev("HEARTBEAT", None, event_id="")
+    empty = Conversation()
+    assert reducer.apply(empty, heartbeat) is empty  # nothing to remember
+
+
+def test_messages_from_events_with_empty_ids_are_kept_apart() -> None:
+    errors = [
+        ev("SYSTEM_MESSAGE", sequence, {"message": text}, event_id="")
+        for sequence, text in ((3, "Error: Session not found"), (4, "Failed to forward"))
+    ]
+    echoes = [ev("USER_MESSAGE", sequence, {"text": "hi"}, event_id="") for sequence in (5, 6)]
+    for order in ((*errors, *echoes), (*echoes[::-1], *errors[::-1])):
+        conversation = fold(*order)
+        assert [m.sequence for m in conversation.transcript] == [3, 4, 5, 6]
+        assert len({m.key for m in conversation.transcript}) == 4

@@ -8,7 +8,7 @@ Rules, in the order they are applied to each event:
    cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
    and needs no index that grows with history. Any event whose ``id`` was seen recently is
    dropped too (bounded memory), which also catches transient duplicates and a recent event
-   resent under another sequence. The first copy of a sequence wins; a later one with another
+   resent under another sequence. An empty ``id`` names nothing: it is treated as absent. The first copy of a sequence wins; a later one with another
    id is a server fault that the session driver detects as a diverged history on replay.
 3. Log, cursor and gaps: every sequenced event (unknown types too) is appended to the log; the
    cursor is the highest sequence; gaps are the missing ranges below it.
@@ -77,7 +77,7 @@ def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None
 
 def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     """Fold one decoded server event into the conversation. Pure and total."""
-    if event.id is None and event.sequence is None and type(event) in _INERT:
+    if not event.id and event.sequence is None and type(event) in _INERT:
         return conversation  # nothing to record (a heartbeat echo, say)
     # The new conversation's fields, written in place by the rules; a batch is applied to one
     # copy, as one transaction.
@@ -103,7 +103,7 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         if not gaps or not _missing(gaps, sequence):
             fields["duplicates_dropped"] += 1
             return
-    if event_id is not None:
+    if event_id:  # an empty id names nothing
         recent = fields["recent_ids"]
         if event_id in recent or event_id in fields["older_ids"]:
             # For a sequenced event its sequence was new: the same id under another sequence.
@@ -221,7 +221,7 @@ def _whole(
 
 
 def _event_key(event: ServerEvent, rank: float) -> str:
-    if event.id is not None:
+    if event.id:
         return f"event:{event.id}"
     return f"rank:{rank}"
 
