@@ -8,8 +8,9 @@ Rules, in the order they are applied to each event:
    cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
    and needs no index that grows with history. Any event whose ``id`` was seen recently is
    dropped too (bounded memory), which also catches transient duplicates and a recent event
-   resent under another sequence. An empty ``id`` names nothing: it is treated as absent. The first copy of a sequence wins; a later one with another
-   id is a server fault that the session driver detects as a diverged history on replay.
+   resent under another sequence. An empty ``id`` names nothing: it is treated as absent.
+   The first copy of a sequence wins; a later one with another id is a server fault that the
+   session driver detects as a diverged history on replay.
 3. Log, cursor and gaps: every sequenced event (unknown types too) is appended to the log; the
    cursor is the highest sequence; gaps are the missing ranges below it.
 4. Facts: each known type updates its facts, "latest by rank" (see :mod:`.conversation`).
