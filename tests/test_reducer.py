@@ -15,7 +15,7 @@ from polyai_messaging.conversation import (
     SystemHint,
     hint_for,
 )
-from polyai_messaging.events import LiveAgent, ServerEvent
+from polyai_messaging.events import LiveAgent, ServerEvent, SystemMessagePayload
 from polyai_messaging.phases import Phase, UnexpectedPhaseEvent
 from strategies import CATALOGUE
 
@@ -530,6 +530,53 @@ def test_system_messages_have_level_and_hint(
     assert conversation.transcript == ()
     (notice,) = conversation.notices
     assert (notice.level, notice.message, notice.hint) == (expected_level, text, hint)
+
+
+def _variants(text: str) -> list[str]:
+    """``text`` with and without the ``Error: `` prefix, in several cases."""
+    bare = text.removeprefix("Error: ")
+    forms = [bare, "Error: " + bare, "error: " + bare, "ERROR - " + bare]
+    return [case(form) for form in forms for case in (str, str.lower, str.upper, str.swapcase)]
+
+
+@pytest.mark.parametrize(("text", "hint"), sorted(HINTS.items()))
+def test_hints_match_substrings_in_any_case_with_or_without_prefix(
+    text: str, hint: SystemHint
+) -> None:
+    for variant in _variants(text):
+        assert hint_for(variant) is hint, variant
+        assert hint_for(f"[gateway] {variant} (request 42)") is hint, variant
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("Conversation not found", SystemHint.REJOIN),
+        ("conversation id not found for this session", SystemHint.REJOIN),
+        ("UNABLE TO START A CONVERSATION", SystemHint.REJOIN),
+        ("Session not found", SystemHint.START_NEW_SESSION),
+        ("session not found: abc", SystemHint.START_NEW_SESSION),
+        ("Connector not found", SystemHint.CONFIGURATION),
+        ("Unable to retrieve session", SystemHint.RETRY_LATER),
+    ],
+)
+def test_hints_for_the_vendor_sdk_phrasings(text: str, hint: SystemHint) -> None:
+    assert hint_for(text) is hint
+
+
+@pytest.mark.parametrize(
+    "level",
+    ["SYSTEM_MESSAGE_LEVEL_ERROR", "system_message_level_error", "System_Message_Level_Error"],
+)
+def test_the_error_level_is_read_in_any_case(level: str) -> None:
+    assert SystemMessagePayload(message="x", level=level).is_error
+    error = ev("SYSTEM_MESSAGE", 6, {"level": level, "message": "Our system is busy."})
+    assert not fold(ev("POLY_AGENT_THINKING", 5), error).agent_thinking
+
+
+def test_other_levels_are_not_errors() -> None:
+    for level in ("SYSTEM_MESSAGE_LEVEL_WARNING", "system_message_level_info", "ERROR", ""):
+        assert not SystemMessagePayload(message="x", level=level).is_error
 
 
 def test_other_system_texts_have_no_hint() -> None:

@@ -85,11 +85,11 @@ _HINTS: tuple[tuple[str, SystemHint], ...] = (
     ("unable to start a conversation", SystemHint.REJOIN),
     ("having trouble responding", SystemHint.RESEND),
     ("encountered an error", SystemHint.RESEND),
-    ("error: session not found", SystemHint.START_NEW_SESSION),
-    ("error: unable to retrieve session", SystemHint.RETRY_LATER),
-    ("error: connector not found", SystemHint.CONFIGURATION),
-    ("error: conversation not found", SystemHint.REJOIN),
-    ("error: conversation id not found", SystemHint.REJOIN),
+    ("session not found", SystemHint.START_NEW_SESSION),
+    ("unable to retrieve session", SystemHint.RETRY_LATER),
+    ("connector not found", SystemHint.CONFIGURATION),
+    ("conversation not found", SystemHint.REJOIN),
+    ("conversation id not found", SystemHint.REJOIN),
     ("could not connect you to an agent", SystemHint.RETRY_LATER),
     ("failed to forward message to live agent", SystemHint.RESEND),
     ("handoff could not be initiated", SystemHint.CONFIGURATION),
@@ -100,7 +100,11 @@ _HINTS: tuple[tuple[str, SystemHint], ...] = (
 
 
 def hint_for(message: str) -> SystemHint:
-    """Classify a system message text by the catalogue (case-insensitive substring match)."""
+    """Classify a system message text by the catalogue.
+
+    A case-insensitive substring match, as the vendor SDKs do: the server's ``Error: `` prefix
+    and any surrounding text are optional. No catalogue text contains another class's needle.
+    """
     lowered = message.lower()
     for needle, hint in _HINTS:
         if needle in lowered:
