@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from polyai_messaging import reducer, wire
 from polyai_messaging.conversation import Conversation
 from polyai_messaging.events import ServerEvent
-from strategies import Journal, batch_frame, deliveries, dumps, examples, journals, project
+from strategies import (
+    ExpectedMessage,
+    Journal,
+    batch_frame,
+    deliveries,
+    dumps,
+    examples,
+    journals,
+    project,
+)
 
 SETTINGS = settings(
     max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -34,6 +43,15 @@ def fold_text(frames: list[dict[str, Any]], start: Conversation | None = None) -
     for frame in frames:
         conversation = reducer.apply(conversation, wire.decode(dumps(frame)))
     return conversation
+
+
+def expected_key(message: ExpectedMessage) -> str:
+    """The key the documented scheme gives an expected message (see ``Message.key``)."""
+    if message.role == "system":
+        return "system-event:" + message.key.removeprefix("event:")
+    if message.key.startswith("client:"):
+        return message.key
+    return f"{message.role}:{message.key}"
 
 
 def canonical(journal: Journal) -> Conversation:
@@ -84,7 +102,7 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     want = [
         (
             m.role,
-            m.key,
+            expected_key(m),
             m.sequence,
             m.text,
             m.complete,
@@ -95,7 +113,7 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     ]
     assert got == want
     assert [m.key for m in conversation.streams] == [
-        m.key for m in expected.messages if not m.complete
+        expected_key(m) for m in expected.messages if not m.complete
     ]
     for client_event_id in expected.client_event_ids:
         message = conversation.delivered(client_event_id)

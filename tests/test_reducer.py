@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from polyai_messaging import reducer, wire
 from polyai_messaging.conversation import (
@@ -264,7 +266,7 @@ def test_a_stream_is_complete_only_with_its_final_chunk_and_every_earlier_one() 
     (message,) = conversation.transcript
     assert not message.complete
     assert message.text == "Hello "  # only the contiguous prefix is shown
-    assert [s.key for s in conversation.streams] == ["m1"]
+    assert [s.message_id for s in conversation.streams] == ["m1"]
     assert conversation.streams[0].text == "Hello "
     conversation = fold(second, start=conversation)
     assert conversation.transcript[0].complete
@@ -293,7 +295,7 @@ def test_concurrent_streams() -> None:
         chunk(6, 2, "order", message_id="y"),
         chunk(7, 3, " is late", message_id="y", final=True),
     )
-    assert [(m.key, m.text, m.complete) for m in conversation.transcript] == [
+    assert [(m.message_id, m.text, m.complete) for m in conversation.transcript] == [
         ("x", "Hi there", True),
         ("y", "Your order is late", True),
     ]
@@ -629,7 +631,8 @@ def test_resends_with_the_same_client_event_id_are_shown_once() -> None:
 
 def test_echoes_without_correlation_are_separate_messages() -> None:
     conversation = fold(user_echo(3, "hi", "srv-1"), user_echo(4, "hi", "srv-2"))
-    assert [m.key for m in conversation.transcript] == ["srv-1", "srv-2"]
+    assert [m.message_id for m in conversation.transcript] == ["srv-1", "srv-2"]
+    assert len({m.key for m in conversation.transcript}) == 2
 
 
 def test_other_echoes_do_not_enter_the_transcript() -> None:
@@ -745,16 +748,6 @@ def test_message_timestamp_is_that_of_the_event_that_places_it() -> None:
     assert fold(late, early).transcript[0].timestamp is None
 
 
-def test_colliding_message_keys_do_not_break_the_views() -> None:
-    """A hostile ``message_id`` equal to a system message's key must not crash ``transcript``."""
-    system = ev("SYSTEM_MESSAGE", 5, {"message": "Error: Session not found"}, event_id="x")
-    forged = agent_message(3, "event:x", "t")
-    for order in ((system, forged), (forged, system)):
-        (message,) = fold(*order).transcript
-        assert message.sequence == 3
-        assert message.text == "t"
-
-
 def test_recent_id_under_another_sequence_is_a_duplicate() -> None:
     first = ev("LANGUAGE_CHANGED", 3, {"language_code": "fr-FR"}, event_id="same")
     resent = ev("LANGUAGE_CHANGED", 7, {"language_code": "de-DE"}, event_id="same")
@@ -841,3 +834,100 @@ def test_messages_from_events_with_empty_ids_are_kept_apart() -> None:
         conversation = fold(*order)
         assert [m.sequence for m in conversation.transcript] == [3, 4, 5, 6]
         assert len({m.key for m in conversation.transcript}) == 4
+
+
+# --- message keys --------------------------------------------------------------------------
+
+
+def live_message(sequence: int, message_id: str, text: str) -> ServerEvent:
+    return ev("LIVE_AGENT_MESSAGE", sequence, {"message_id": message_id, "text": text})
+
+
+def system_message(sequence: int, event_id: str, text: str = "Failed to forward") -> ServerEvent:
+    return ev("SYSTEM_MESSAGE", sequence, {"message": text}, event_id=event_id)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (agent_message(3, "m", "agent"), live_message(4, "m", "live")),
+        (agent_message(3, "m", "agent"), user_echo(4, "user", "m")),
+        (live_message(3, "m", "live"), user_echo(4, "user", "m")),
+        (agent_message(3, "client:c1", "agent"), user_echo(4, "user", "s1", {"local_id": "c1"})),
+        (user_echo(3, "server id", "client:c1"), user_echo(4, "user", "s1", {"local_id": "c1"})),
+        (agent_message(3, "event:x", "agent"), system_message(4, "x")),
+        (user_echo(3, "user", "event:x"), system_message(4, "x")),
+        (chunk(3, 1, "chunk", message_id="m", final=True), live_message(4, "m", "live")),
+    ],
+)
+def test_a_message_id_never_hides_a_message_of_another_kind(
+    pair: tuple[ServerEvent, ServerEvent],
+) -> None:
+    for order in (pair, pair[::-1]):
+        conversation = fold(*order)
+        assert [m.sequence for m in conversation.transcript] == [3, 4]
+        assert len({m.key for m in conversation.transcript}) == 2
+
+
+def test_the_server_message_id_is_kept_whatever_the_key() -> None:
+    conversation = fold(
+        agent_message(2, "a1", "whole"),
+        chunk(3, 1, "streamed", message_id="s1", final=True),
+        live_message(4, "l1", "live"),
+        user_echo(5, "mine", "u1", {"client_event_id": "c1"}),
+        user_echo(6, "other socket", "u2"),
+    )
+    assert [m.message_id for m in conversation.transcript] == ["a1", "s1", "l1", "u1", "u2"]
+    assert [m.client_event_id for m in conversation.transcript][3] == "c1"
+
+
+def test_an_empty_message_id_is_no_id() -> None:
+    conversation = fold(
+        agent_message(2, "", "one"),
+        agent_message(3, "", "two"),
+        ev("LIVE_AGENT_MESSAGE", 4, {"message_id": "", "text": "three"}),
+        ev("LIVE_AGENT_MESSAGE", 5, {"message_id": "", "text": "four"}),
+        user_echo(6, "five", "", {"client_event_id": ""}),
+        user_echo(7, "six", "", {"client_event_id": ""}),
+    )
+    assert [m.text for m in conversation.transcript] == [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+    ]
+    assert conversation.delivered("") is None
+
+
+_KINDS = ("agent", "chunk", "live", "user", "client", "system")
+_IDS = ("a", "b", "agent:a", "client:a", "user:a", "event:a", "live_agent:a", ":", "a:")
+
+
+@given(st.lists(st.tuples(st.sampled_from(_KINDS), st.sampled_from(_IDS)), max_size=12))
+def test_keys_are_one_per_message_kind_and_id(specs: list[tuple[str, str]]) -> None:
+    """Messages merge only when they are the same kind of message with the same id (an agent
+    message and a chunk of it count as one kind); nothing else can collide."""
+    events = []
+    for number, (kind, name) in enumerate(specs, start=1):
+        if kind == "agent":
+            events.append(agent_message(number, name, "t"))
+        elif kind == "chunk":
+            events.append(chunk(number, number, "t", message_id=name, event_id=name + "!"))
+        elif kind == "live":
+            events.append(live_message(number, name, "t"))
+        elif kind == "user":
+            events.append(user_echo(number, "t", name))
+        elif kind == "client":
+            events.append(user_echo(number, "t", f"srv-{number}", {"client_event_id": name}))
+        else:
+            events.append(system_message(number, name + f"/{number}"))
+    kinds = {"chunk": "agent"}
+    expected = {
+        (kinds.get(kind, kind), name if kind != "system" else number)
+        for number, (kind, name) in enumerate(specs, start=1)
+    }
+    conversation = fold(*events)
+    assert len(conversation.transcript) == len(expected)
+    assert len({m.key for m in conversation.transcript}) == len(expected)

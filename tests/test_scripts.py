@@ -54,7 +54,7 @@ def check_join_across_batches(r: ScriptResult) -> None:
 def check_streaming(r: ScriptResult) -> None:
     assert r.reconnect_cursors == (7,)
     assert r.state.conversation.capabilities.streaming is True
-    stream = [m for m in r.state.conversation.transcript if m.key == "stream-1"]
+    stream = [m for m in r.state.conversation.transcript if m.message_id == "stream-1"]
     assert [(m.text, m.complete) for m in stream] == [
         ("Our opening hours are 9 to 5 on weekdays.", True)
     ]

@@ -198,7 +198,7 @@ class MessageRecord(NamedTuple):
             suggestions=tuple(s for chunk in chunks for s in chunk.response_suggestions),
             complete=self.complete,
             interrupted=interrupted and not self.complete,
-            message_id=self.key,
+            message_id=next(iter(self.chunks.values()))[1].message_id,
             timestamp=self.timestamp,
         )
 
@@ -216,7 +216,13 @@ class Message:
     """One transcript entry."""
 
     key: str
-    """``message_id`` when there is one, else a key derived from the event."""
+    """Identifies the message in this conversation (not the server's :attr:`message_id`).
+
+    ``<kind>:<value>``, the kind from a fixed set, so that ids of different kinds never meet:
+    ``agent:`` / ``live_agent:`` / ``user:`` + the server's ``message_id`` (an agent message
+    and the chunks of the same ``message_id`` share one), ``client:`` + the
+    ``client_event_id`` of our own message (resends share it), and for a message without an id
+    ``<role>-event:`` + its event's id, or ``<role>-rank:`` + its rank."""
     role: Role
     sequence: int | None
     text: str
@@ -263,7 +269,7 @@ class Conversation:
     events_applied: int = 0
     """Distinct known-type events with a sequence."""
     records: Map[str, MessageRecord] = _EMPTY_MAP
-    """Messages by key (``message_id`` when there is one)."""
+    """Messages by key (see :attr:`Message.key`)."""
     open_streams: Map[str, MessageRecord] = _EMPTY_MAP
     """Streams still being assembled; each moves to ``records`` once, when complete. Kept
     apart so that a chunk updates this small map rather than the one that grows with history."""

@@ -221,21 +221,29 @@ def _whole(
     _store(fields, record)
 
 
-def _event_key(event: ServerEvent, rank: float) -> str:
+# Record keys are "<kind>:<value>" with a kind from a fixed set containing no ":", so two keys
+# are equal only for the same kind and value: a server id can never hide another kind of message.
+
+
+def _event_key(role: Role, event: ServerEvent, rank: float) -> str:
+    """The key of a message that has no id of its own: its event's (unique) id, else its rank."""
     if event.id:
-        return f"event:{event.id}"
-    return f"rank:{rank}"
+        return f"{role.value}-event:{event.id}"
+    return f"{role.value}-rank:{rank}"
 
 
 def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
-    _whole(fields, event.payload.message_id, Role.AGENT, rank, event, event.payload)
+    message_id = event.payload.message_id
+    key = f"agent:{message_id}" if message_id else _event_key(Role.AGENT, event, rank)
+    _whole(fields, key, Role.AGENT, rank, event, event.payload)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
     chunk = event.payload
     index = chunk.chunk_index
-    record = _placed(fields, chunk.message_id, Role.AGENT, rank, event)
+    # Chunks have no other grouping key, so even an empty message_id groups them.
+    record = _placed(fields, f"agent:{chunk.message_id}", Role.AGENT, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
@@ -253,20 +261,24 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
 
 
 def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
-    _whole(fields, event.payload.message_id, Role.LIVE_AGENT, rank, event, event.payload)
+    message_id = event.payload.message_id
+    key = f"live_agent:{message_id}" if message_id else _event_key(Role.LIVE_AGENT, event, rank)
+    _whole(fields, key, Role.LIVE_AGENT, rank, event, event.payload)
     fields["live_output_rank"] = max(fields["live_output_rank"], rank)
 
 
 def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
     payload = event.payload
-    client_event_id = event.metadata.client_event_id if event.metadata else None
+    client_event_id = (event.metadata.client_event_id if event.metadata else None) or None
     # Resends of one message share a client_event_id: they are one message, shown once.
     if client_event_id is not None:
         key = f"client:{client_event_id}"
         if client_event_id not in fields["echoes"]:
             fields["echoes"] = fields["echoes"].set(client_event_id, key)
+    elif payload.message_id:
+        key = f"user:{payload.message_id}"
     else:
-        key = payload.message_id or _event_key(event, rank)
+        key = _event_key(Role.USER, event, rank)
     _whole(fields, key, Role.USER, rank, event, payload, client_event_id)
 
 
@@ -280,7 +292,7 @@ def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
         notice = Notice(payload.level, payload.message, hint_for(payload.message))
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
         return
-    _whole(fields, _event_key(event, rank), Role.SYSTEM, rank, event, payload)
+    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event, payload)
 
 
 # --- facts ------------------------------------------------------------------------------------
