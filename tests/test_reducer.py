@@ -931,3 +931,31 @@ def test_keys_are_one_per_message_kind_and_id(specs: list[tuple[str, str]]) -> N
     conversation = fold(*events)
     assert len(conversation.transcript) == len(expected)
     assert len({m.key for m in conversation.transcript}) == len(expected)
+
+
+# --- the end -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("end_sequence", [2, 5])
+def test_the_end_interrupts_every_open_stream_in_any_order(end_sequence: int) -> None:
+    events = [
+        chunk(3, 1, "Hel", message_id="x"),
+        chunk(4, 1, "Wor", message_id="y"),
+        ev("SESSION_END", end_sequence, {"reason": "REASON_NATURAL_END"}),
+    ]
+    for order in (events, events[::-1]):
+        conversation = fold(*order)
+        assert conversation.streaming == ()
+        assert [(m.text, m.complete, m.interrupted) for m in conversation.streams] == [
+            ("Hel", False, True),
+            ("Wor", False, True),
+        ]
+        assert conversation.transcript == conversation.streams
+    (still,) = fold(events[0]).streaming
+    assert not still.interrupted
+
+
+def test_a_stream_completed_after_the_end_is_complete() -> None:
+    conversation = fold(chunk(3, 1, "Hel"), ev("SESSION_END", 5), chunk(4, 2, "lo", final=True))
+    (message,) = conversation.transcript
+    assert (message.text, message.complete, message.interrupted) == ("Hello", True, False)

@@ -232,7 +232,8 @@ class Message:
     """False for a stream still missing chunks (shown as partial)."""
     interrupted: bool = False
     """An incomplete stream that will not be completed: a later agent, live-agent or system
-    message came after it (for example ``Sorry, I encountered an error``, OP-13)."""
+    message came after it (for example ``Sorry, I encountered an error``, OP-13), or the
+    conversation has ended."""
     client_event_id: str | None = None
     message_id: str | None = None
     agent_id: str | None = None
@@ -379,10 +380,10 @@ class Conversation:
     def transcript(self) -> tuple[Message, ...]:
         """Messages in display order (by sequence), streams included, partial ones too."""
         records = self._sorted_records()
-        # A stream followed by any later agent, live-agent or system message is interrupted.
-        last_break = max(
-            (i for i, record in enumerate(records) if record.role in _BREAKERS), default=-1
-        )
+        # A stream followed by any later agent, live-agent or system message is interrupted;
+        # once the conversation has ended, every incomplete stream is.
+        breaks = (i for i, record in enumerate(records) if record.role in _BREAKERS)
+        last_break = len(records) if self.ended else max(breaks, default=-1)
         return tuple(
             record.view(interrupted=index < last_break) for index, record in enumerate(records)
         )
