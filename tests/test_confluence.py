@@ -28,6 +28,7 @@ from strategies import (
     project,
 )
 
+E = "EVENT_TYPE_"
 SETTINGS = settings(
     max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -58,8 +59,23 @@ def canonical(journal: Journal) -> Conversation:
     return reducer.fold(decoded(journal.frames))
 
 
+def facts(conversation: Conversation) -> dict[str, Any]:
+    """Every order-independent fact: the shared projection and this module's own."""
+    return {
+        **project(conversation),
+        "agent_present": conversation.agent_present,
+        "live_agent_present": conversation.live_agent_present,
+        "agent_left_reason": conversation.agent_left_reason,
+        "live_agent_left_reason": conversation.live_agent_left_reason,
+    }
+
+
+def last_sequence(journal: Journal, kind: str) -> int:
+    return max((f["sequence"] for f in journal.sequenced if f["type"] == E + kind), default=0)
+
+
 def assert_same(expected: Conversation, actual: Conversation) -> None:
-    left, right = project(expected), project(actual)
+    left, right = facts(expected), facts(actual)
     for key in left:
         assert left[key] == right[key], key
 
@@ -77,6 +93,10 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     assert conversation.language == expected.language
     assert conversation.end_reason == expected.end_reason
     assert conversation.agent_joined == (expected.agent_name is not None)
+    for who in ("POLY_AGENT", "LIVE_AGENT"):
+        present = last_sequence(journal, who + "_JOINED") > last_sequence(journal, who + "_LEFT")
+        name = "agent_present" if who == "POLY_AGENT" else "live_agent_present"
+        assert getattr(conversation, name) is present
     assert (conversation.agent.name if conversation.agent else None) == expected.agent_name
     live = conversation.live_agent
     assert ((live.id, live.name, live.avatar_url) if live else None) == expected.live_agent

@@ -959,3 +959,60 @@ def test_a_stream_completed_after_the_end_is_complete() -> None:
     conversation = fold(chunk(3, 1, "Hel"), ev("SESSION_END", 5), chunk(4, 2, "lo", final=True))
     (message,) = conversation.transcript
     assert (message.text, message.complete, message.interrupted) == ("Hello", True, False)
+
+
+# --- presence ------------------------------------------------------------------------------
+
+
+def test_nobody_is_present_before_a_join() -> None:
+    conversation = Conversation()
+    assert not conversation.agent_present
+    assert not conversation.live_agent_present
+    assert (conversation.agent_left_reason, conversation.live_agent_left_reason) == (None, None)
+
+
+def test_a_left_agent_is_not_present_but_still_the_latest_announced() -> None:
+    events = [
+        ev("POLY_AGENT_JOINED", 2, {"agent_name": "Ada"}),
+        ev("POLY_AGENT_LEFT", 5, {"reason": "HANDOFF"}),
+        ev("LIVE_AGENT_JOINED", 7, {"agent": {"id": "a42", "name": "Sarah"}}),
+        ev("LIVE_AGENT_LEFT", 9, {"reason": "SHIFT_OVER"}),
+    ]
+    for order in (events, events[::-1]):
+        conversation = fold(*order)
+        assert not conversation.agent_present
+        assert not conversation.live_agent_present
+        assert conversation.agent == Agent(name="Ada", avatar_url=None)
+        assert conversation.live_agent == LiveAgent("a42", "Sarah", None)
+        assert conversation.agent_left_reason == "HANDOFF"
+        assert conversation.live_agent_left_reason == "SHIFT_OVER"
+    present = fold(*events[:1], *events[2:3])
+    assert (present.agent_present, present.live_agent_present) == (True, True)
+
+
+def test_a_join_after_a_departure_makes_the_agent_present_again() -> None:
+    events = [
+        ev("POLY_AGENT_JOINED", 2, {"agent_name": "Ada"}),
+        ev("POLY_AGENT_LEFT", 5),
+        ev("POLY_AGENT_JOINED", 8, {"agent_name": "Ada"}),
+        ev("LIVE_AGENT_LEFT", 3, {"reason": "r"}),
+        ev("LIVE_AGENT_JOINED", 6),
+    ]
+    for order in (events, events[::-1]):
+        conversation = fold(*order)
+        assert conversation.agent_present
+        assert conversation.live_agent_present
+        assert conversation.agent_left_reason is None  # the departure gave none
+        assert conversation.live_agent_left_reason == "r"  # the latest departure's, still
+
+
+@given(st.data())
+def test_presence_is_decided_by_the_highest_sequence(data: st.DataObject) -> None:
+    kinds = data.draw(
+        st.lists(st.sampled_from(["POLY_AGENT_JOINED", "POLY_AGENT_LEFT"]), min_size=1, max_size=6)
+    )
+    events = [ev(kind, number, {}) for number, kind in enumerate(kinds, start=1)]
+    joined = [n for n, kind in enumerate(kinds, start=1) if kind == "POLY_AGENT_JOINED"]
+    left = [n for n, kind in enumerate(kinds, start=1) if kind == "POLY_AGENT_LEFT"]
+    conversation = fold(*data.draw(st.permutations(events)))
+    assert conversation.agent_present == (max(joined, default=0) > max(left, default=0))

@@ -242,6 +242,10 @@ class Message:
     timestamp: datetime | None = None
 
 
+def _present(joined: tuple[float, Any] | None, left: tuple[float, Any] | None) -> bool:
+    return joined is not None and (left is None or joined[0] > left[0])
+
+
 _EMPTY_MAP: Map[Any, Any] = Map()
 _BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
 _new_object = object.__new__
@@ -282,6 +286,10 @@ class Conversation:
     phase_rank: float = -1.0
     agent_info: tuple[float, Agent] | None = None
     live_agent_info: tuple[float, LiveAgent] | None = None
+    agent_left_info: tuple[float, str | None] | None = None
+    """Rank and reason of the latest ``POLY_AGENT_LEFT``."""
+    live_agent_left_info: tuple[float, str | None] | None = None
+    """Rank and reason of the latest ``LIVE_AGENT_LEFT``."""
     capabilities_info: tuple[float, Capabilities] | None = None
     queue_info: tuple[float, QueueStatusPayload] | None = None
     language_info: tuple[float, str] | None = None
@@ -318,6 +326,26 @@ class Conversation:
     @property
     def live_agent(self) -> LiveAgent | None:
         return self.live_agent_info[1] if self.live_agent_info else None
+
+    @property
+    def agent_present(self) -> bool:
+        """The PolyAI agent joined and has not left since (by rank; a tie counts as gone)."""
+        return _present(self.agent_info, self.agent_left_info)
+
+    @property
+    def live_agent_present(self) -> bool:
+        """A live agent joined and has not left since (by rank; a tie counts as gone)."""
+        return _present(self.live_agent_info, self.live_agent_left_info)
+
+    @property
+    def agent_left_reason(self) -> str | None:
+        """The reason given by the latest ``POLY_AGENT_LEFT``, if any."""
+        return self.agent_left_info[1] if self.agent_left_info else None
+
+    @property
+    def live_agent_left_reason(self) -> str | None:
+        """The reason given by the latest ``LIVE_AGENT_LEFT``, if any."""
+        return self.live_agent_left_info[1] if self.live_agent_left_info else None
 
     @property
     def capabilities(self) -> Capabilities | None:
