@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from polyai_messaging import reducer, wire
 from polyai_messaging.conversation import (
+    END_CONVERSATION_REASON,
     RECENT_ID_MEMORY,
     Agent,
     Conversation,
@@ -1016,3 +1017,39 @@ def test_presence_is_decided_by_the_highest_sequence(data: st.DataObject) -> Non
     left = [n for n, kind in enumerate(kinds, start=1) if kind == "POLY_AGENT_LEFT"]
     conversation = fold(*data.draw(st.permutations(events)))
     assert conversation.agent_present == (max(joined, default=0) > max(left, default=0))
+
+
+def goodbye(sequence: int, *, end: bool = True) -> ServerEvent:
+    return agent_message(sequence, f"bye{sequence}", "Goodbye!", end_conversation=end)
+
+
+def test_end_conversation_ends_the_conversation_at_that_message() -> None:
+    conversation = fold(ev("POLY_AGENT_JOINED", 2), chunk(3, 1, "Hel"), goodbye(4))
+    assert conversation.ended
+    assert conversation.phase is Phase.ENDED
+    assert conversation.end_reason == END_CONVERSATION_REASON == "end_conversation"
+    assert conversation.anomalies == ()
+    assert conversation.streaming == ()
+    assert [m.text for m in conversation.transcript] == ["Hel", "Goodbye!"]
+    assert not fold(ev("POLY_AGENT_JOINED", 2), goodbye(4, end=False)).ended
+
+
+@pytest.mark.parametrize(
+    ("end_sequence", "reason"),
+    [(6, "REASON_NATURAL_END"), (3, END_CONVERSATION_REASON)],
+)
+def test_the_latest_end_by_sequence_gives_the_reason(end_sequence: int, reason: str) -> None:
+    events = [
+        ev("POLY_AGENT_JOINED", 2),
+        goodbye(5),
+        ev("SESSION_END", end_sequence, {"reason": "REASON_NATURAL_END"}),
+    ]
+    for order in (events, events[::-1], [events[1], events[0], events[2]]):
+        conversation = fold(*order)
+        assert (conversation.phase, conversation.end_reason) == (Phase.ENDED, reason)
+
+
+def test_a_session_end_after_end_conversation_is_no_anomaly() -> None:
+    events = [ev("POLY_AGENT_JOINED", 2), goodbye(5), ev("SESSION_END", 6)]
+    for order in (events, events[::-1]):
+        assert fold(*order).anomalies == ()

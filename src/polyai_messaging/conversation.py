@@ -35,6 +35,7 @@ from .events import (
 from .phases import Phase, UnexpectedPhaseEvent, is_expected, next_phase
 
 __all__ = [
+    "END_CONVERSATION_REASON",
     "RECENT_ID_MEMORY",
     "Agent",
     "Conversation",
@@ -54,6 +55,13 @@ Duplicates come from overlapping replays and fan-out, within a batch or two of t
 this is ample; a generation this small also keeps the map's nodes narrow, which makes adding an
 id about a third cheaper than at 512. Sequenced events are also de-duplicated exactly by their
 sequence, whatever their age."""
+
+END_CONVERSATION_REASON = "end_conversation"
+"""``end_reason`` of a conversation ended by an agent message with ``end_conversation: true``.
+
+Such a message ends the conversation as a ``SESSION_END`` at its sequence would. The reason is
+latest by sequence like every ``SESSION_END`` reason, so a ``SESSION_END`` the server sends
+after it (the usual order) gives its own reason. Lowercase: it is not a wire value."""
 
 NOTICE_MEMORY = 100
 """How many transient system notices are kept."""

@@ -27,6 +27,7 @@ from typing import Any
 from immutables import Map
 
 from .conversation import (
+    END_CONVERSATION_REASON,
     NOTICE_MEMORY,
     RECENT_ID_MEMORY,
     Agent,
@@ -160,6 +161,11 @@ def _fill(gaps: tuple[tuple[int, int], ...], sequence: int) -> tuple[tuple[int, 
 
 def _phase(fields: Fields, trigger: str, rank: float) -> None:
     fields["phase_events"] = fields["phase_events"].set(rank, trigger)
+    _move(fields, trigger, rank)
+
+
+def _move(fields: Fields, trigger: str, rank: float) -> None:
+    """Move the phase as ``trigger`` at ``rank`` does (without recording it as a phase event)."""
     dest = destination(trigger)
     if fields["phase"] is Phase.ENDED or dest is None:
         return
@@ -239,6 +245,11 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
     key = f"agent:{message_id}" if message_id else _event_key(Role.AGENT, event, rank)
     _whole(fields, key, Role.AGENT, rank, event, event.payload)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+    if event.payload.end_conversation:
+        # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
+        # event the server sent, so anomalies (a later real SESSION_END) leave it out.
+        fields["end_info"] = _latest(fields["end_info"], rank, END_CONVERSATION_REASON)
+        _move(fields, SessionEnd.TYPE, rank)
 
 
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
