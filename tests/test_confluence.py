@@ -74,6 +74,32 @@ def last_sequence(journal: Journal, kind: str) -> int:
     return max((f["sequence"] for f in journal.sequenced if f["type"] == E + kind), default=0)
 
 
+REJOIN_TEXTS = {
+    "Sorry, I'm unable to start a conversation right now. Please try again later.",
+    "Error: Conversation not found",
+    "Error: Conversation ID not found in session",
+}
+
+
+def join_needed(journal: Journal) -> bool:
+    """Whether a correct client sends a join after this journal, arriving in its natural order."""
+    cursor, joined, rejoin = 0, -1.0, -1.0
+    for frame in journal.frames:
+        sequence = frame.get("sequence")
+        rank = cursor + 0.5 if sequence is None else sequence
+        cursor = max(cursor, sequence or 0)
+        kind, payload = frame["type"], frame.get("payload", {})
+        if kind in (E + "POLY_AGENT_JOINED", E + "REQUEST_POLY_AGENT_JOIN"):
+            joined = max(joined, rank)
+        elif (
+            kind == E + "SYSTEM_MESSAGE"
+            and payload["level"] == "SYSTEM_MESSAGE_LEVEL_ERROR"
+            and payload["message"] in REJOIN_TEXTS
+        ):
+            rejoin = max(rejoin, rank)
+    return joined < 0 or rejoin > joined
+
+
 def assert_same(expected: Conversation, actual: Conversation) -> None:
     left, right = facts(expected), facts(actual)
     for key in left:
@@ -93,6 +119,7 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     assert conversation.language == expected.language
     assert conversation.end_reason == expected.end_reason
     assert conversation.agent_joined == (expected.agent_name is not None)
+    assert conversation.join_needed is join_needed(journal)
     for who in ("POLY_AGENT", "LIVE_AGENT"):
         present = last_sequence(journal, who + "_JOINED") > last_sequence(journal, who + "_LEFT")
         name = "agent_present" if who == "POLY_AGENT" else "live_agent_present"

@@ -1053,3 +1053,47 @@ def test_a_session_end_after_end_conversation_is_no_anomaly() -> None:
     events = [ev("POLY_AGENT_JOINED", 2), goodbye(5), ev("SESSION_END", 6)]
     for order in (events, events[::-1]):
         assert fold(*order).anomalies == ()
+
+
+# --- the join decision ---------------------------------------------------------------------
+
+NOT_FOUND = {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: Conversation not found"}
+JOIN_FACTS = {
+    "joined": lambda n: ev("POLY_AGENT_JOINED", n),
+    "echo": lambda n: ev("REQUEST_POLY_AGENT_JOIN", n),
+    "rejoin_error": lambda n: ev("SYSTEM_MESSAGE", n, NOT_FOUND),
+    "rejoin_info": lambda n: ev(
+        "SYSTEM_MESSAGE", n, {**NOT_FOUND, "level": "SYSTEM_MESSAGE_LEVEL_INFO"}
+    ),
+    "other_error": lambda n: ev("SYSTEM_MESSAGE", n, {"message": "Error: Session not found"}),
+    "left": lambda n: ev("POLY_AGENT_LEFT", n),
+}
+
+
+def test_a_join_is_needed_until_the_agent_joined_or_our_request_was_echoed() -> None:
+    assert Conversation().join_needed
+    assert fold(ev("SESSION_START", 1)).join_needed
+    assert not fold(ev("SESSION_START", 1), ev("REQUEST_POLY_AGENT_JOIN", 2)).join_needed
+    assert not fold(ev("SESSION_START", 1), ev("POLY_AGENT_JOINED", 3)).join_needed
+
+
+def test_a_rejoin_error_after_the_join_asks_for_another() -> None:
+    joined = fold(ev("REQUEST_POLY_AGENT_JOIN", 2), ev("POLY_AGENT_JOINED", 3))
+    error = fold(ev("SYSTEM_MESSAGE", 7, NOT_FOUND), start=joined)
+    assert error.join_needed
+    assert not fold(ev("REQUEST_POLY_AGENT_JOIN", 8), start=error).join_needed
+    # a transient error notice counts too
+    notice = ev("SYSTEM_MESSAGE", None, NOT_FOUND, event_id="n1")
+    assert fold(notice, start=joined).join_needed
+
+
+@given(st.data())
+def test_join_needed_follows_the_latest_facts_by_sequence(data: st.DataObject) -> None:
+    kinds = data.draw(st.lists(st.sampled_from(sorted(JOIN_FACTS)), max_size=6))
+    events = [JOIN_FACTS[kind](n) for n, kind in enumerate(kinds, start=1)]
+
+    def last(*wanted: str) -> int:
+        return max((n for n, kind in enumerate(kinds, start=1) if kind in wanted), default=0)
+
+    expected = (last("joined", "echo") == 0) or last("rejoin_error") > last("joined", "echo")
+    assert fold(*data.draw(st.permutations(events))).join_needed is expected

@@ -255,6 +255,7 @@ def _present(joined: tuple[float, Any] | None, left: tuple[float, Any] | None) -
 
 
 _EMPTY_MAP: Map[Any, Any] = Map()
+_NEVER = float("-inf")
 _BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
 _new_object = object.__new__
 _set_attribute = object.__setattr__
@@ -303,6 +304,10 @@ class Conversation:
     language_info: tuple[float, str] | None = None
     client_handoff_info: tuple[float, ClientHandoffPayload] | None = None
     end_info: tuple[float, str | None] | None = None
+    join_request_rank: float = _NEVER
+    """Rank of the latest echo of our ``REQUEST_POLY_AGENT_JOIN``."""
+    rejoin_rank: float = _NEVER
+    """Rank of the latest error-level system message whose hint is ``REJOIN``."""
     thinking_rank: float = -1.0
     agent_output_rank: float = -1.0
     live_typing: tuple[float, str] | None = None
@@ -446,6 +451,15 @@ class Conversation:
     def agent_joined(self) -> bool:
         """Whether any ``POLY_AGENT_JOINED`` was received (the join decision, protocol §5.4)."""
         return self.agent_info is not None
+
+    @property
+    def join_needed(self) -> bool:
+        """Whether to send ``REQUEST_POLY_AGENT_JOIN``: nothing says a join happened or was
+        asked for (no ``POLY_AGENT_JOINED``, no echo of our request), or an error-level system
+        message asking to rejoin ranks after the latest of both."""
+        joined = self.agent_info[0] if self.agent_info else _NEVER
+        latest = max(joined, self.join_request_rank)
+        return latest == _NEVER or self.rejoin_rank > latest
 
     def delivered(self, client_event_id: str) -> Message | None:
         """The echoed user message with this ``client_event_id``, if its echo was folded."""

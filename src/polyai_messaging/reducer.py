@@ -36,6 +36,7 @@ from .conversation import (
     MessageRecord,
     Notice,
     Role,
+    SystemHint,
     hint_for,
 )
 from .events import (
@@ -49,6 +50,7 @@ from .events import (
     LiveAgentMessage,
     LiveAgentTyping,
     PolyAgentJoined,
+    PolyAgentJoinRequested,
     PolyAgentLeft,
     PolyAgentMessage,
     PolyAgentMessageChunk,
@@ -297,12 +299,15 @@ def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
 
 def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
     payload = event.payload
+    hint = hint_for(payload.message)
     if payload.is_error:
         # An error answers in place of the reply (e.g. "high load"): nobody is composing now.
         fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
         fields["live_output_rank"] = max(fields["live_output_rank"], rank)
+        if hint is SystemHint.REJOIN:
+            fields["rejoin_rank"] = max(fields["rejoin_rank"], rank)
     if event.sequence is None:
-        notice = Notice(payload.level, payload.message, hint_for(payload.message))
+        notice = Notice(payload.level, payload.message, hint)
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
         return
     _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event, payload)
@@ -322,6 +327,10 @@ def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
     fields["thinking_rank"] = max(fields["thinking_rank"], rank)
 
 
+def _on_join_requested(fields: Fields, event: PolyAgentJoinRequested, rank: float) -> None:
+    fields["join_request_rank"] = max(fields["join_request_rank"], rank)
+
+
 def _setter(field: str, value: Callable[[Any], Any]) -> _Handler:
     def handler(fields: Fields, event: Any, rank: float) -> None:
         fields[field] = _latest(fields[field], rank, value(event))
@@ -337,6 +346,7 @@ _HANDLERS: dict[type[Any], _Handler] = {
     SystemMessage: _on_system,
     PolyAgentJoined: _on_agent_joined,
     PolyAgentThinking: _on_thinking,
+    PolyAgentJoinRequested: _on_join_requested,
     LiveAgentJoined: _setter("live_agent_info", lambda e: e.payload.live_agent),
     PolyAgentLeft: _setter("agent_left_info", lambda e: e.payload.reason),
     LiveAgentLeft: _setter("live_agent_left_info", lambda e: e.payload.reason),
