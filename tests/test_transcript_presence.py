@@ -46,7 +46,7 @@ LIVE_LEFT = event("LIVE_AGENT_LEFT", 5)
             (False, "HANDOFF", False, None),
             "Presence: agent left (HANDOFF), live agent left",
         ),
-        ((LIVE_LEFT,), (False, None, False, None), "Presence: live agent left"),
+        ((LIVE_LEFT,), (False, None, False, None), None),  # nobody announced
     ],
 )
 def test_presence_is_rendered(

@@ -250,10 +250,6 @@ class Message:
     timestamp: datetime | None = None
 
 
-def _present(joined: tuple[float, Any] | None, left: tuple[float, Any] | None) -> bool:
-    return joined is not None and (left is None or joined[0] > left[0])
-
-
 _EMPTY_MAP: Map[Any, Any] = Map()
 _NEVER = float("-inf")
 _BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
@@ -270,6 +266,10 @@ class Conversation:
 
     Public attributes are facts; properties are views computed on demand.
     """
+
+    # Keep fewer than 30 fields: CPython 3.11 shares the keys of instance dicts only up to 29
+    # attributes, and copying an unshared dict (once per event) makes ``apply`` 5% slower.
+    # Facts that change rarely therefore live together in ``facts``.
 
     log: EventLog = attrs.field(factory=EventLog, eq=False, repr=False)
     """Every sequenced event (unknown types included), in the order it was applied. Arrival
@@ -293,21 +293,12 @@ class Conversation:
     """Phase-changing event types by rank, kept to explain the phase (anomalies)."""
     phase: Phase = Phase.CONNECTING
     phase_rank: float = -1.0
-    agent_info: tuple[float, Agent] | None = None
-    live_agent_info: tuple[float, LiveAgent] | None = None
-    agent_left_info: tuple[float, str | None] | None = None
-    """Rank and reason of the latest ``POLY_AGENT_LEFT``."""
-    live_agent_left_info: tuple[float, str | None] | None = None
-    """Rank and reason of the latest ``LIVE_AGENT_LEFT``."""
-    capabilities_info: tuple[float, Capabilities] | None = None
-    queue_info: tuple[float, QueueStatusPayload] | None = None
-    language_info: tuple[float, str] | None = None
-    client_handoff_info: tuple[float, ClientHandoffPayload] | None = None
-    end_info: tuple[float, str | None] | None = None
-    join_request_rank: float = _NEVER
-    """Rank of the latest echo of our ``REQUEST_POLY_AGENT_JOIN``."""
-    rejoin_rank: float = _NEVER
-    """Rank of the latest error-level system message whose hint is ``REJOIN``."""
+    facts: Map[str, tuple[float, Any]] = _EMPTY_MAP
+    """Latest-wins facts by name, each ``(rank, value)`` from its highest-ranked event:
+    ``agent`` (:class:`Agent`), ``live_agent`` (:class:`LiveAgent`), ``agent_left`` and
+    ``live_agent_left`` (the departure's reason), ``capabilities``, ``queue``, ``language``,
+    ``client_handoff``, ``end`` (the reason), ``join_requested`` (an echo of our join request)
+    and ``rejoin`` (an error-level system message asking to rejoin); the views read them."""
     thinking_rank: float = -1.0
     agent_output_rank: float = -1.0
     live_typing: tuple[float, str] | None = None
@@ -332,49 +323,59 @@ class Conversation:
 
     # --- views ------------------------------------------------------------------------------
 
+    def _fact(self, name: str) -> Any:
+        entry = self.facts.get(name)
+        return None if entry is None else entry[1]
+
+    def _rank(self, name: str) -> float:
+        entry = self.facts.get(name)
+        return _NEVER if entry is None else entry[0]
+
     @property
     def agent(self) -> Agent | None:
-        return self.agent_info[1] if self.agent_info else None
+        """The PolyAI agent the latest ``POLY_AGENT_JOINED`` announced (present or not)."""
+        return self._fact("agent")  # type: ignore[no-any-return]
 
     @property
     def live_agent(self) -> LiveAgent | None:
-        return self.live_agent_info[1] if self.live_agent_info else None
+        """The live agent the latest ``LIVE_AGENT_JOINED`` announced (present or not)."""
+        return self._fact("live_agent")  # type: ignore[no-any-return]
 
     @property
     def agent_present(self) -> bool:
         """The PolyAI agent joined and has not left since (by rank; a tie counts as gone)."""
-        return _present(self.agent_info, self.agent_left_info)
+        return self._rank("agent") > self._rank("agent_left")
 
     @property
     def live_agent_present(self) -> bool:
         """A live agent joined and has not left since (by rank; a tie counts as gone)."""
-        return _present(self.live_agent_info, self.live_agent_left_info)
+        return self._rank("live_agent") > self._rank("live_agent_left")
 
     @property
     def agent_left_reason(self) -> str | None:
         """The reason given by the latest ``POLY_AGENT_LEFT``, if any."""
-        return self.agent_left_info[1] if self.agent_left_info else None
+        return self._fact("agent_left")  # type: ignore[no-any-return]
 
     @property
     def live_agent_left_reason(self) -> str | None:
         """The reason given by the latest ``LIVE_AGENT_LEFT``, if any."""
-        return self.live_agent_left_info[1] if self.live_agent_left_info else None
+        return self._fact("live_agent_left")  # type: ignore[no-any-return]
 
     @property
     def capabilities(self) -> Capabilities | None:
-        return self.capabilities_info[1] if self.capabilities_info else None
+        return self._fact("capabilities")  # type: ignore[no-any-return]
 
     @property
     def queue(self) -> QueueStatusPayload | None:
-        return self.queue_info[1] if self.queue_info else None
+        return self._fact("queue")  # type: ignore[no-any-return]
 
     @property
     def language(self) -> str | None:
-        return self.language_info[1] if self.language_info else None
+        return self._fact("language")  # type: ignore[no-any-return]
 
     @property
     def client_handoff(self) -> ClientHandoffPayload | None:
-        return self.client_handoff_info[1] if self.client_handoff_info else None
+        return self._fact("client_handoff")  # type: ignore[no-any-return]
 
     @property
     def ended(self) -> bool:
@@ -382,7 +383,7 @@ class Conversation:
 
     @property
     def end_reason(self) -> str | None:
-        return self.end_info[1] if self.end_info else None
+        return self._fact("end")  # type: ignore[no-any-return]
 
     @property
     def agent_thinking(self) -> bool:
@@ -450,16 +451,15 @@ class Conversation:
     @property
     def agent_joined(self) -> bool:
         """Whether any ``POLY_AGENT_JOINED`` was received (the join decision, protocol §5.4)."""
-        return self.agent_info is not None
+        return "agent" in self.facts
 
     @property
     def join_needed(self) -> bool:
         """Whether to send ``REQUEST_POLY_AGENT_JOIN``: nothing says a join happened or was
         asked for (no ``POLY_AGENT_JOINED``, no echo of our request), or an error-level system
         message asking to rejoin ranks after the latest of both."""
-        joined = self.agent_info[0] if self.agent_info else _NEVER
-        latest = max(joined, self.join_request_rank)
-        return latest == _NEVER or self.rejoin_rank > latest
+        latest = max(self._rank("agent"), self._rank("join_requested"))
+        return latest == _NEVER or self._rank("rejoin") > latest
 
     def delivered(self, client_event_id: str) -> Message | None:
         """The echoed user message with this ``client_event_id``, if its echo was folded."""

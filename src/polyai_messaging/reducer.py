@@ -250,7 +250,7 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
     if event.payload.end_conversation:
         # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
         # event the server sent, so anomalies (a later real SESSION_END) leave it out.
-        fields["end_info"] = _latest(fields["end_info"], rank, END_CONVERSATION_REASON)
+        _set_fact(fields, "end", rank, END_CONVERSATION_REASON)
         _move(fields, SessionEnd.TYPE, rank)
 
 
@@ -305,7 +305,7 @@ def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
         fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
         fields["live_output_rank"] = max(fields["live_output_rank"], rank)
         if hint is SystemHint.REJOIN:
-            fields["rejoin_rank"] = max(fields["rejoin_rank"], rank)
+            _set_fact(fields, "rejoin", rank, None)
     if event.sequence is None:
         notice = Notice(payload.level, payload.message, hint)
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
@@ -320,7 +320,7 @@ _Handler = Callable[[Fields, Any, float], None]
 
 def _on_agent_joined(fields: Fields, event: PolyAgentJoined, rank: float) -> None:
     agent = Agent(name=event.payload.agent_name, avatar_url=event.payload.avatar)
-    fields["agent_info"] = _latest(fields["agent_info"], rank, agent)
+    _set_fact(fields, "agent", rank, agent)
 
 
 def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
@@ -328,12 +328,21 @@ def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
 
 
 def _on_join_requested(fields: Fields, event: PolyAgentJoinRequested, rank: float) -> None:
-    fields["join_request_rank"] = max(fields["join_request_rank"], rank)
+    _set_fact(fields, "join_requested", rank, None)
 
 
-def _setter(field: str, value: Callable[[Any], Any]) -> _Handler:
+def _on_live_typing(fields: Fields, event: LiveAgentTyping, rank: float) -> None:
+    fields["live_typing"] = _latest(fields["live_typing"], rank, event.payload.state)
+
+
+def _set_fact(fields: Fields, name: str, rank: float, value: Any) -> None:
+    facts = fields["facts"]
+    fields["facts"] = facts.set(name, _latest(facts.get(name), rank, value))
+
+
+def _setter(name: str, value: Callable[[Any], Any]) -> _Handler:
     def handler(fields: Fields, event: Any, rank: float) -> None:
-        fields[field] = _latest(fields[field], rank, value(event))
+        _set_fact(fields, name, rank, value(event))
 
     return handler
 
@@ -347,15 +356,15 @@ _HANDLERS: dict[type[Any], _Handler] = {
     PolyAgentJoined: _on_agent_joined,
     PolyAgentThinking: _on_thinking,
     PolyAgentJoinRequested: _on_join_requested,
-    LiveAgentJoined: _setter("live_agent_info", lambda e: e.payload.live_agent),
-    PolyAgentLeft: _setter("agent_left_info", lambda e: e.payload.reason),
-    LiveAgentLeft: _setter("live_agent_left_info", lambda e: e.payload.reason),
-    LiveAgentTyping: _setter("live_typing", lambda e: e.payload.state),
-    SessionStart: _setter("capabilities_info", lambda e: e.payload.capabilities),
-    HandoffQueueStatus: _setter("queue_info", lambda e: e.payload),
-    LanguageChanged: _setter("language_info", lambda e: e.payload.language_code),
-    ClientHandoffRequired: _setter("client_handoff_info", lambda e: e.payload),
-    SessionEnd: _setter("end_info", lambda e: e.payload.reason),
+    LiveAgentTyping: _on_live_typing,
+    LiveAgentJoined: _setter("live_agent", lambda e: e.payload.live_agent),
+    PolyAgentLeft: _setter("agent_left", lambda e: e.payload.reason),
+    LiveAgentLeft: _setter("live_agent_left", lambda e: e.payload.reason),
+    SessionStart: _setter("capabilities", lambda e: e.payload.capabilities),
+    HandoffQueueStatus: _setter("queue", lambda e: e.payload),
+    LanguageChanged: _setter("language", lambda e: e.payload.language_code),
+    ClientHandoffRequired: _setter("client_handoff", lambda e: e.payload),
+    SessionEnd: _setter("end", lambda e: e.payload.reason),
 }
 
 _NO_RULE: tuple[_Handler | None, str | None] = (None, None)

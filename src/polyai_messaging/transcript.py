@@ -172,17 +172,16 @@ def _message_lines(message: Message, conversation: Conversation) -> Iterable[str
 
 
 def _presence(conversation: Conversation) -> str | None:
-    """``Presence: agent left (reason), live agent present``, for each agent seen at all."""
+    """``Presence: agent left (reason), live agent present``, for each agent announced."""
     c = conversation
     agents = (
-        ("agent", c.agent, c.agent_left_info, c.agent_present),
-        ("live agent", c.live_agent, c.live_agent_left_info, c.live_agent_present),
+        ("agent", c.agent, c.agent_present, c.agent_left_reason),
+        ("live agent", c.live_agent, c.live_agent_present, c.live_agent_left_reason),
     )
     parts = []
-    for label, announced, left, present in agents:
-        if announced is None and left is None:
+    for label, announced, present, reason in agents:
+        if announced is None:
             continue
-        reason = left[1] if left else None
         state = "present" if present else f"left ({reason})" if reason else "left"
         parts.append(f"{label} {state}")
     return "Presence: " + ", ".join(parts) if parts else None
