@@ -1104,3 +1104,14 @@ def test_conversations_keep_a_shared_key_instance_dict() -> None:
     """Fewer than 30 fields: CPython 3.11 shares instance-dict keys only below that, and the
     per-event copy of an unshared dict slows ``apply`` by about 5% (see ``Conversation``)."""
     assert len(attrs.fields(Conversation)) < 30
+
+
+def test_records_are_found_by_key_complete_or_streaming() -> None:
+    conversation = fold(chunk(3, 1, "Hel", message_id="s"), agent_message(4, "w", "whole"))
+    keys = {m.message_id: m.key for m in conversation.transcript}
+    streaming, whole = conversation.record(keys["s"]), conversation.record(keys["w"])
+    assert streaming is not None
+    assert whole is not None
+    assert (streaming.rank, whole.rank) == (3, 4)
+    assert conversation.record("s") is None
+    assert conversation.record("agent:nothing") is None

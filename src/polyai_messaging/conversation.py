@@ -285,8 +285,9 @@ class Conversation:
     records: Map[str, MessageRecord] = _EMPTY_MAP
     """Messages by key (see :attr:`Message.key`)."""
     open_streams: Map[str, MessageRecord] = _EMPTY_MAP
-    """Streams still being assembled; each moves to ``records`` once, when complete. Kept
-    apart so that a chunk updates this small map rather than the one that grows with history."""
+    """Streams still being assembled, by ``message_id``; each moves to ``records`` once, when
+    complete. Kept apart so that a chunk updates this small map rather than the one that grows
+    with history, and finds its stream without building its key."""
     echoes: Map[str, str] = _EMPTY_MAP
     """``client_event_id`` of each echoed user message, to its record key."""
     phase_events: Map[float, str] = _EMPTY_MAP
@@ -412,7 +413,10 @@ class Conversation:
 
     def record(self, key: str) -> MessageRecord | None:
         """The message record for ``key``, complete or still streaming."""
-        return self.open_streams.get(key) or self.records.get(key)
+        found = self.records.get(key)
+        if found is None:  # few streams are open at a time
+            found = next((r for r in self.open_streams.values() if r.key == key), None)
+        return found
 
     def _sorted_records(self) -> list[MessageRecord]:
         everything = [*self.records.values(), *self.open_streams.values()]

@@ -185,9 +185,10 @@ def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple
 # --- messages ---------------------------------------------------------------------------------
 
 
-def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEvent) -> MessageRecord:
-    """The record for ``key``, placed at the lowest rank of any event that carried it."""
-    record: MessageRecord | None = fields["open_streams"].get(key) or fields["records"].get(key)
+def _placed(
+    record: MessageRecord | None, key: str, role: Role, rank: float, event: ServerEvent
+) -> MessageRecord:
+    """``record`` (a new one for ``key`` if none), placed at the lowest rank that carried it."""
     if record is None:
         return _new_record(
             MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp)
@@ -199,16 +200,17 @@ def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEven
     return record
 
 
-def _store(fields: Fields, record: MessageRecord) -> None:
-    streams = fields["open_streams"]
-    key = record.key
-    # A stream stays open until its final chunk is known and every chunk before it arrived.
-    if record.whole is None and (record.final_index is None or not record.complete):
-        fields["open_streams"] = streams.set(key, record)
-        return
-    if key in streams:
-        fields["open_streams"] = streams.delete(key)
-    fields["records"] = fields["records"].set(key, record)
+def _with_whole(
+    record: MessageRecord, rank: float, payload: Any, client_event_id: str | None = None
+) -> MessageRecord:
+    """``record`` with the consolidated payload; the lowest-ranked copy wins."""
+    if record.whole is not None and record.whole[0] <= rank:
+        return record
+    return _new_record(
+        MessageRecord,
+        (record.key, record.role, record.rank, (rank, payload), record.chunks,
+         record.final_index, client_event_id, record.timestamp),
+    )  # fmt: skip
 
 
 def _whole(
@@ -220,15 +222,36 @@ def _whole(
     payload: Any,
     client_event_id: str | None = None,
 ) -> None:
-    """Set the consolidated payload; the lowest-ranked copy wins."""
-    record = _placed(fields, key, role, rank, event)
-    if record.whole is None or record.whole[0] > rank:
-        record = _new_record(
-            MessageRecord,
-            (record.key, record.role, record.rank, (rank, payload), record.chunks,
-             record.final_index, client_event_id, record.timestamp),
-        )  # fmt: skip
-    _store(fields, record)
+    """Record a message that only ever arrives whole (not an agent message)."""
+    record = _placed(fields["records"].get(key), key, role, rank, event)
+    fields["records"] = fields["records"].set(
+        key, _with_whole(record, rank, payload, client_event_id)
+    )
+
+
+def _agent_record(
+    fields: Fields, message_id: str, rank: float, event: ServerEvent
+) -> MessageRecord:
+    """The record of agent message ``message_id`` (an open stream, complete, or new), placed."""
+    record: MessageRecord | None = fields["open_streams"].get(message_id)
+    if record is not None:
+        if record.rank <= rank:
+            return record  # the usual case: a later chunk of an open stream
+        return _placed(record, record.key, Role.AGENT, rank, event)
+    # The key is built only here, once per message: chunks find their stream by message_id.
+    key = f"agent:{message_id}"
+    return _placed(fields["records"].get(key), key, Role.AGENT, rank, event)
+
+
+def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
+    streams = fields["open_streams"]
+    # A stream stays open until its final chunk is known and every chunk before it arrived.
+    if record.whole is None and (record.final_index is None or not record.complete):
+        fields["open_streams"] = streams.set(message_id, record)
+        return
+    if message_id in streams:
+        fields["open_streams"] = streams.delete(message_id)
+    fields["records"] = fields["records"].set(record.key, record)
 
 
 # Record keys are "<kind>:<value>" with a kind from a fixed set containing no ":", so two keys
@@ -243,11 +266,15 @@ def _event_key(role: Role, event: ServerEvent, rank: float) -> str:
 
 
 def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
-    message_id = event.payload.message_id
-    key = f"agent:{message_id}" if message_id else _event_key(Role.AGENT, event, rank)
-    _whole(fields, key, Role.AGENT, rank, event, event.payload)
+    payload = event.payload
+    message_id = payload.message_id
+    if message_id:
+        record = _agent_record(fields, message_id, rank, event)
+        _store_agent(fields, _with_whole(record, rank, payload), message_id)
+    else:
+        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event, payload)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
-    if event.payload.end_conversation:
+    if payload.end_conversation:
         # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
         # event the server sent, so anomalies (a later real SESSION_END) leave it out.
         _set_fact(fields, "end", rank, END_CONVERSATION_REASON)
@@ -258,7 +285,7 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     chunk = event.payload
     index = chunk.chunk_index
     # Chunks have no other grouping key, so even an empty message_id groups them.
-    record = _placed(fields, f"agent:{chunk.message_id}", Role.AGENT, rank, event)
+    record = _agent_record(fields, chunk.message_id, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
@@ -271,7 +298,7 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
             (record.key, record.role, record.rank, record.whole, chunks.set(index, (rank, chunk)),
              final, record.client_event_id, record.timestamp),
         )  # fmt: skip
-    _store(fields, record)
+    _store_agent(fields, record, chunk.message_id)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 
