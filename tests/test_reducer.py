@@ -1115,3 +1115,60 @@ def test_records_are_found_by_key_complete_or_streaming() -> None:
     assert (streaming.rank, whole.rank) == (3, 4)
     assert conversation.record("s") is None
     assert conversation.record("agent:nothing") is None
+
+
+# --- cost of out-of-order delivery ----------------------------------------------------------
+
+
+def test_gaps_after_a_sequence() -> None:
+    conversation = fold(*(ev("POLY_AGENT_THINKING", s) for s in (1, 4, 6, 10)))
+    assert conversation.gaps == ((2, 3), (5, 5), (7, 9))
+    assert conversation.gaps_after(0) == ((2, 3), (5, 5), (7, 9))
+    assert conversation.gaps_after(2) == ((5, 5), (7, 9))
+    assert conversation.gaps_after(5) == ((7, 9),)
+    assert conversation.gaps_after(10) == ()
+    assert Conversation().gaps_after(0) == ()
+
+
+@given(st.data())
+def test_gaps_after_is_the_gaps_that_start_above(data: st.DataObject) -> None:
+    received = data.draw(st.sets(st.integers(1, 60), max_size=40))
+    order = data.draw(st.permutations(sorted(received)))
+    conversation = fold(*(ev("POLY_AGENT_THINKING", s) for s in order))
+    missing = [s for s in range(1, conversation.cursor + 1) if s not in received]
+    assert [s for first, last in conversation.gaps for s in range(first, last + 1)] == missing
+    above = data.draw(st.integers(-1, 62))
+    assert conversation.gaps_after(above) == tuple(g for g in conversation.gaps if g[0] > above)
+
+
+def _thinking(count: int) -> list[ServerEvent]:
+    return [ev("POLY_AGENT_THINKING", s) for s in range(1, count + 1)]
+
+
+def _apply_time(events: list[ServerEvent]) -> float:
+    import time
+
+    start = time.perf_counter()
+    reducer.fold(events)
+    return time.perf_counter() - start
+
+
+def test_out_of_order_delivery_costs_about_what_in_order_does() -> None:
+    """Evens then odds opens a gap per event, then fills each: not a pass over every gap."""
+    events = _thinking(16_000)
+    shuffled = events[1::2] + events[0::2]
+    in_order = min(_apply_time(events) for _ in range(3))
+    out_of_order = min(_apply_time(shuffled) for _ in range(3))
+    assert out_of_order < 4 * in_order
+    conversation = reducer.fold(shuffled)
+    assert (conversation.cursor, conversation.gaps) == (16_000, ())
+
+
+def test_a_long_stream_whose_final_chunk_comes_first_is_linear() -> None:
+    count = 8_000
+    chunks = [chunk(i, i, "w", final=i == count) for i in range(1, count + 1)]
+    in_order = min(_apply_time(chunks) for _ in range(3))
+    final_first = min(_apply_time([chunks[-1], *chunks[:-1]]) for _ in range(3))
+    assert final_first < 4 * in_order
+    (message,) = reducer.fold([chunks[-1], *chunks[:-1]]).transcript
+    assert (len(message.text), message.complete) == (count, True)

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import attrs
 from immutables import Map
 
+from ._gaps import Gaps
 from .event_log import EventLog
 from .events import (
     Attachment,
@@ -156,15 +157,16 @@ class MessageRecord(NamedTuple):
     final_index: int | None
     client_event_id: str | None
     timestamp: datetime | None
+    prefix: int
+    """How many chunks, from chunk 1 on, arrived without a hole: the stream is whole once this
+    reaches ``final_index``. Kept so that completeness is O(1), not a pass over the chunks."""
 
     @property
     def complete(self) -> bool:
         if self.whole is not None:
             return True
         final = self.final_index
-        if final is None:
-            return False
-        return all(index in self.chunks for index in range(1, final + 1))
+        return final is not None and self.prefix >= final
 
     def _prefix(self) -> Iterator[ChunkPayload]:
         # Only the contiguous run from chunk 1 is shown: later chunks wait for the hole to fill.
@@ -251,6 +253,7 @@ class Message:
 
 
 _EMPTY_MAP: Map[Any, Any] = Map()
+_NO_GAPS = Gaps()
 _NEVER = float("-inf")
 _BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
 _new_object = object.__new__
@@ -278,8 +281,8 @@ class Conversation:
     older_ids: Map[str, None] = _EMPTY_MAP
     cursor: int = 0
     """Highest sequence received: the resume cursor."""
-    gaps: tuple[tuple[int, int], ...] = ()
-    """Missing sequence ranges ``(first, last)`` below the cursor, ascending."""
+    missing: Gaps = _NO_GAPS
+    """Missing sequence ranges below the cursor (persistent: see :attr:`gaps` for a tuple)."""
     events_applied: int = 0
     """Distinct known-type events with a sequence."""
     records: Map[str, MessageRecord] = _EMPTY_MAP
@@ -402,6 +405,15 @@ class Conversation:
         )
 
     @property
+    def gaps(self) -> tuple[tuple[int, int], ...]:
+        """Missing sequence ranges ``(first, last)`` below the cursor, ascending: O(n)."""
+        return tuple(self.missing)
+
+    def gaps_after(self, sequence: int) -> tuple[tuple[int, int], ...]:
+        """The missing ranges whose first sequence is above ``sequence``: O(log n + found)."""
+        return tuple(self.missing.after(sequence))
+
+    @property
     def journal(self) -> Map[int, ServerEvent]:
         """Every sequenced event by sequence (built from :attr:`log` when asked: O(n))."""
         return Map({e.sequence: e for e in self.log if e.sequence is not None})
@@ -497,7 +509,7 @@ class Conversation:
         return {
             "phase": self.phase.value,
             "cursor": self.cursor,
-            "gaps": len(self.gaps),
+            "gaps": len(self.missing),
             "events": self.events_applied,
             "messages": len(self.records) + len(self.open_streams),
         }

@@ -105,8 +105,9 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
     event_id = event.id
     cursor = fields["cursor"]
     if sequence is not None and sequence <= cursor:
-        gaps = fields["gaps"]
-        if not gaps or not _missing(gaps, sequence):
+        # A late event is new only if it fills a gap (and the filled set is kept for step 3).
+        filled = fields["missing"].filled(sequence)
+        if filled is fields["missing"]:
             fields["duplicates_dropped"] += 1
             return
     if event_id:  # an empty id names nothing
@@ -123,10 +124,10 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         fields["log"] = fields["log"].append(event)
         if sequence > cursor:
             if sequence > cursor + 1:
-                fields["gaps"] = (*fields["gaps"], (cursor + 1, sequence - 1))
+                fields["missing"] = fields["missing"].appended(cursor + 1, sequence - 1)
             fields["cursor"] = sequence
-        else:  # it filled a gap
-            fields["gaps"] = _fill(fields["gaps"], sequence)
+        else:
+            fields["missing"] = filled
         if type(event) is not UnknownEvent:
             fields["events_applied"] += 1
         rank = float(sequence)
@@ -142,23 +143,6 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
 
 def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
     return (*existing, *new)[-_PROTOCOL_ERROR_MEMORY:]
-
-
-def _missing(gaps: tuple[tuple[int, int], ...], sequence: int) -> bool:
-    return any(first <= sequence <= last for first, last in gaps)
-
-
-def _fill(gaps: tuple[tuple[int, int], ...], sequence: int) -> tuple[tuple[int, int], ...]:
-    out: list[tuple[int, int]] = []
-    for first, last in gaps:
-        if first <= sequence <= last:
-            if first < sequence:
-                out.append((first, sequence - 1))
-            if sequence < last:
-                out.append((sequence + 1, last))
-        else:
-            out.append((first, last))
-    return tuple(out)
 
 
 def _phase(fields: Fields, trigger: str, rank: float) -> None:
@@ -191,7 +175,7 @@ def _placed(
     """``record`` (a new one for ``key`` if none), placed at the lowest rank that carried it."""
     if record is None:
         return _new_record(
-            MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp)
+            MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
         )
     if rank < record.rank:
         # The event that places the message also dates it, even without a timestamp (OP-5):
@@ -209,7 +193,7 @@ def _with_whole(
     return _new_record(
         MessageRecord,
         (record.key, record.role, record.rank, (rank, payload), record.chunks,
-         record.final_index, client_event_id, record.timestamp),
+         record.final_index, client_event_id, record.timestamp, record.prefix),
     )  # fmt: skip
 
 
@@ -293,10 +277,18 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
         final = record.final_index
         if chunk.is_complete and (final is None or index < final):
             final = index
+        chunks = chunks.set(index, (rank, chunk))
+        prefix = record.prefix
+        if index == prefix + 1:
+            prefix += 1
+            # Chunks already past the hole join the prefix: each is passed over once.
+            if len(chunks) > prefix:
+                while prefix + 1 in chunks:
+                    prefix += 1
         record = _new_record(
             MessageRecord,
-            (record.key, record.role, record.rank, record.whole, chunks.set(index, (rank, chunk)),
-             final, record.client_event_id, record.timestamp),
+            (record.key, record.role, record.rank, record.whole, chunks, final,
+             record.client_event_id, record.timestamp, prefix),
         )  # fmt: skip
     _store_agent(fields, record, chunk.message_id)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
