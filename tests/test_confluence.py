@@ -243,3 +243,20 @@ def test_missing_events_are_gaps_until_they_arrive(data: st.DataObject) -> None:
     complete = fold_text([e for e in events if e["sequence"] in held_back], partial)
     assert complete.gaps == ()
     assert_same(canonical(journal), complete)
+
+
+@SETTINGS
+@given(st.data())
+def test_deriving_a_conversation_never_changes_an_older_one(data: st.DataObject) -> None:
+    """Every version keeps its facts while later ones are derived from it, forks included."""
+    journal = data.draw(journals())
+    events = [wire.decode(dumps(frame)) for frame in data.draw(deliveries(journal.frames))]
+    versions = [Conversation()]
+    for event in events:
+        versions.append(reducer.apply(versions[-1], event))
+    snapshots = [facts(version) for version in versions]
+    fork = data.draw(st.integers(0, len(versions) - 1))
+    forked = reducer.fold(events[fork:][::-1], versions[fork])
+    assert_same(versions[-1], forked)
+    for version, snapshot in zip(versions, snapshots, strict=True):
+        assert facts(version) == snapshot
