@@ -1,12 +1,15 @@
 """Benchmark of the pure core: ``wire.decode`` + ``reducer.apply`` on realistic traffic.
 
-Two figures, measured in one run and one process:
+Three figures:
 
 (a) ``decode_reduce_vs_json_loads``: the cost of ``apply(conv, decode(frame))`` per frame,
     divided by the cost of ``json.loads(frame)`` on the same frames. Target: <= 3.0.
 (b) ``per_event_50k_vs_500``: the cost of applying a fixed set of further events to a
     conversation with 50,000 events of history, divided by the cost at 500. Target: <= 1.2
     (``Conversation`` is built on persistent structures, so history size should not matter).
+(c) ``out_of_order_vs_in_order``: the time to apply the same 20,000 events one by one sent
+    evens-then-odds (10,000 gaps opened, then each filled), divided by the time in order.
+    Target: <= 2.0 (a late event costs O(log n), not a pass over every gap).
 
 The traffic is generated deterministically: conversations as a server sends them, with replay
 batches on connect, streamed replies (chunks), whole messages with suggestions and attachments,
@@ -23,14 +26,17 @@ layout, more than load), and sometimes by much more, so one process is one sampl
 base's history; that is part of what is measured.
 
 Below (a), three informational lines split its time into parsing, ``decode_object`` and
-``apply`` (measured separately, so they need not add up exactly).
+``apply`` (measured separately, so they need not add up exactly). Below (c), one informational
+line does the same for one streamed message of 16,000 chunks whose final chunk comes first.
 
-Run: ``python bench/core.py`` (about 20-30 s). The last line of output is exactly one JSON
-object with both figures.
+Run: ``python bench/core.py`` (about 20-30 s), or ``python bench/core.py --quick`` (fewer
+processes and rounds, about 10 s; noisier). The last line of output is exactly one JSON object
+with every figure.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import random
@@ -371,31 +377,70 @@ def shift(events: Iterable[ServerEvent], offset: int) -> list[ServerEvent]:
     ]
 
 
-PROCESSES = 5
-"""(a) is the median over this many processes (see the module docstring)."""
+def evens_then_odds(events: list[ServerEvent]) -> list[ServerEvent]:
+    """``events`` (sequences 1..n) with every even sequence first, then every odd one."""
+    return events[1::2] + events[0::2]
 
 
-def measure_a() -> tuple[float, float]:
+def stream(chunks: int) -> list[ServerEvent]:
+    """One streamed agent message of ``chunks`` chunks, in ``chunk_index`` order."""
+    return [
+        wire.decode_object(
+            {
+                "type": "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK",
+                "id": f"c-{index}",
+                "sequence": index,
+                "payload": {
+                    "message_id": "long",
+                    "text": "word ",
+                    "chunk_index": index,
+                    "is_complete": index == chunks,
+                },
+            }
+        )
+        for index in range(1, chunks + 1)
+    ]
+
+
+@attrs.frozen
+class Settings:
+    """How much to measure: the full run, or ``--quick``."""
+
+    processes: int = 5
+    """(a) is the median over this many processes (see the module docstring)."""
+    rounds: int = 15
+    order_rounds: int = 5
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(processes=3, rounds=5, order_rounds=3)
+
+
+def measure_a(settings: Settings) -> tuple[float, float]:
     """(a)'s two sides in this process: ``json.loads`` and decode+reduce over the traffic."""
     sessions = traffic(sessions=40)
     t_json, t_core = interleaved(
-        15, lambda: json_only(sessions), lambda: decode_and_reduce(sessions)
+        settings.rounds, lambda: json_only(sessions), lambda: decode_and_reduce(sessions)
     )
     return t_json, t_core
 
 
-def sample_a() -> tuple[float, float]:
+def sample_a(quick: bool) -> tuple[float, float]:
     """:func:`measure_a` in a fresh Python process."""
-    child = subprocess.run(
-        [sys.executable, __file__, "--measure-a"], capture_output=True, text=True, check=True
-    )
+    command = [sys.executable, __file__, "--measure-a", *(["--quick"] if quick else [])]
+    child = subprocess.run(command, capture_output=True, text=True, check=True)
     t_json, t_core = json.loads(child.stdout)
     return float(t_json), float(t_core)
 
 
 def main() -> int:
-    if sys.argv[1:] == ["--measure-a"]:
-        print(json.dumps(measure_a()))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="fewer processes and rounds")
+    parser.add_argument("--measure-a", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    settings = Settings.quick() if arguments.quick else Settings()
+    if arguments.measure_a:
+        print(json.dumps(measure_a(settings)))
         return 0
     started = time.perf_counter()
 
@@ -406,7 +451,9 @@ def main() -> int:
     for frame in frames:
         kind = json.loads(frame)["type"].removeprefix("EVENT_TYPE_")
         kinds[kind] = kinds.get(kind, 0) + 1
-    samples = sorted((sample_a() for _ in range(PROCESSES)), key=lambda t: t[1] / t[0])
+    samples = sorted(
+        (sample_a(arguments.quick) for _ in range(settings.processes)), key=lambda t: t[1] / t[0]
+    )
     t_json, t_core = samples[len(samples) // 2]
     ratio_a = t_core / t_json
     # Where (a)'s time goes, for whoever optimises next (informational; not one of the figures).
@@ -424,10 +471,27 @@ def main() -> int:
     # the same further events, renumbered to follow each history
     further_small = shift(further, small_size - large_size)
     small_time, large_time = interleaved(
-        15, applying(small_base, further_small), applying(large_base, further)
+        settings.rounds, applying(small_base, further_small), applying(large_base, further)
     )
     small_cost, large_cost = small_time / further_count, large_time / further_count
     ratio_b = large_cost / small_cost
+
+    # (c) out of order (evens then odds) vs in order -------------------------------------------
+    order_count = 20_000
+    in_order, _ = history(order_count, 0, seed=3)
+    t_in_order, t_out_of_order = interleaved(
+        settings.order_rounds,
+        applying(Conversation(), in_order),
+        applying(Conversation(), evens_then_odds(in_order)),
+    )
+    ratio_c = t_out_of_order / t_in_order
+    chunk_count = 16_000
+    chunks = stream(chunk_count)
+    t_chunks_in_order, t_final_first = interleaved(
+        settings.order_rounds,
+        applying(Conversation(), chunks),
+        applying(Conversation(), [chunks[-1], *chunks[:-1]]),
+    )
 
     elapsed = time.perf_counter() - started
     print("polyai-messaging core benchmark")
@@ -441,7 +505,7 @@ def main() -> int:
     print(f"  {'decode + apply per frame':<44}{t_core / len(frames) * 1e6:>11.2f} us")
     print(f"  {'(a) decode+reduce / json.loads':<44}{ratio_a:>14.2f}   target <= 3.0")
     each = ", ".join(f"{core / loads:.2f}" for loads, core in samples)
-    print(f"  {'    median of ' + str(PROCESSES) + ' processes:':<44}{each:>14}")
+    print(f"  {'    median of ' + str(settings.processes) + ' processes:':<44}{each:>14}")
     for label, part in (
         ("    parse (JSONDecoder.raw_decode)", t_parse),
         ("    decode_object (parsed -> event)", t_decode),
@@ -451,12 +515,24 @@ def main() -> int:
     print(f"  {'apply per event, 500 events of history':<44}{small_cost * 1e6:>11.2f} us")
     print(f"  {'apply per event, 50,000 events of history':<44}{large_cost * 1e6:>11.2f} us")
     print(f"  {'(b) per event 50k / 500':<44}{ratio_b:>14.2f}   target <= 1.2")
+    print(f"  {'apply per event, 20,000 in order':<44}{t_in_order / order_count * 1e6:>11.2f} us")
+    print(
+        f"  {'apply per event, 20,000 evens then odds':<44}"
+        f"{t_out_of_order / order_count * 1e6:>11.2f} us"
+    )
+    print(f"  {'(c) out of order / in order':<44}{ratio_c:>14.2f}   target <= 2.0")
+    print(
+        f"  {'    16,000 chunks, final first / in order':<44}"
+        f"{t_final_first / t_chunks_in_order:>14.2f}   "
+        f"({t_final_first / chunk_count * 1e6:.2f} us per chunk)"
+    )
     print(f"  {'elapsed':<44}{elapsed:>12.1f} s")
     print(
         json.dumps(
             {
                 "decode_reduce_vs_json_loads": round(ratio_a, 3),
                 "per_event_50k_vs_500": round(ratio_b, 3),
+                "out_of_order_vs_in_order": round(ratio_c, 3),
             }
         )
     )

@@ -17,8 +17,18 @@ from hypothesis import strategies as st
 from polyai_messaging import reducer, wire
 from polyai_messaging.conversation import Conversation
 from polyai_messaging.events import ServerEvent
-from strategies import Journal, batch_frame, deliveries, dumps, examples, journals, project
+from strategies import (
+    ExpectedMessage,
+    Journal,
+    batch_frame,
+    deliveries,
+    dumps,
+    examples,
+    journals,
+    project,
+)
 
+E = "EVENT_TYPE_"
 SETTINGS = settings(
     max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -36,12 +46,62 @@ def fold_text(frames: list[dict[str, Any]], start: Conversation | None = None) -
     return conversation
 
 
+def expected_key(message: ExpectedMessage) -> str:
+    """The key the documented scheme gives an expected message (see ``Message.key``)."""
+    if message.role == "system":
+        return "system-event:" + message.key.removeprefix("event:")
+    if message.key.startswith("client:"):
+        return message.key
+    return f"{message.role}:{message.key}"
+
+
 def canonical(journal: Journal) -> Conversation:
     return reducer.fold(decoded(journal.frames))
 
 
+def facts(conversation: Conversation) -> dict[str, Any]:
+    """Every order-independent fact: the shared projection and this module's own."""
+    return {
+        **project(conversation),
+        "agent_present": conversation.agent_present,
+        "live_agent_present": conversation.live_agent_present,
+        "agent_left_reason": conversation.agent_left_reason,
+        "live_agent_left_reason": conversation.live_agent_left_reason,
+    }
+
+
+def last_sequence(journal: Journal, kind: str) -> int:
+    return max((f["sequence"] for f in journal.sequenced if f["type"] == E + kind), default=0)
+
+
+REJOIN_TEXTS = {
+    "Sorry, I'm unable to start a conversation right now. Please try again later.",
+    "Error: Conversation not found",
+    "Error: Conversation ID not found in session",
+}
+
+
+def join_needed(journal: Journal) -> bool:
+    """Whether a correct client sends a join after this journal, arriving in its natural order."""
+    cursor, joined, rejoin = 0, -1.0, -1.0
+    for frame in journal.frames:
+        sequence = frame.get("sequence")
+        rank = cursor + 0.5 if sequence is None else sequence
+        cursor = max(cursor, sequence or 0)
+        kind, payload = frame["type"], frame.get("payload", {})
+        if kind in (E + "POLY_AGENT_JOINED", E + "REQUEST_POLY_AGENT_JOIN"):
+            joined = max(joined, rank)
+        elif (
+            kind == E + "SYSTEM_MESSAGE"
+            and payload["level"] == "SYSTEM_MESSAGE_LEVEL_ERROR"
+            and payload["message"] in REJOIN_TEXTS
+        ):
+            rejoin = max(rejoin, rank)
+    return joined < 0 or rejoin > joined
+
+
 def assert_same(expected: Conversation, actual: Conversation) -> None:
-    left, right = project(expected), project(actual)
+    left, right = facts(expected), facts(actual)
     for key in left:
         assert left[key] == right[key], key
 
@@ -59,6 +119,11 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     assert conversation.language == expected.language
     assert conversation.end_reason == expected.end_reason
     assert conversation.agent_joined == (expected.agent_name is not None)
+    assert conversation.join_needed is join_needed(journal)
+    for who in ("POLY_AGENT", "LIVE_AGENT"):
+        present = last_sequence(journal, who + "_JOINED") > last_sequence(journal, who + "_LEFT")
+        name = "agent_present" if who == "POLY_AGENT" else "live_agent_present"
+        assert getattr(conversation, name) is present
     assert (conversation.agent.name if conversation.agent else None) == expected.agent_name
     live = conversation.live_agent
     assert ((live.id, live.name, live.avatar_url) if live else None) == expected.live_agent
@@ -84,7 +149,7 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     want = [
         (
             m.role,
-            m.key,
+            expected_key(m),
             m.sequence,
             m.text,
             m.complete,
@@ -95,7 +160,7 @@ def test_natural_order_gives_what_a_correct_client_concludes(journal: Journal) -
     ]
     assert got == want
     assert [m.key for m in conversation.streams] == [
-        m.key for m in expected.messages if not m.complete
+        expected_key(m) for m in expected.messages if not m.complete
     ]
     for client_event_id in expected.client_event_ids:
         message = conversation.delivered(client_event_id)
@@ -178,3 +243,20 @@ def test_missing_events_are_gaps_until_they_arrive(data: st.DataObject) -> None:
     complete = fold_text([e for e in events if e["sequence"] in held_back], partial)
     assert complete.gaps == ()
     assert_same(canonical(journal), complete)
+
+
+@SETTINGS
+@given(st.data())
+def test_deriving_a_conversation_never_changes_an_older_one(data: st.DataObject) -> None:
+    """Every version keeps its facts while later ones are derived from it, forks included."""
+    journal = data.draw(journals())
+    events = [wire.decode(dumps(frame)) for frame in data.draw(deliveries(journal.frames))]
+    versions = [Conversation()]
+    for event in events:
+        versions.append(reducer.apply(versions[-1], event))
+    snapshots = [facts(version) for version in versions]
+    fork = data.draw(st.integers(0, len(versions) - 1))
+    forked = reducer.fold(events[fork:][::-1], versions[fork])
+    assert_same(versions[-1], forked)
+    for version, snapshot in zip(versions, snapshots, strict=True):
+        assert facts(version) == snapshot

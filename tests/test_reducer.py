@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from polyai_messaging import reducer, wire
 from polyai_messaging.conversation import (
+    END_CONVERSATION_REASON,
     RECENT_ID_MEMORY,
     Agent,
     Conversation,
@@ -15,7 +19,7 @@ from polyai_messaging.conversation import (
     SystemHint,
     hint_for,
 )
-from polyai_messaging.events import LiveAgent, ServerEvent
+from polyai_messaging.events import LiveAgent, ServerEvent, SystemMessagePayload
 from polyai_messaging.phases import Phase, UnexpectedPhaseEvent
 from strategies import CATALOGUE
 
@@ -264,7 +268,7 @@ def test_a_stream_is_complete_only_with_its_final_chunk_and_every_earlier_one() 
     (message,) = conversation.transcript
     assert not message.complete
     assert message.text == "Hello "  # only the contiguous prefix is shown
-    assert [s.key for s in conversation.streams] == ["m1"]
+    assert [s.message_id for s in conversation.streams] == ["m1"]
     assert conversation.streams[0].text == "Hello "
     conversation = fold(second, start=conversation)
     assert conversation.transcript[0].complete
@@ -293,7 +297,7 @@ def test_concurrent_streams() -> None:
         chunk(6, 2, "order", message_id="y"),
         chunk(7, 3, " is late", message_id="y", final=True),
     )
-    assert [(m.key, m.text, m.complete) for m in conversation.transcript] == [
+    assert [(m.message_id, m.text, m.complete) for m in conversation.transcript] == [
         ("x", "Hi there", True),
         ("y", "Your order is late", True),
     ]
@@ -532,6 +536,53 @@ def test_system_messages_have_level_and_hint(
     assert (notice.level, notice.message, notice.hint) == (expected_level, text, hint)
 
 
+def _variants(text: str) -> list[str]:
+    """``text`` with and without the ``Error: `` prefix, in several cases."""
+    bare = text.removeprefix("Error: ")
+    forms = [bare, "Error: " + bare, "error: " + bare, "ERROR - " + bare]
+    return [case(form) for form in forms for case in (str, str.lower, str.upper, str.swapcase)]
+
+
+@pytest.mark.parametrize(("text", "hint"), sorted(HINTS.items()))
+def test_hints_match_substrings_in_any_case_with_or_without_prefix(
+    text: str, hint: SystemHint
+) -> None:
+    for variant in _variants(text):
+        assert hint_for(variant) is hint, variant
+        assert hint_for(f"[gateway] {variant} (request 42)") is hint, variant
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("Conversation not found", SystemHint.REJOIN),
+        ("conversation id not found for this session", SystemHint.REJOIN),
+        ("UNABLE TO START A CONVERSATION", SystemHint.REJOIN),
+        ("Session not found", SystemHint.START_NEW_SESSION),
+        ("session not found: abc", SystemHint.START_NEW_SESSION),
+        ("Connector not found", SystemHint.CONFIGURATION),
+        ("Unable to retrieve session", SystemHint.RETRY_LATER),
+    ],
+)
+def test_hints_for_the_vendor_sdk_phrasings(text: str, hint: SystemHint) -> None:
+    assert hint_for(text) is hint
+
+
+@pytest.mark.parametrize(
+    "level",
+    ["SYSTEM_MESSAGE_LEVEL_ERROR", "system_message_level_error", "System_Message_Level_Error"],
+)
+def test_the_error_level_is_read_in_any_case(level: str) -> None:
+    assert SystemMessagePayload(message="x", level=level).is_error
+    error = ev("SYSTEM_MESSAGE", 6, {"level": level, "message": "Our system is busy."})
+    assert not fold(ev("POLY_AGENT_THINKING", 5), error).agent_thinking
+
+
+def test_other_levels_are_not_errors() -> None:
+    for level in ("SYSTEM_MESSAGE_LEVEL_WARNING", "system_message_level_info", "ERROR", ""):
+        assert not SystemMessagePayload(message="x", level=level).is_error
+
+
 def test_other_system_texts_have_no_hint() -> None:
     assert hint_for("Welcome back!") is SystemHint.NONE
     assert hint_for("Message too large") is SystemHint.INVALID_CLIENT_EVENT
@@ -582,7 +633,8 @@ def test_resends_with_the_same_client_event_id_are_shown_once() -> None:
 
 def test_echoes_without_correlation_are_separate_messages() -> None:
     conversation = fold(user_echo(3, "hi", "srv-1"), user_echo(4, "hi", "srv-2"))
-    assert [m.key for m in conversation.transcript] == ["srv-1", "srv-2"]
+    assert [m.message_id for m in conversation.transcript] == ["srv-1", "srv-2"]
+    assert len({m.key for m in conversation.transcript}) == 2
 
 
 def test_other_echoes_do_not_enter_the_transcript() -> None:
@@ -698,16 +750,6 @@ def test_message_timestamp_is_that_of_the_event_that_places_it() -> None:
     assert fold(late, early).transcript[0].timestamp is None
 
 
-def test_colliding_message_keys_do_not_break_the_views() -> None:
-    """A hostile ``message_id`` equal to a system message's key must not crash ``transcript``."""
-    system = ev("SYSTEM_MESSAGE", 5, {"message": "Error: Session not found"}, event_id="x")
-    forged = agent_message(3, "event:x", "t")
-    for order in ((system, forged), (forged, system)):
-        (message,) = fold(*order).transcript
-        assert message.sequence == 3
-        assert message.text == "t"
-
-
 def test_recent_id_under_another_sequence_is_a_duplicate() -> None:
     first = ev("LANGUAGE_CHANGED", 3, {"language_code": "fr-FR"}, event_id="same")
     resent = ev("LANGUAGE_CHANGED", 7, {"language_code": "de-DE"}, event_id="same")
@@ -759,3 +801,374 @@ def test_stream_cut_by_an_error_is_interrupted_in_any_order() -> None:
         assert conversation.streaming == ()
     (still,) = fold(first).streaming
     assert not still.interrupted
+
+
+# --- empty ids -----------------------------------------------------------------------------
+
+
+def test_an_empty_event_id_is_no_id() -> None:
+    """``id: ""`` names nothing: two such events are two events, and the cursor moves on."""
+    first = ev("LANGUAGE_CHANGED", 1, {"language_code": "fr-FR"}, event_id="")
+    second = ev("LANGUAGE_CHANGED", 2, {"language_code": "de-DE"}, event_id="")
+    conversation = fold(first, second)
+    assert (conversation.cursor, conversation.events_applied) == (2, 2)
+    assert conversation.duplicates_dropped == 0
+    assert conversation.language == "de-DE"
+    # a sequenced copy is still dropped, by its sequence
+    assert fold(second, start=conversation).duplicates_dropped == 1
+
+
+def test_empty_id_transient_events_are_not_deduplicated() -> None:
+    typing = ev("LIVE_AGENT_TYPING", None, {"state": "TYPING_STATE_STARTED"}, event_id="")
+    assert fold(typing, typing).duplicates_dropped == 0
+    heartbeat = ev("HEARTBEAT", None, event_id="")
+    empty = Conversation()
+    assert reducer.apply(empty, heartbeat) is empty  # nothing to remember
+
+
+def test_messages_from_events_with_empty_ids_are_kept_apart() -> None:
+    errors = [
+        ev("SYSTEM_MESSAGE", sequence, {"message": text}, event_id="")
+        for sequence, text in ((3, "Error: Session not found"), (4, "Failed to forward"))
+    ]
+    echoes = [ev("USER_MESSAGE", sequence, {"text": "hi"}, event_id="") for sequence in (5, 6)]
+    for order in ((*errors, *echoes), (*echoes[::-1], *errors[::-1])):
+        conversation = fold(*order)
+        assert [m.sequence for m in conversation.transcript] == [3, 4, 5, 6]
+        assert len({m.key for m in conversation.transcript}) == 4
+
+
+# --- message keys --------------------------------------------------------------------------
+
+
+def live_message(sequence: int, message_id: str, text: str) -> ServerEvent:
+    return ev("LIVE_AGENT_MESSAGE", sequence, {"message_id": message_id, "text": text})
+
+
+def system_message(sequence: int, event_id: str, text: str = "Failed to forward") -> ServerEvent:
+    return ev("SYSTEM_MESSAGE", sequence, {"message": text}, event_id=event_id)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (agent_message(3, "m", "agent"), live_message(4, "m", "live")),
+        (agent_message(3, "m", "agent"), user_echo(4, "user", "m")),
+        (live_message(3, "m", "live"), user_echo(4, "user", "m")),
+        (agent_message(3, "client:c1", "agent"), user_echo(4, "user", "s1", {"local_id": "c1"})),
+        (user_echo(3, "server id", "client:c1"), user_echo(4, "user", "s1", {"local_id": "c1"})),
+        (agent_message(3, "event:x", "agent"), system_message(4, "x")),
+        (user_echo(3, "user", "event:x"), system_message(4, "x")),
+        (chunk(3, 1, "chunk", message_id="m", final=True), live_message(4, "m", "live")),
+    ],
+)
+def test_a_message_id_never_hides_a_message_of_another_kind(
+    pair: tuple[ServerEvent, ServerEvent],
+) -> None:
+    for order in (pair, pair[::-1]):
+        conversation = fold(*order)
+        assert [m.sequence for m in conversation.transcript] == [3, 4]
+        assert len({m.key for m in conversation.transcript}) == 2
+
+
+def test_the_server_message_id_is_kept_whatever_the_key() -> None:
+    conversation = fold(
+        agent_message(2, "a1", "whole"),
+        chunk(3, 1, "streamed", message_id="s1", final=True),
+        live_message(4, "l1", "live"),
+        user_echo(5, "mine", "u1", {"client_event_id": "c1"}),
+        user_echo(6, "other socket", "u2"),
+    )
+    assert [m.message_id for m in conversation.transcript] == ["a1", "s1", "l1", "u1", "u2"]
+    assert [m.client_event_id for m in conversation.transcript][3] == "c1"
+
+
+def test_an_empty_message_id_is_no_id() -> None:
+    conversation = fold(
+        agent_message(2, "", "one"),
+        agent_message(3, "", "two"),
+        ev("LIVE_AGENT_MESSAGE", 4, {"message_id": "", "text": "three"}),
+        ev("LIVE_AGENT_MESSAGE", 5, {"message_id": "", "text": "four"}),
+        user_echo(6, "five", "", {"client_event_id": ""}),
+        user_echo(7, "six", "", {"client_event_id": ""}),
+    )
+    assert [m.text for m in conversation.transcript] == [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+    ]
+    assert conversation.delivered("") is None
+
+
+_KINDS = ("agent", "chunk", "live", "user", "client", "system")
+_IDS = ("a", "b", "agent:a", "client:a", "user:a", "event:a", "live_agent:a", ":", "a:")
+
+
+@given(st.lists(st.tuples(st.sampled_from(_KINDS), st.sampled_from(_IDS)), max_size=12))
+def test_keys_are_one_per_message_kind_and_id(specs: list[tuple[str, str]]) -> None:
+    """Messages merge only when they are the same kind of message with the same id (an agent
+    message and a chunk of it count as one kind); nothing else can collide."""
+    events = []
+    for number, (kind, name) in enumerate(specs, start=1):
+        if kind == "agent":
+            events.append(agent_message(number, name, "t"))
+        elif kind == "chunk":
+            events.append(chunk(number, number, "t", message_id=name, event_id=name + "!"))
+        elif kind == "live":
+            events.append(live_message(number, name, "t"))
+        elif kind == "user":
+            events.append(user_echo(number, "t", name))
+        elif kind == "client":
+            events.append(user_echo(number, "t", f"srv-{number}", {"client_event_id": name}))
+        else:
+            events.append(system_message(number, name + f"/{number}"))
+    kinds = {"chunk": "agent"}
+    expected = {
+        (kinds.get(kind, kind), name if kind != "system" else number)
+        for number, (kind, name) in enumerate(specs, start=1)
+    }
+    conversation = fold(*events)
+    assert len(conversation.transcript) == len(expected)
+    assert len({m.key for m in conversation.transcript}) == len(expected)
+
+
+# --- the end -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("end_sequence", [2, 5])
+def test_the_end_interrupts_every_open_stream_in_any_order(end_sequence: int) -> None:
+    events = [
+        chunk(3, 1, "Hel", message_id="x"),
+        chunk(4, 1, "Wor", message_id="y"),
+        ev("SESSION_END", end_sequence, {"reason": "REASON_NATURAL_END"}),
+    ]
+    for order in (events, events[::-1]):
+        conversation = fold(*order)
+        assert conversation.streaming == ()
+        assert [(m.text, m.complete, m.interrupted) for m in conversation.streams] == [
+            ("Hel", False, True),
+            ("Wor", False, True),
+        ]
+        assert conversation.transcript == conversation.streams
+    (still,) = fold(events[0]).streaming
+    assert not still.interrupted
+
+
+def test_a_stream_completed_after_the_end_is_complete() -> None:
+    conversation = fold(chunk(3, 1, "Hel"), ev("SESSION_END", 5), chunk(4, 2, "lo", final=True))
+    (message,) = conversation.transcript
+    assert (message.text, message.complete, message.interrupted) == ("Hello", True, False)
+
+
+# --- presence ------------------------------------------------------------------------------
+
+
+def test_nobody_is_present_before_a_join() -> None:
+    conversation = Conversation()
+    assert not conversation.agent_present
+    assert not conversation.live_agent_present
+    assert (conversation.agent_left_reason, conversation.live_agent_left_reason) == (None, None)
+
+
+def test_a_left_agent_is_not_present_but_still_the_latest_announced() -> None:
+    events = [
+        ev("POLY_AGENT_JOINED", 2, {"agent_name": "Ada"}),
+        ev("POLY_AGENT_LEFT", 5, {"reason": "HANDOFF"}),
+        ev("LIVE_AGENT_JOINED", 7, {"agent": {"id": "a42", "name": "Sarah"}}),
+        ev("LIVE_AGENT_LEFT", 9, {"reason": "SHIFT_OVER"}),
+    ]
+    for order in (events, events[::-1]):
+        conversation = fold(*order)
+        assert not conversation.agent_present
+        assert not conversation.live_agent_present
+        assert conversation.agent == Agent(name="Ada", avatar_url=None)
+        assert conversation.live_agent == LiveAgent("a42", "Sarah", None)
+        assert conversation.agent_left_reason == "HANDOFF"
+        assert conversation.live_agent_left_reason == "SHIFT_OVER"
+    present = fold(*events[:1], *events[2:3])
+    assert (present.agent_present, present.live_agent_present) == (True, True)
+
+
+def test_a_join_after_a_departure_makes_the_agent_present_again() -> None:
+    events = [
+        ev("POLY_AGENT_JOINED", 2, {"agent_name": "Ada"}),
+        ev("POLY_AGENT_LEFT", 5),
+        ev("POLY_AGENT_JOINED", 8, {"agent_name": "Ada"}),
+        ev("LIVE_AGENT_LEFT", 3, {"reason": "r"}),
+        ev("LIVE_AGENT_JOINED", 6),
+    ]
+    for order in (events, events[::-1]):
+        conversation = fold(*order)
+        assert conversation.agent_present
+        assert conversation.live_agent_present
+        assert conversation.agent_left_reason is None  # the departure gave none
+        assert conversation.live_agent_left_reason == "r"  # the latest departure's, still
+
+
+@given(st.data())
+def test_presence_is_decided_by_the_highest_sequence(data: st.DataObject) -> None:
+    kinds = data.draw(
+        st.lists(st.sampled_from(["POLY_AGENT_JOINED", "POLY_AGENT_LEFT"]), min_size=1, max_size=6)
+    )
+    events = [ev(kind, number, {}) for number, kind in enumerate(kinds, start=1)]
+    joined = [n for n, kind in enumerate(kinds, start=1) if kind == "POLY_AGENT_JOINED"]
+    left = [n for n, kind in enumerate(kinds, start=1) if kind == "POLY_AGENT_LEFT"]
+    conversation = fold(*data.draw(st.permutations(events)))
+    assert conversation.agent_present == (max(joined, default=0) > max(left, default=0))
+
+
+def goodbye(sequence: int, *, end: bool = True) -> ServerEvent:
+    return agent_message(sequence, f"bye{sequence}", "Goodbye!", end_conversation=end)
+
+
+def test_end_conversation_ends_the_conversation_at_that_message() -> None:
+    conversation = fold(ev("POLY_AGENT_JOINED", 2), chunk(3, 1, "Hel"), goodbye(4))
+    assert conversation.ended
+    assert conversation.phase is Phase.ENDED
+    assert conversation.end_reason == END_CONVERSATION_REASON == "end_conversation"
+    assert conversation.anomalies == ()
+    assert conversation.streaming == ()
+    assert [m.text for m in conversation.transcript] == ["Hel", "Goodbye!"]
+    assert not fold(ev("POLY_AGENT_JOINED", 2), goodbye(4, end=False)).ended
+
+
+@pytest.mark.parametrize(
+    ("end_sequence", "reason"),
+    [(6, "REASON_NATURAL_END"), (3, END_CONVERSATION_REASON)],
+)
+def test_the_latest_end_by_sequence_gives_the_reason(end_sequence: int, reason: str) -> None:
+    events = [
+        ev("POLY_AGENT_JOINED", 2),
+        goodbye(5),
+        ev("SESSION_END", end_sequence, {"reason": "REASON_NATURAL_END"}),
+    ]
+    for order in (events, events[::-1], [events[1], events[0], events[2]]):
+        conversation = fold(*order)
+        assert (conversation.phase, conversation.end_reason) == (Phase.ENDED, reason)
+
+
+def test_a_session_end_after_end_conversation_is_no_anomaly() -> None:
+    events = [ev("POLY_AGENT_JOINED", 2), goodbye(5), ev("SESSION_END", 6)]
+    for order in (events, events[::-1]):
+        assert fold(*order).anomalies == ()
+
+
+# --- the join decision ---------------------------------------------------------------------
+
+NOT_FOUND = {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: Conversation not found"}
+JOIN_FACTS = {
+    "joined": lambda n: ev("POLY_AGENT_JOINED", n),
+    "echo": lambda n: ev("REQUEST_POLY_AGENT_JOIN", n),
+    "rejoin_error": lambda n: ev("SYSTEM_MESSAGE", n, NOT_FOUND),
+    "rejoin_info": lambda n: ev(
+        "SYSTEM_MESSAGE", n, {**NOT_FOUND, "level": "SYSTEM_MESSAGE_LEVEL_INFO"}
+    ),
+    "other_error": lambda n: ev("SYSTEM_MESSAGE", n, {"message": "Error: Session not found"}),
+    "left": lambda n: ev("POLY_AGENT_LEFT", n),
+}
+
+
+def test_a_join_is_needed_until_the_agent_joined_or_our_request_was_echoed() -> None:
+    assert Conversation().join_needed
+    assert fold(ev("SESSION_START", 1)).join_needed
+    assert not fold(ev("SESSION_START", 1), ev("REQUEST_POLY_AGENT_JOIN", 2)).join_needed
+    assert not fold(ev("SESSION_START", 1), ev("POLY_AGENT_JOINED", 3)).join_needed
+
+
+def test_a_rejoin_error_after_the_join_asks_for_another() -> None:
+    joined = fold(ev("REQUEST_POLY_AGENT_JOIN", 2), ev("POLY_AGENT_JOINED", 3))
+    error = fold(ev("SYSTEM_MESSAGE", 7, NOT_FOUND), start=joined)
+    assert error.join_needed
+    assert not fold(ev("REQUEST_POLY_AGENT_JOIN", 8), start=error).join_needed
+    # a transient error notice counts too
+    notice = ev("SYSTEM_MESSAGE", None, NOT_FOUND, event_id="n1")
+    assert fold(notice, start=joined).join_needed
+
+
+@given(st.data())
+def test_join_needed_follows_the_latest_facts_by_sequence(data: st.DataObject) -> None:
+    kinds = data.draw(st.lists(st.sampled_from(sorted(JOIN_FACTS)), max_size=6))
+    events = [JOIN_FACTS[kind](n) for n, kind in enumerate(kinds, start=1)]
+
+    def last(*wanted: str) -> int:
+        return max((n for n, kind in enumerate(kinds, start=1) if kind in wanted), default=0)
+
+    expected = (last("joined", "echo") == 0) or last("rejoin_error") > last("joined", "echo")
+    assert fold(*data.draw(st.permutations(events))).join_needed is expected
+
+
+def test_conversations_keep_a_shared_key_instance_dict() -> None:
+    """Fewer than 30 fields: CPython 3.11 shares instance-dict keys only below that, and the
+    per-event copy of an unshared dict slows ``apply`` by about 5% (see ``Conversation``)."""
+    assert len(attrs.fields(Conversation)) < 30
+
+
+def test_records_are_found_by_key_complete_or_streaming() -> None:
+    conversation = fold(chunk(3, 1, "Hel", message_id="s"), agent_message(4, "w", "whole"))
+    keys = {m.message_id: m.key for m in conversation.transcript}
+    streaming, whole = conversation.record(keys["s"]), conversation.record(keys["w"])
+    assert streaming is not None
+    assert whole is not None
+    assert (streaming.rank, whole.rank) == (3, 4)
+    assert conversation.record("s") is None
+    assert conversation.record("agent:nothing") is None
+
+
+# --- cost of out-of-order delivery ----------------------------------------------------------
+
+
+def test_gaps_after_a_sequence() -> None:
+    conversation = fold(*(ev("POLY_AGENT_THINKING", s) for s in (1, 4, 6, 10)))
+    assert conversation.gaps == ((2, 3), (5, 5), (7, 9))
+    assert conversation.gaps_after(0) == ((2, 3), (5, 5), (7, 9))
+    assert conversation.gaps_after(2) == ((5, 5), (7, 9))
+    assert conversation.gaps_after(5) == ((7, 9),)
+    assert conversation.gaps_after(10) == ()
+    assert Conversation().gaps_after(0) == ()
+
+
+@given(st.data())
+def test_gaps_after_is_the_gaps_that_start_above(data: st.DataObject) -> None:
+    received = data.draw(st.sets(st.integers(1, 60), max_size=40))
+    order = data.draw(st.permutations(sorted(received)))
+    conversation = fold(*(ev("POLY_AGENT_THINKING", s) for s in order))
+    missing = [s for s in range(1, conversation.cursor + 1) if s not in received]
+    assert [s for first, last in conversation.gaps for s in range(first, last + 1)] == missing
+    above = data.draw(st.integers(-1, 62))
+    assert conversation.gaps_after(above) == tuple(g for g in conversation.gaps if g[0] > above)
+
+
+def _thinking(count: int) -> list[ServerEvent]:
+    return [ev("POLY_AGENT_THINKING", s) for s in range(1, count + 1)]
+
+
+def _apply_time(events: list[ServerEvent]) -> float:
+    import time
+
+    start = time.perf_counter()
+    reducer.fold(events)
+    return time.perf_counter() - start
+
+
+def test_out_of_order_delivery_costs_about_what_in_order_does() -> None:
+    """Evens then odds opens a gap per event, then fills each: not a pass over every gap."""
+    events = _thinking(16_000)
+    shuffled = events[1::2] + events[0::2]
+    in_order = min(_apply_time(events) for _ in range(3))
+    out_of_order = min(_apply_time(shuffled) for _ in range(3))
+    assert out_of_order < 4 * in_order
+    conversation = reducer.fold(shuffled)
+    assert (conversation.cursor, conversation.gaps) == (16_000, ())
+
+
+def test_a_long_stream_whose_final_chunk_comes_first_is_linear() -> None:
+    count = 8_000
+    chunks = [chunk(i, i, "w", final=i == count) for i in range(1, count + 1)]
+    in_order = min(_apply_time(chunks) for _ in range(3))
+    final_first = min(_apply_time([chunks[-1], *chunks[:-1]]) for _ in range(3))
+    assert final_first < 4 * in_order
+    (message,) = reducer.fold([chunks[-1], *chunks[:-1]]).transcript
+    assert (len(message.text), message.complete) == (count, True)

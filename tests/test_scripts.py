@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from polyai_messaging.conversation import Role
+from polyai_messaging.conversation import END_CONVERSATION_REASON, Role
 from polyai_messaging.effects import FinishKind
 from polyai_messaging.phases import Phase
 from polyai_messaging.scripted import ScriptResult, is_script, run_script
@@ -54,7 +54,7 @@ def check_join_across_batches(r: ScriptResult) -> None:
 def check_streaming(r: ScriptResult) -> None:
     assert r.reconnect_cursors == (7,)
     assert r.state.conversation.capabilities.streaming is True
-    stream = [m for m in r.state.conversation.transcript if m.key == "stream-1"]
+    stream = [m for m in r.state.conversation.transcript if m.message_id == "stream-1"]
     assert [(m.text, m.complete) for m in stream] == [
         ("Our opening hours are 9 to 5 on weekdays.", True)
     ]
@@ -135,8 +135,11 @@ def check_language_end(r: ScriptResult) -> None:
     assert r.state.conversation.language == "es-ES"
     assert r.state.finished is not None
     assert r.state.finished.kind is FinishKind.ENDED
-    assert r.state.finished.reason == "REASON_NATURAL_END"
+    # The agent's goodbye carries end_conversation: the session finishes there and closes, as
+    # at a SESSION_END, so the server's SESSION_END that follows is not read.
+    assert r.state.finished.reason == END_CONVERSATION_REASON
     assert r.state.conversation.phase is Phase.ENDED
+    assert r.state.conversation.end_reason == END_CONVERSATION_REASON
 
 
 CHECKS: dict[str, Callable[[ScriptResult], None]] = {

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import attrs
 from immutables import Map
 
+from ._gaps import Gaps
 from .event_log import EventLog
 from .events import (
     Attachment,
@@ -36,6 +37,7 @@ from .events import (
 from .phases import Phase, UnexpectedPhaseEvent, is_expected, next_phase
 
 __all__ = [
+    "END_CONVERSATION_REASON",
     "RECENT_ID_MEMORY",
     "Agent",
     "Conversation",
@@ -55,6 +57,13 @@ Duplicates come from overlapping replays and fan-out, within a batch or two of t
 this is ample; a generation this small also keeps the map's nodes narrow, which makes adding an
 id about a third cheaper than at 512. Sequenced events are also de-duplicated exactly by their
 sequence, whatever their age."""
+
+END_CONVERSATION_REASON = "end_conversation"
+"""``end_reason`` of a conversation ended by an agent message with ``end_conversation: true``.
+
+Such a message ends the conversation as a ``SESSION_END`` at its sequence would. The reason is
+latest by sequence like every ``SESSION_END`` reason, so a ``SESSION_END`` the server sends
+after it (the usual order) gives its own reason. Lowercase: it is not a wire value."""
 
 NOTICE_MEMORY = 100
 """How many transient system notices are kept."""
@@ -86,11 +95,11 @@ _HINTS: tuple[tuple[str, SystemHint], ...] = (
     ("unable to start a conversation", SystemHint.REJOIN),
     ("having trouble responding", SystemHint.RESEND),
     ("encountered an error", SystemHint.RESEND),
-    ("error: session not found", SystemHint.START_NEW_SESSION),
-    ("error: unable to retrieve session", SystemHint.RETRY_LATER),
-    ("error: connector not found", SystemHint.CONFIGURATION),
-    ("error: conversation not found", SystemHint.REJOIN),
-    ("error: conversation id not found", SystemHint.REJOIN),
+    ("session not found", SystemHint.START_NEW_SESSION),
+    ("unable to retrieve session", SystemHint.RETRY_LATER),
+    ("connector not found", SystemHint.CONFIGURATION),
+    ("conversation not found", SystemHint.REJOIN),
+    ("conversation id not found", SystemHint.REJOIN),
     ("could not connect you to an agent", SystemHint.RETRY_LATER),
     ("failed to forward message to live agent", SystemHint.RESEND),
     ("handoff could not be initiated", SystemHint.CONFIGURATION),
@@ -101,7 +110,11 @@ _HINTS: tuple[tuple[str, SystemHint], ...] = (
 
 
 def hint_for(message: str) -> SystemHint:
-    """Classify a system message text by the catalogue (case-insensitive substring match)."""
+    """Classify a system message text by the catalogue.
+
+    A case-insensitive substring match, as the vendor SDKs do: the server's ``Error: `` prefix
+    and any surrounding text are optional. No catalogue text contains another class's needle.
+    """
     lowered = message.lower()
     for needle, hint in _HINTS:
         if needle in lowered:
@@ -145,15 +158,16 @@ class MessageRecord(NamedTuple):
     final_index: int | None
     client_event_id: str | None
     timestamp: datetime | None
+    prefix: int
+    """How many chunks, from chunk 1 on, arrived without a hole: the stream is whole once this
+    reaches ``final_index``. Kept so that completeness is O(1), not a pass over the chunks."""
 
     @property
     def complete(self) -> bool:
         if self.whole is not None:
             return True
         final = self.final_index
-        if final is None:
-            return False
-        return all(index in self.chunks for index in range(1, final + 1))
+        return final is not None and self.prefix >= final
 
     def _prefix(self) -> Iterator[ChunkPayload]:
         # Only the contiguous run from chunk 1 is shown: later chunks wait for the hole to fill.
@@ -198,7 +212,7 @@ class MessageRecord(NamedTuple):
             suggestions=tuple(s for chunk in chunks for s in chunk.response_suggestions),
             complete=self.complete,
             interrupted=interrupted and not self.complete,
-            message_id=self.key,
+            message_id=next(iter(self.chunks.values()))[1].message_id,
             timestamp=self.timestamp,
         )
 
@@ -216,7 +230,13 @@ class Message:
     """One transcript entry."""
 
     key: str
-    """``message_id`` when there is one, else a key derived from the event."""
+    """Identifies the message in this conversation (not the server's :attr:`message_id`).
+
+    ``<kind>:<value>``, the kind from a fixed set, so that ids of different kinds never meet:
+    ``agent:`` / ``live_agent:`` / ``user:`` + the server's ``message_id`` (an agent message
+    and the chunks of the same ``message_id`` share one), ``client:`` + the
+    ``client_event_id`` of our own message (resends share it), and for a message without an id
+    ``<role>-event:`` + its event's id, or ``<role>-rank:`` + its rank."""
     role: Role
     sequence: int | None
     text: str
@@ -226,7 +246,8 @@ class Message:
     """False for a stream still missing chunks (shown as partial)."""
     interrupted: bool = False
     """An incomplete stream that will not be completed: a later agent, live-agent or system
-    message came after it (for example ``Sorry, I encountered an error``, OP-13)."""
+    message came after it (for example ``Sorry, I encountered an error``, OP-13), or the
+    conversation has ended."""
     client_event_id: str | None = None
     message_id: str | None = None
     agent_id: str | None = None
@@ -242,6 +263,8 @@ class Message:
 
 
 _EMPTY_MAP: Map[Any, Any] = Map()
+_NO_GAPS = Gaps()
+_NEVER = float("-inf")
 _BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
 _new_object = object.__new__
 _set_attribute = object.__setattr__
@@ -257,6 +280,10 @@ class Conversation:
     Public attributes are facts; properties are views computed on demand.
     """
 
+    # Keep fewer than 30 fields: CPython 3.11 shares the keys of instance dicts only up to 29
+    # attributes, and copying an unshared dict (once per event) makes ``apply`` 5% slower.
+    # Facts that change rarely therefore live together in ``facts``.
+
     log: EventLog = attrs.field(factory=EventLog, eq=False, repr=False)
     """Every sequenced event (unknown types included), in the order it was applied. Arrival
     order is not a fact of the conversation, so it takes no part in equality."""
@@ -264,28 +291,28 @@ class Conversation:
     older_ids: Map[str, None] = _EMPTY_MAP
     cursor: int = 0
     """Highest sequence received: the resume cursor."""
-    gaps: tuple[tuple[int, int], ...] = ()
-    """Missing sequence ranges ``(first, last)`` below the cursor, ascending."""
+    missing: Gaps = _NO_GAPS
+    """Missing sequence ranges below the cursor (persistent: see :attr:`gaps` for a tuple)."""
     events_applied: int = 0
     """Distinct known-type events with a sequence."""
     records: Map[str, MessageRecord] = _EMPTY_MAP
-    """Messages by key (``message_id`` when there is one)."""
+    """Messages by key (see :attr:`Message.key`)."""
     open_streams: Map[str, MessageRecord] = _EMPTY_MAP
-    """Streams still being assembled; each moves to ``records`` once, when complete. Kept
-    apart so that a chunk updates this small map rather than the one that grows with history."""
+    """Streams still being assembled, by ``message_id``; each moves to ``records`` once, when
+    complete. Kept apart so that a chunk updates this small map rather than the one that grows
+    with history, and finds its stream without building its key."""
     echoes: Map[str, str] = _EMPTY_MAP
     """``client_event_id`` of each echoed user message, to its record key."""
     phase_events: Map[float, str] = _EMPTY_MAP
     """Phase-changing event types by rank, kept to explain the phase (anomalies)."""
     phase: Phase = Phase.CONNECTING
     phase_rank: float = -1.0
-    agent_info: tuple[float, Agent] | None = None
-    live_agent_info: tuple[float, LiveAgent] | None = None
-    capabilities_info: tuple[float, Capabilities] | None = None
-    queue_info: tuple[float, QueueStatusPayload] | None = None
-    language_info: tuple[float, str] | None = None
-    client_handoff_info: tuple[float, ClientHandoffPayload] | None = None
-    end_info: tuple[float, str | None] | None = None
+    facts: Map[str, tuple[float, Any]] = _EMPTY_MAP
+    """Latest-wins facts by name, each ``(rank, value)`` from its highest-ranked event:
+    ``agent`` (:class:`Agent`), ``live_agent`` (:class:`LiveAgent`), ``agent_left`` and
+    ``live_agent_left`` (the departure's reason), ``capabilities``, ``queue``, ``language``,
+    ``client_handoff``, ``end`` (the reason), ``join_requested`` (an echo of our join request)
+    and ``rejoin`` (an error-level system message asking to rejoin); the views read them."""
     thinking_rank: float = -1.0
     agent_output_rank: float = -1.0
     live_typing: tuple[float, str] | None = None
@@ -310,29 +337,59 @@ class Conversation:
 
     # --- views ------------------------------------------------------------------------------
 
+    def _fact(self, name: str) -> Any:
+        entry = self.facts.get(name)
+        return None if entry is None else entry[1]
+
+    def _rank(self, name: str) -> float:
+        entry = self.facts.get(name)
+        return _NEVER if entry is None else entry[0]
+
     @property
     def agent(self) -> Agent | None:
-        return self.agent_info[1] if self.agent_info else None
+        """The PolyAI agent the latest ``POLY_AGENT_JOINED`` announced (present or not)."""
+        return self._fact("agent")  # type: ignore[no-any-return]
 
     @property
     def live_agent(self) -> LiveAgent | None:
-        return self.live_agent_info[1] if self.live_agent_info else None
+        """The live agent the latest ``LIVE_AGENT_JOINED`` announced (present or not)."""
+        return self._fact("live_agent")  # type: ignore[no-any-return]
+
+    @property
+    def agent_present(self) -> bool:
+        """The PolyAI agent joined and has not left since (by rank; a tie counts as gone)."""
+        return self._rank("agent") > self._rank("agent_left")
+
+    @property
+    def live_agent_present(self) -> bool:
+        """A live agent joined and has not left since (by rank; a tie counts as gone)."""
+        return self._rank("live_agent") > self._rank("live_agent_left")
+
+    @property
+    def agent_left_reason(self) -> str | None:
+        """The reason given by the latest ``POLY_AGENT_LEFT``, if any."""
+        return self._fact("agent_left")  # type: ignore[no-any-return]
+
+    @property
+    def live_agent_left_reason(self) -> str | None:
+        """The reason given by the latest ``LIVE_AGENT_LEFT``, if any."""
+        return self._fact("live_agent_left")  # type: ignore[no-any-return]
 
     @property
     def capabilities(self) -> Capabilities | None:
-        return self.capabilities_info[1] if self.capabilities_info else None
+        return self._fact("capabilities")  # type: ignore[no-any-return]
 
     @property
     def queue(self) -> QueueStatusPayload | None:
-        return self.queue_info[1] if self.queue_info else None
+        return self._fact("queue")  # type: ignore[no-any-return]
 
     @property
     def language(self) -> str | None:
-        return self.language_info[1] if self.language_info else None
+        return self._fact("language")  # type: ignore[no-any-return]
 
     @property
     def client_handoff(self) -> ClientHandoffPayload | None:
-        return self.client_handoff_info[1] if self.client_handoff_info else None
+        return self._fact("client_handoff")  # type: ignore[no-any-return]
 
     @property
     def ended(self) -> bool:
@@ -340,7 +397,7 @@ class Conversation:
 
     @property
     def end_reason(self) -> str | None:
-        return self.end_info[1] if self.end_info else None
+        return self._fact("end")  # type: ignore[no-any-return]
 
     @property
     def agent_thinking(self) -> bool:
@@ -358,6 +415,15 @@ class Conversation:
         )
 
     @property
+    def gaps(self) -> tuple[tuple[int, int], ...]:
+        """Missing sequence ranges ``(first, last)`` below the cursor, ascending: O(n)."""
+        return tuple(self.missing)
+
+    def gaps_after(self, sequence: int) -> tuple[tuple[int, int], ...]:
+        """The missing ranges whose first sequence is above ``sequence``: O(log n + found)."""
+        return tuple(self.missing.after(sequence))
+
+    @property
     def journal(self) -> Map[int, ServerEvent]:
         """Every sequenced event by sequence (built from :attr:`log` when asked: O(n))."""
         return Map({e.sequence: e for e in self.log if e.sequence is not None})
@@ -369,7 +435,10 @@ class Conversation:
 
     def record(self, key: str) -> MessageRecord | None:
         """The message record for ``key``, complete or still streaming."""
-        return self.open_streams.get(key) or self.records.get(key)
+        found = self.records.get(key)
+        if found is None:  # few streams are open at a time
+            found = next((r for r in self.open_streams.values() if r.key == key), None)
+        return found
 
     def _sorted_records(self) -> list[MessageRecord]:
         everything = [*self.records.values(), *self.open_streams.values()]
@@ -379,10 +448,10 @@ class Conversation:
     def transcript(self) -> tuple[Message, ...]:
         """Messages in display order (by sequence), streams included, partial ones too."""
         records = self._sorted_records()
-        # A stream followed by any later agent, live-agent or system message is interrupted.
-        last_break = max(
-            (i for i, record in enumerate(records) if record.role in _BREAKERS), default=-1
-        )
+        # A stream followed by any later agent, live-agent or system message is interrupted;
+        # once the conversation has ended, every incomplete stream is.
+        breaks = (i for i, record in enumerate(records) if record.role in _BREAKERS)
+        last_break = len(records) if self.ended else max(breaks, default=-1)
         return tuple(
             record.view(interrupted=index < last_break) for index, record in enumerate(records)
         )
@@ -408,7 +477,15 @@ class Conversation:
     @property
     def agent_joined(self) -> bool:
         """Whether any ``POLY_AGENT_JOINED`` was received (the join decision, protocol §5.4)."""
-        return self.agent_info is not None
+        return "agent" in self.facts
+
+    @property
+    def join_needed(self) -> bool:
+        """Whether to send ``REQUEST_POLY_AGENT_JOIN``: nothing says a join happened or was
+        asked for (no ``POLY_AGENT_JOINED``, no echo of our request), or an error-level system
+        message asking to rejoin ranks after the latest of both."""
+        latest = max(self._rank("agent"), self._rank("join_requested"))
+        return latest == _NEVER or self._rank("rejoin") > latest
 
     def delivered(self, client_event_id: str) -> Message | None:
         """The echoed user message with this ``client_event_id``, if its echo was folded."""
@@ -442,7 +519,7 @@ class Conversation:
         return {
             "phase": self.phase.value,
             "cursor": self.cursor,
-            "gaps": len(self.gaps),
+            "gaps": len(self.missing),
             "events": self.events_applied,
             "messages": len(self.records) + len(self.open_streams),
         }

@@ -283,8 +283,8 @@ class SystemMessagePayload:
 
     @property
     def is_error(self) -> bool:
-        """Error level (``SYSTEM_MESSAGE_LEVEL_ERROR``), as opposed to info or warning."""
-        return self.level == "SYSTEM_MESSAGE_LEVEL_ERROR"
+        """Error level (``SYSTEM_MESSAGE_LEVEL_ERROR`` in any case), not info or warning."""
+        return self.level.upper() == "SYSTEM_MESSAGE_LEVEL_ERROR"
 
 
 @attrs.frozen(slots=False)

@@ -8,8 +8,9 @@ Rules, in the order they are applied to each event:
    cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
    and needs no index that grows with history. Any event whose ``id`` was seen recently is
    dropped too (bounded memory), which also catches transient duplicates and a recent event
-   resent under another sequence. The first copy of a sequence wins; a later one with another
-   id is a server fault that the session driver detects as a diverged history on replay.
+   resent under another sequence. An empty ``id`` names nothing: it is treated as absent.
+   The first copy of a sequence wins; a later one with another id is a server fault that the
+   session driver detects as a diverged history on replay.
 3. Log, cursor and gaps: every sequenced event (unknown types too) is appended to the log; the
    cursor is the highest sequence; gaps are the missing ranges below it.
 4. Facts: each known type updates its facts, "latest by rank" (see :mod:`.conversation`).
@@ -26,6 +27,7 @@ from typing import Any
 from immutables import Map
 
 from .conversation import (
+    END_CONVERSATION_REASON,
     NOTICE_MEMORY,
     RECENT_ID_MEMORY,
     Agent,
@@ -34,6 +36,7 @@ from .conversation import (
     MessageRecord,
     Notice,
     Role,
+    SystemHint,
     hint_for,
 )
 from .events import (
@@ -43,9 +46,12 @@ from .events import (
     HandoffQueueStatus,
     LanguageChanged,
     LiveAgentJoined,
+    LiveAgentLeft,
     LiveAgentMessage,
     LiveAgentTyping,
     PolyAgentJoined,
+    PolyAgentJoinRequested,
+    PolyAgentLeft,
     PolyAgentMessage,
     PolyAgentMessageChunk,
     PolyAgentThinking,
@@ -77,7 +83,7 @@ def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None
 
 def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     """Fold one decoded server event into the conversation. Pure and total."""
-    if event.id is None and event.sequence is None and type(event) in _INERT:
+    if not event.id and event.sequence is None and type(event) in _INERT:
         return conversation  # nothing to record (a heartbeat echo, say)
     # The new conversation's fields, written in place by the rules; a batch is applied to one
     # copy, as one transaction.
@@ -99,11 +105,12 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
     event_id = event.id
     cursor = fields["cursor"]
     if sequence is not None and sequence <= cursor:
-        gaps = fields["gaps"]
-        if not gaps or not _missing(gaps, sequence):
+        # A late event is new only if it fills a gap (and the filled set is kept for step 3).
+        filled = fields["missing"].filled(sequence)
+        if filled is fields["missing"]:
             fields["duplicates_dropped"] += 1
             return
-    if event_id is not None:
+    if event_id:  # an empty id names nothing
         recent = fields["recent_ids"]
         if event_id in recent or event_id in fields["older_ids"]:
             # For a sequenced event its sequence was new: the same id under another sequence.
@@ -117,10 +124,10 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         fields["log"] = fields["log"].append(event)
         if sequence > cursor:
             if sequence > cursor + 1:
-                fields["gaps"] = (*fields["gaps"], (cursor + 1, sequence - 1))
+                fields["missing"] = fields["missing"].appended(cursor + 1, sequence - 1)
             fields["cursor"] = sequence
-        else:  # it filled a gap
-            fields["gaps"] = _fill(fields["gaps"], sequence)
+        else:
+            fields["missing"] = filled
         if type(event) is not UnknownEvent:
             fields["events_applied"] += 1
         rank = float(sequence)
@@ -138,25 +145,13 @@ def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]
     return (*existing, *new)[-_PROTOCOL_ERROR_MEMORY:]
 
 
-def _missing(gaps: tuple[tuple[int, int], ...], sequence: int) -> bool:
-    return any(first <= sequence <= last for first, last in gaps)
-
-
-def _fill(gaps: tuple[tuple[int, int], ...], sequence: int) -> tuple[tuple[int, int], ...]:
-    out: list[tuple[int, int]] = []
-    for first, last in gaps:
-        if first <= sequence <= last:
-            if first < sequence:
-                out.append((first, sequence - 1))
-            if sequence < last:
-                out.append((sequence + 1, last))
-        else:
-            out.append((first, last))
-    return tuple(out)
-
-
 def _phase(fields: Fields, trigger: str, rank: float) -> None:
     fields["phase_events"] = fields["phase_events"].set(rank, trigger)
+    _move(fields, trigger, rank)
+
+
+def _move(fields: Fields, trigger: str, rank: float) -> None:
+    """Move the phase as ``trigger`` at ``rank`` does (without recording it as a phase event)."""
     dest = destination(trigger)
     if fields["phase"] is Phase.ENDED or dest is None:
         return
@@ -174,12 +169,13 @@ def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple
 # --- messages ---------------------------------------------------------------------------------
 
 
-def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEvent) -> MessageRecord:
-    """The record for ``key``, placed at the lowest rank of any event that carried it."""
-    record: MessageRecord | None = fields["open_streams"].get(key) or fields["records"].get(key)
+def _placed(
+    record: MessageRecord | None, key: str, role: Role, rank: float, event: ServerEvent
+) -> MessageRecord:
+    """``record`` (a new one for ``key`` if none), placed at the lowest rank that carried it."""
     if record is None:
         return _new_record(
-            MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp)
+            MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
         )
     if rank < record.rank:
         # The event that places the message also dates it, even without a timestamp (OP-5):
@@ -188,16 +184,17 @@ def _placed(fields: Fields, key: str, role: Role, rank: float, event: ServerEven
     return record
 
 
-def _store(fields: Fields, record: MessageRecord) -> None:
-    streams = fields["open_streams"]
-    key = record.key
-    # A stream stays open until its final chunk is known and every chunk before it arrived.
-    if record.whole is None and (record.final_index is None or not record.complete):
-        fields["open_streams"] = streams.set(key, record)
-        return
-    if key in streams:
-        fields["open_streams"] = streams.delete(key)
-    fields["records"] = fields["records"].set(key, record)
+def _with_whole(
+    record: MessageRecord, rank: float, payload: Any, client_event_id: str | None = None
+) -> MessageRecord:
+    """``record`` with the consolidated payload; the lowest-ranked copy wins."""
+    if record.whole is not None and record.whole[0] <= rank:
+        return record
+    return _new_record(
+        MessageRecord,
+        (record.key, record.role, record.rank, (rank, payload), record.chunks,
+         record.final_index, client_event_id, record.timestamp, record.prefix),
+    )  # fmt: skip
 
 
 def _whole(
@@ -209,32 +206,70 @@ def _whole(
     payload: Any,
     client_event_id: str | None = None,
 ) -> None:
-    """Set the consolidated payload; the lowest-ranked copy wins."""
-    record = _placed(fields, key, role, rank, event)
-    if record.whole is None or record.whole[0] > rank:
-        record = _new_record(
-            MessageRecord,
-            (record.key, record.role, record.rank, (rank, payload), record.chunks,
-             record.final_index, client_event_id, record.timestamp),
-        )  # fmt: skip
-    _store(fields, record)
+    """Record a message that only ever arrives whole (not an agent message)."""
+    record = _placed(fields["records"].get(key), key, role, rank, event)
+    fields["records"] = fields["records"].set(
+        key, _with_whole(record, rank, payload, client_event_id)
+    )
 
 
-def _event_key(event: ServerEvent, rank: float) -> str:
-    if event.id is not None:
-        return f"event:{event.id}"
-    return f"rank:{rank}"
+def _agent_record(
+    fields: Fields, message_id: str, rank: float, event: ServerEvent
+) -> MessageRecord:
+    """The record of agent message ``message_id`` (an open stream, complete, or new), placed."""
+    record: MessageRecord | None = fields["open_streams"].get(message_id)
+    if record is not None:
+        if record.rank <= rank:
+            return record  # the usual case: a later chunk of an open stream
+        return _placed(record, record.key, Role.AGENT, rank, event)
+    # The key is built only here, once per message: chunks find their stream by message_id.
+    key = f"agent:{message_id}"
+    return _placed(fields["records"].get(key), key, Role.AGENT, rank, event)
+
+
+def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
+    streams = fields["open_streams"]
+    # A stream stays open until its final chunk is known and every chunk before it arrived.
+    if record.whole is None and (record.final_index is None or not record.complete):
+        fields["open_streams"] = streams.set(message_id, record)
+        return
+    if message_id in streams:
+        fields["open_streams"] = streams.delete(message_id)
+    fields["records"] = fields["records"].set(record.key, record)
+
+
+# Record keys are "<kind>:<value>" with a kind from a fixed set containing no ":", so two keys
+# are equal only for the same kind and value: a server id can never hide another kind of message.
+
+
+def _event_key(role: Role, event: ServerEvent, rank: float) -> str:
+    """The key of a message that has no id of its own: its event's (unique) id, else its rank."""
+    if event.id:
+        return f"{role.value}-event:{event.id}"
+    return f"{role.value}-rank:{rank}"
 
 
 def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
-    _whole(fields, event.payload.message_id, Role.AGENT, rank, event, event.payload)
+    payload = event.payload
+    message_id = payload.message_id
+    if message_id:
+        record = _agent_record(fields, message_id, rank, event)
+        _store_agent(fields, _with_whole(record, rank, payload), message_id)
+    else:
+        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event, payload)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+    if payload.end_conversation:
+        # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
+        # event the server sent, so anomalies (a later real SESSION_END) leave it out.
+        _set_fact(fields, "end", rank, END_CONVERSATION_REASON)
+        _move(fields, SessionEnd.TYPE, rank)
 
 
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
     chunk = event.payload
     index = chunk.chunk_index
-    record = _placed(fields, chunk.message_id, Role.AGENT, rank, event)
+    # Chunks have no other grouping key, so even an empty message_id groups them.
+    record = _agent_record(fields, chunk.message_id, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
@@ -242,44 +277,59 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
         final = record.final_index
         if chunk.is_complete and (final is None or index < final):
             final = index
+        chunks = chunks.set(index, (rank, chunk))
+        prefix = record.prefix
+        if index == prefix + 1:
+            prefix += 1
+            # Chunks already past the hole join the prefix: each is passed over once.
+            if len(chunks) > prefix:
+                while prefix + 1 in chunks:
+                    prefix += 1
         record = _new_record(
             MessageRecord,
-            (record.key, record.role, record.rank, record.whole, chunks.set(index, (rank, chunk)),
-             final, record.client_event_id, record.timestamp),
+            (record.key, record.role, record.rank, record.whole, chunks, final,
+             record.client_event_id, record.timestamp, prefix),
         )  # fmt: skip
-    _store(fields, record)
+    _store_agent(fields, record, chunk.message_id)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
 
 
 def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
-    _whole(fields, event.payload.message_id, Role.LIVE_AGENT, rank, event, event.payload)
+    message_id = event.payload.message_id
+    key = f"live_agent:{message_id}" if message_id else _event_key(Role.LIVE_AGENT, event, rank)
+    _whole(fields, key, Role.LIVE_AGENT, rank, event, event.payload)
     fields["live_output_rank"] = max(fields["live_output_rank"], rank)
 
 
 def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
     payload = event.payload
-    client_event_id = event.metadata.client_event_id if event.metadata else None
+    client_event_id = (event.metadata.client_event_id if event.metadata else None) or None
     # Resends of one message share a client_event_id: they are one message, shown once.
     if client_event_id is not None:
         key = f"client:{client_event_id}"
         if client_event_id not in fields["echoes"]:
             fields["echoes"] = fields["echoes"].set(client_event_id, key)
+    elif payload.message_id:
+        key = f"user:{payload.message_id}"
     else:
-        key = payload.message_id or _event_key(event, rank)
+        key = _event_key(Role.USER, event, rank)
     _whole(fields, key, Role.USER, rank, event, payload, client_event_id)
 
 
 def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
     payload = event.payload
+    hint = hint_for(payload.message)
     if payload.is_error:
         # An error answers in place of the reply (e.g. "high load"): nobody is composing now.
         fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
         fields["live_output_rank"] = max(fields["live_output_rank"], rank)
+        if hint is SystemHint.REJOIN:
+            _set_fact(fields, "rejoin", rank, None)
     if event.sequence is None:
-        notice = Notice(payload.level, payload.message, hint_for(payload.message))
+        notice = Notice(payload.level, payload.message, hint)
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
         return
-    _whole(fields, _event_key(event, rank), Role.SYSTEM, rank, event, payload)
+    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event, payload)
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -289,16 +339,29 @@ _Handler = Callable[[Fields, Any, float], None]
 
 def _on_agent_joined(fields: Fields, event: PolyAgentJoined, rank: float) -> None:
     agent = Agent(name=event.payload.agent_name, avatar_url=event.payload.avatar)
-    fields["agent_info"] = _latest(fields["agent_info"], rank, agent)
+    _set_fact(fields, "agent", rank, agent)
 
 
 def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
     fields["thinking_rank"] = max(fields["thinking_rank"], rank)
 
 
-def _setter(field: str, value: Callable[[Any], Any]) -> _Handler:
+def _on_join_requested(fields: Fields, event: PolyAgentJoinRequested, rank: float) -> None:
+    _set_fact(fields, "join_requested", rank, None)
+
+
+def _on_live_typing(fields: Fields, event: LiveAgentTyping, rank: float) -> None:
+    fields["live_typing"] = _latest(fields["live_typing"], rank, event.payload.state)
+
+
+def _set_fact(fields: Fields, name: str, rank: float, value: Any) -> None:
+    facts = fields["facts"]
+    fields["facts"] = facts.set(name, _latest(facts.get(name), rank, value))
+
+
+def _setter(name: str, value: Callable[[Any], Any]) -> _Handler:
     def handler(fields: Fields, event: Any, rank: float) -> None:
-        fields[field] = _latest(fields[field], rank, value(event))
+        _set_fact(fields, name, rank, value(event))
 
     return handler
 
@@ -311,13 +374,16 @@ _HANDLERS: dict[type[Any], _Handler] = {
     SystemMessage: _on_system,
     PolyAgentJoined: _on_agent_joined,
     PolyAgentThinking: _on_thinking,
-    LiveAgentJoined: _setter("live_agent_info", lambda e: e.payload.live_agent),
-    LiveAgentTyping: _setter("live_typing", lambda e: e.payload.state),
-    SessionStart: _setter("capabilities_info", lambda e: e.payload.capabilities),
-    HandoffQueueStatus: _setter("queue_info", lambda e: e.payload),
-    LanguageChanged: _setter("language_info", lambda e: e.payload.language_code),
-    ClientHandoffRequired: _setter("client_handoff_info", lambda e: e.payload),
-    SessionEnd: _setter("end_info", lambda e: e.payload.reason),
+    PolyAgentJoinRequested: _on_join_requested,
+    LiveAgentTyping: _on_live_typing,
+    LiveAgentJoined: _setter("live_agent", lambda e: e.payload.live_agent),
+    PolyAgentLeft: _setter("agent_left", lambda e: e.payload.reason),
+    LiveAgentLeft: _setter("live_agent_left", lambda e: e.payload.reason),
+    SessionStart: _setter("capabilities", lambda e: e.payload.capabilities),
+    HandoffQueueStatus: _setter("queue", lambda e: e.payload),
+    LanguageChanged: _setter("language", lambda e: e.payload.language_code),
+    ClientHandoffRequired: _setter("client_handoff", lambda e: e.payload),
+    SessionEnd: _setter("end", lambda e: e.payload.reason),
 }
 
 _NO_RULE: tuple[_Handler | None, str | None] = (None, None)

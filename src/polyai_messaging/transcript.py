@@ -36,7 +36,8 @@ _ATTACHMENT_FIELDS = (
 def to_json(conversation: Conversation) -> dict[str, Any]:
     """The conversation as one JSON-ready object.
 
-    Keys: ``phase``, ``cursor``, ``gaps``, ``capabilities``, ``agent``, ``live_agent``,
+    Keys: ``phase``, ``cursor``, ``gaps``, ``capabilities``, ``agent``, ``agent_present``,
+    ``agent_left_reason``, ``live_agent``, ``live_agent_present``, ``live_agent_left_reason``,
     ``transcript``, ``notices``, ``streams``, ``queue``, ``client_handoff``, ``language``,
     ``end_reason``, ``events_applied``, ``anomalies``.
     """
@@ -49,7 +50,11 @@ def to_json(conversation: Conversation) -> dict[str, Any]:
         "gaps": [[first, last] for first, last in conversation.gaps],
         "capabilities": _capabilities(conversation.capabilities),
         "agent": None if agent is None else {"name": agent.name, "avatar_url": agent.avatar_url},
+        "agent_present": conversation.agent_present,
+        "agent_left_reason": conversation.agent_left_reason,
         "live_agent": _live_agent(conversation.live_agent),
+        "live_agent_present": conversation.live_agent_present,
+        "live_agent_left_reason": conversation.live_agent_left_reason,
         "transcript": [_message(message) for message in conversation.transcript],
         "notices": [
             {"level": notice.level, "message": notice.message} for notice in conversation.notices
@@ -173,6 +178,22 @@ def _message_lines(message: Message, conversation: Conversation) -> Iterable[str
         yield f"{_INDENT}[call] {action.title or 'call'} <{action.contact_number or ''}>"
 
 
+def _presence(conversation: Conversation) -> str | None:
+    """``Presence: agent left (reason), live agent present``, for each agent announced."""
+    c = conversation
+    agents = (
+        ("agent", c.agent, c.agent_present, c.agent_left_reason),
+        ("live agent", c.live_agent, c.live_agent_present, c.live_agent_left_reason),
+    )
+    parts = []
+    for label, announced, present, reason in agents:
+        if announced is None:
+            continue
+        state = "present" if present else f"left ({reason})" if reason else "left"
+        parts.append(f"{label} {state}")
+    return "Presence: " + ", ".join(parts) if parts else None
+
+
 def render_text(conversation: Conversation) -> str:
     """A readable transcript: who is talking, the messages, then the conversation's state."""
     out: list[str] = []
@@ -186,6 +207,9 @@ def render_text(conversation: Conversation) -> str:
         if live.id:
             who += f" [{live.id}]"
         out.append(f"Live agent: {who}")
+    presence = _presence(conversation)
+    if presence is not None:
+        out.append(presence)
     caps = conversation.capabilities
     if caps is not None:
         parts = []
