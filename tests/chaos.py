@@ -42,6 +42,7 @@ from polyai_messaging.trio_client import Session, connector_token_provider, open
 
 CLIENT = SessionConfig(
     backoff=Backoff(base=0.05, cap=0.5),
+    default_max_reconnect_attempts=0,
     liveness_grace_seconds=1.0,
     connect_timeout_seconds=2.0,
 )
@@ -54,6 +55,7 @@ def random_faults(rng: random.Random) -> str:
         "",
         "",
         f"delay={rng.choice([0.01, 0.05, 0.2, 0.8])}",
+        f"delay={rng.choice([0.6, 0.8, 1.0])},drop-after={rng.randint(0, 4)}:1",
         f"drop-after={rng.randint(0, 8)}:{rng.randint(1, 3)}",
         f"freeze-after={rng.randint(0, 8)}:1",
         "duplicate",
@@ -67,7 +69,8 @@ def random_faults(rng: random.Random) -> str:
     ]
     picked = {rng.choice(choices) for _ in range(rng.randint(1, 2))}
     # One item per fault name (a spec may not name a fault twice).
-    by_name = {spec.split("=")[0]: spec for spec in picked if spec}
+    items = [item for spec in picked for item in spec.split(",") if item]
+    by_name = {item.split("=")[0]: item for item in items}
     return ",".join(by_name.values())
 
 
@@ -80,12 +83,15 @@ class Outcome:
     failed: list[str] = attrs.field(factory=list)
     caught_up: bool = False
     timeline_matches: bool = False
+    finished: str | None = None
+    """How the session finished early, if it did (it should not)."""
 
 
 async def _chaos(emulator: RunningEmulator, rng: random.Random, stop: trio.Event) -> None:
     while not stop.is_set():
         emulator.state.set_faults(random_faults(rng))
-        with trio.move_on_after(rng.uniform(0.1, 0.6)):
+        # Mostly a few hundred milliseconds; now and then a fault holds for seconds.
+        with trio.move_on_after(rng.choice([0.1, 0.2, 0.3, 0.5, 0.6, 1.0, 3.0])):
             await stop.wait()
     emulator.state.set_faults("")
 
@@ -124,8 +130,13 @@ async def _conversation(
         outcomes.append(outcome)
         for number in range(messages):
             await trio.sleep(rng.uniform(0, seconds / messages))
+            if session.finished is not None:
+                break
             outcome.sent.append(await session.send(f"message {number} of {outcome.session_id}"))
         await chaos_over.wait()
+        if session.finished is not None:
+            outcome.finished = f"{session.finished.kind.value}: {session.finished.reason}"
+            return
         outcome.caught_up = await _caught_up(session, emulator)
         journal = emulator.state.session(session.session_id).journal
         held = [event.id for event in session.conversation.timeline]
@@ -176,7 +187,7 @@ async def run(
             twice = [cid for cid in outcome.sent if stored[cid] > 1]
             if twice or not outcome.timeline_matches or not outcome.caught_up:
                 details.append({"session_id": outcome.session_id, "twice": twice,
-                                "caught_up": outcome.caught_up,
+                                "caught_up": outcome.caught_up, "finished": outcome.finished,
                                 "timeline_matches": outcome.timeline_matches})
     return {
         "conversations": len(outcomes),
@@ -185,6 +196,7 @@ async def run(
         "lost": sum(1 for _, n in sent if n == 0),
         "failed": sum(len(outcome.failed) for outcome in outcomes),
         "not_caught_up": sum(1 for outcome in outcomes if not outcome.caught_up),
+        "finished_early": sum(1 for outcome in outcomes if outcome.finished is not None),
         "transcripts_differ": sum(1 for outcome in outcomes if not outcome.timeline_matches),
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -16,6 +16,7 @@ from polyai_messaging.conversation import Conversation, Role
 from polyai_messaging.events import ChatCallAction
 from polyai_messaging.transcript import render_text, to_json
 from strategies import examples, journals
+from test_confluence import expected_key
 
 E = "EVENT_TYPE_"
 RESERVATIONS = {"title": "Reservations", "contact_number": "+44 20 7946 0000"}
@@ -136,7 +137,7 @@ def test_generated_journals_carry_the_fields_to_the_transcript(journal: Any) -> 
         m.key: (m.agent_name, tuple((a.title, a.contact_number) for a in m.call_actions))
         for m in conversation.transcript
     }
-    want = {m.key: (m.agent_name, m.call_actions) for m in journal.expected.messages}
+    want = {expected_key(m): (m.agent_name, m.call_actions) for m in journal.expected.messages}
     assert got == want
 
 

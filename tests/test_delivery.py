@@ -409,3 +409,51 @@ def test_picking_a_suggestion_with_a_lone_surrogate_sends_replacement_text() -> 
     assert frame["payload"] == {"text": "ok\ufffd"}
     with pytest.raises(LocalProtocolError, match="surrogate"):
         d(SendText("typed \ud800 by the app"))
+
+
+# --- joining ------------------------------------------------------------------------------------
+
+
+def test_a_failed_join_seen_only_in_the_replay_is_retried_after_the_reconnect() -> None:
+    d = Drive()
+    d.settled_open(session_start(1))  # a new session: the join goes out
+    d(LinkClosed(1, 1006))  # ...and the link drops before its answer arrives
+    d.wake()
+    failed = event(
+        "SYSTEM_MESSAGE",
+        3,
+        {"message": "Sorry, I'm unable to start a conversation right now. Please try again later.",
+         "level": "SYSTEM_MESSAGE_LEVEL_ERROR"},
+    )  # fmt: skip
+    effects = d.open(batch(event("REQUEST_POLY_AGENT_JOIN", 2), failed)) + d.wake()
+    assert sent_types(effects) == [JOIN]
+
+
+def test_the_rejoin_budget_is_whole_again_once_the_agent_joined() -> None:
+    d = Drive(max_join_retries=1)
+    d.settled_open(*HISTORY)
+    lost = event(
+        "SYSTEM_MESSAGE", 5, {"message": "Error: Conversation not found",
+                              "level": "SYSTEM_MESSAGE_LEVEL_ERROR"}
+    )  # fmt: skip
+    assert sent_types(d.frame(lost)) == [JOIN]
+    d.frame(event("REQUEST_POLY_AGENT_JOIN", 6))
+    d.frame(joined(7))  # a new episode with the agent
+    again = {**lost, "id": "e8", "sequence": 8}
+    assert sent_types(d.frame(again)) == [JOIN], "one retry per episode, not per session"
+    d.frame(event("REQUEST_POLY_AGENT_JOIN", 9))
+    once_more = {**lost, "id": "e10", "sequence": 10}
+    assert JOIN not in sent_types(d.frame(once_more)), "this episode's budget is spent"
+
+
+def test_a_join_answered_by_errors_alone_is_bounded() -> None:
+    d = Drive(max_join_retries=2)
+    d.settled_open(session_start(1))
+    joins = 1
+    for sequence in range(2, 10):
+        error = event(
+            "SYSTEM_MESSAGE", sequence, {"message": "Error: Conversation not found",
+                                         "level": "SYSTEM_MESSAGE_LEVEL_ERROR"}
+        )  # fmt: skip
+        joins += sent_types(d.frame(error)).count(JOIN)
+    assert joins == 3, "the first join and two retries"

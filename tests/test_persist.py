@@ -47,9 +47,10 @@ def test_round_trip_in_a_new_process_resumes_the_same_conversation() -> None:
         for e in restored.outbox
     ] == [(e.client_event_id, e.text, e.status, e.transmissions, e.message_id) for e in old.outbox]
     assert restored.delivery("c2").custom == {"order": "42"}
-    assert (restored.seed, restored.draws, restored.join_retries) == (
+    assert (restored.seed, restored.draws, restored.joins_sent, restored.join_retries) == (
         old.seed,
         old.draws,
+        old.joins_sent,
         old.join_retries,
     )
     assert restored.max_message_bytes == 4096

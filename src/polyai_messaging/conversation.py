@@ -419,6 +419,10 @@ class Conversation:
         """Missing sequence ranges ``(first, last)`` below the cursor, ascending: O(n)."""
         return tuple(self.missing)
 
+    def first_gap_after(self, sequence: int) -> tuple[int, int] | None:
+        """The lowest missing range whose first sequence is above ``sequence``: O(log n)."""
+        return next(self.missing.after(sequence), None)
+
     def gaps_after(self, sequence: int) -> tuple[tuple[int, int], ...]:
         """The missing ranges whose first sequence is above ``sequence``: O(log n + found)."""
         return tuple(self.missing.after(sequence))
@@ -478,6 +482,11 @@ class Conversation:
     def agent_joined(self) -> bool:
         """Whether any ``POLY_AGENT_JOINED`` was received (the join decision, protocol §5.4)."""
         return "agent" in self.facts
+
+    @property
+    def join_requested(self) -> bool:
+        """Whether the echo of a ``REQUEST_POLY_AGENT_JOIN`` of ours was received."""
+        return "join_requested" in self.facts
 
     @property
     def join_needed(self) -> bool:

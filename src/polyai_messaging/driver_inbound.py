@@ -11,7 +11,7 @@ from immutables import Map
 
 from ._turn import Turn
 from .conversation import SystemHint, hint_for
-from .driver_link import current, finish, notice_gap, request_join, settle
+from .driver_link import current, finish, join_if_needed, notice_gap, settle
 from .driver_outbox import confirm_echo
 from .effects import Applied, FinishKind, LinkStatus, ProtocolViolation
 from .errors import RemoteProtocolError
@@ -127,23 +127,25 @@ def _oldest_first(log: ReplayLog) -> list[ServerEvent]:
 
 
 def _react(turn: Turn, event: ServerEvent) -> None:
-    s = turn.state
     if type(event) is UserMessageEcho:
         confirm_echo(turn, event)
-    elif type(event) is PolyAgentJoinRequested or type(event) is PolyAgentJoined:
-        turn.update(join_unconfirmed=False)
-    elif (
-        type(event) is SystemMessage
-        and s.settled
-        and event.payload.is_error
-        and hint_for(event.payload.message) in _REJOIN_HINTS
-        and s.join_retries < s.config.max_join_retries
-        and not s.conversation.ended
-    ):
-        turn.update(join_retries=s.join_retries + 1)
-        request_join(turn)
+    elif type(event) is PolyAgentJoined:
+        # A new episode with the agent: the re-join budget is whole again.
+        turn.update(join_unconfirmed=False, join_retries=0)
+    elif type(event) is PolyAgentJoinRequested or _asks_to_rejoin(event):
+        turn.update(join_unconfirmed=False)  # our join was answered
+    if turn.state.settled:
+        join_if_needed(turn)
     conversation = turn.state.conversation
     if not (conversation.agent_thinking or conversation.live_agent_typing):
         turn.update(indicator_since=None)
     elif type(event) in _INDICATOR_EVENTS or turn.state.indicator_since is None:
         turn.update(indicator_since=turn.t)
+
+
+def _asks_to_rejoin(event: ServerEvent) -> bool:
+    return (
+        type(event) is SystemMessage
+        and event.payload.is_error
+        and hint_for(event.payload.message) in _REJOIN_HINTS
+    )

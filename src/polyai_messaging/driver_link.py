@@ -27,7 +27,6 @@ from .effects import (
     ResumeKind,
 )
 from .errors import LocalProtocolError
-from .events import PolyAgentJoinRequested
 from .inputs import (
     ConnectFailed,
     HandshakeFailed,
@@ -53,7 +52,6 @@ __all__ = [
     "on_start",
     "on_start_new_session",
     "on_wake",
-    "request_join",
     "resume_now",
     "settle",
 ]
@@ -102,10 +100,8 @@ def _resume_cursor(state: SessionState) -> int:
 
 def first_gap(state: SessionState) -> int | None:
     """The first missing sequence a replay might still fill (above the known holes)."""
-    for first, _ in state.conversation.gaps:
-        if first > state.holes_through:
-            return first
-    return None
+    gap = state.conversation.first_gap_after(state.holes_through)
+    return None if gap is None else gap[0]
 
 
 def current(turn: Turn, generation: int, *links: LinkStatus) -> bool:
@@ -153,10 +149,25 @@ def resume_now(turn: Turn, reason: str) -> None:
     )
 
 
-def request_join(turn: Turn) -> None:
-    """Ask the PolyAI agent to join (again)."""
+def join_if_needed(turn: Turn, *, proven: bool = True) -> None:
+    """Ask the PolyAI agent to join when the history says so (none yet, or an error asked us to
+    join again), unless a join of ours is still unanswered and nothing ``proven`` it lost.
+
+    After the first join, at most ``max_join_retries`` more are sent until the agent joins;
+    then the budget is whole again.
+    """
+    s = turn.state
+    conversation = s.conversation
+    if conversation.ended or not conversation.join_needed:
+        return
+    if s.join_unconfirmed and not proven:
+        return
+    if conversation.agent_joined or conversation.join_requested or s.joins_sent:
+        if s.join_retries >= s.config.max_join_retries:
+            return
+        turn.update(join_retries=s.join_retries + 1)
     turn.send(RequestPolyAgentJoin())
-    turn.update(join_unconfirmed=True)
+    turn.update(join_unconfirmed=True, joins_sent=turn.state.joins_sent + 1)
 
 
 def settle(turn: Turn) -> None:
@@ -165,14 +176,10 @@ def settle(turn: Turn) -> None:
     s = turn.state
     conversation = s.conversation
     replayed = s.replay_latency is not None
-    if (
-        not conversation.agent_joined
-        and not any(type(e) is PolyAgentJoinRequested for e in conversation.log)
-        and (replayed or not s.join_unconfirmed)
-    ):
-        request_join(turn)
+    # A replay is the server's whole history: a join it does not show was lost.
+    join_if_needed(turn, proven=replayed)
     if s.was_connected:
-        new_gaps = tuple(g for g in conversation.gaps if g[0] > s.cursor_at_open)
+        new_gaps = conversation.gaps_after(s.cursor_at_open)
         if s.reset_seen:
             kind = ResumeKind.RESET
         elif new_gaps:

@@ -43,6 +43,7 @@ class SessionConfig:
     default_max_reconnect_attempts: int = 10
     """Until SESSION_START says otherwise; 0 means no cap."""
     max_join_retries: int = 3
+    """Join requests repeated (after errors asking for one) before the agent joins."""
     typing_throttle_seconds: float = 3.0
     indicator_timeout_seconds: float = 10.0
     """An agent-thinking or live-typing indicator with no follow-up expires after this."""
@@ -117,7 +118,10 @@ class SessionState:
     ids_at_open: Map[int, str | None] | None = None
     """During a replay, the id we hold at each sequence, to spot a server whose history
     diverged from ours; built on the first re-sent event, not on every open."""
+    joins_sent: int = 0
+    """Join requests sent in this session."""
     join_retries: int = 0
+    """Join requests repeated since the agent last joined (the budget is per episode)."""
     join_unconfirmed: bool = False
     """We asked the agent to join and have seen neither the request's echo nor the agent join:
     without a replay to prove it lost, the request is not repeated."""

@@ -1,0 +1,16 @@
+"""Exactly once under chaos: a few hundred conversations against the emulator while its faults
+switch at random (see ``tests/chaos.py``, which also runs by hand for bigger figures)."""
+
+from __future__ import annotations
+
+from chaos import run
+
+
+async def test_no_message_stored_twice_or_lost_and_every_transcript_matches_the_server() -> None:
+    figures = await run(300, 20.0, seed=1)
+    assert figures["conversations"] == 300
+    assert figures["messages"] == 900
+    assert {key: figures[key] for key in _ZERO} == dict.fromkeys(_ZERO, 0), figures
+
+
+_ZERO = ("stored_twice", "lost", "failed", "not_caught_up", "finished_early", "transcripts_differ")
