@@ -10,6 +10,9 @@ Three figures:
 (c) ``out_of_order_vs_in_order``: the time to apply the same 20,000 events one by one sent
     evens-then-odds (10,000 gaps opened, then each filled), divided by the time in order.
     Target: <= 2.0 (a late event costs O(log n), not a pass over every gap).
+(d) ``step_after_5000_sent_vs_0``: the cost of one driver ``step`` on a heartbeat echo in a
+    session that has sent (and seen confirmed) 5,000 messages, divided by the same step in a
+    session that sent none. Target: <= 1.2 (finished messages leave the outbox's pending set).
 
 The traffic is generated deterministically: conversations as a server sends them, with replay
 batches on connect, streamed replies (chunks), whole messages with suggestions and attachments,
@@ -51,6 +54,8 @@ import attrs
 from polyai_messaging import reducer, wire
 from polyai_messaging.conversation import Conversation
 from polyai_messaging.events import ServerEvent
+from polyai_messaging.inputs import FrameReceived, LinkOpened, Now, SendText, Start
+from polyai_messaging.session import SessionState, step
 
 Frame = dict[str, Any]
 
@@ -402,6 +407,45 @@ def stream(chunks: int) -> list[ServerEvent]:
     ]
 
 
+def driver_after(sent: int) -> SessionState:
+    """A settled session whose ``sent`` messages were all echoed (their echoes folded)."""
+    now = Now(0.0, 1_700_000_000.0)
+    state, _ = step(SessionState.new("bench", seed=1), Start(), now)
+    state, _ = step(state, LinkOpened(state.generation), now)
+    history = [
+        {"id": "s1", "sequence": 1, "type": "EVENT_TYPE_SESSION_START",
+         "payload": {"capabilities": {"heartbeat_interval_seconds": 30}}},
+        {"id": "s2", "sequence": 2, "type": "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN", "payload": {}},
+        {"id": "s3", "sequence": 3, "type": "EVENT_TYPE_POLY_AGENT_JOINED", "payload": {}},
+    ]  # fmt: skip
+    batch = {"type": "EVENT_TYPE_EVENT_BATCH", "payload": {"events": history}}
+    state, _ = step(state, FrameReceived(state.generation, dumps(batch)), now)
+    heartbeat = {"type": "EVENT_TYPE_HEARTBEAT", "payload": {}}
+    state, _ = step(state, FrameReceived(state.generation, dumps(heartbeat)), now)  # settles
+    for number in range(sent):
+        cid = f"c{number}"
+        state, _ = step(state, SendText(f"message {number}", cid), now)
+        echo = {
+            "id": f"u{number}", "sequence": 4 + number, "type": "EVENT_TYPE_USER_MESSAGE",
+            "payload": {"text": f"message {number}", "message_id": f"m{number}"},
+            "metadata": {"custom": {"client_event_id": cid}},
+        }  # fmt: skip
+        state, _ = step(state, FrameReceived(state.generation, dumps(echo)), now)
+    return state
+
+
+def stepping(state: SessionState, count: int) -> Callable[[], object]:
+    """``count`` steps, each on a heartbeat echo, from the same ``state``."""
+    echo = FrameReceived(state.generation, dumps({"type": "EVENT_TYPE_HEARTBEAT", "payload": {}}))
+    now = Now(1.0, 1_700_000_001.0)
+
+    def run() -> None:
+        for _ in range(count):
+            step(state, echo, now)
+
+    return run
+
+
 @attrs.frozen
 class Settings:
     """How much to measure: the full run, or ``--quick``."""
@@ -493,6 +537,14 @@ def main() -> int:
         applying(Conversation(), [chunks[-1], *chunks[:-1]]),
     )
 
+    # (d) a driver step after 5,000 sent messages vs after none ------------------------------
+    step_count = 2_000
+    fresh, seasoned = driver_after(0), driver_after(5_000)
+    t_step_0, t_step_5000 = interleaved(
+        settings.rounds, stepping(fresh, step_count), stepping(seasoned, step_count)
+    )
+    ratio_d = t_step_5000 / t_step_0
+
     elapsed = time.perf_counter() - started
     print("polyai-messaging core benchmark")
     print(f"  python {sys.version.split()[0]}")
@@ -526,6 +578,12 @@ def main() -> int:
         f"{t_final_first / t_chunks_in_order:>14.2f}   "
         f"({t_final_first / chunk_count * 1e6:.2f} us per chunk)"
     )
+    print(f"  {'step on a heartbeat echo, 0 sent':<44}{t_step_0 / step_count * 1e6:>11.2f} us")
+    print(
+        f"  {'step on a heartbeat echo, 5,000 sent':<44}"
+        f"{t_step_5000 / step_count * 1e6:>11.2f} us"
+    )
+    print(f"  {'(d) step after 5,000 sent / after 0':<44}{ratio_d:>14.2f}   target <= 1.2")
     print(f"  {'elapsed':<44}{elapsed:>12.1f} s")
     print(
         json.dumps(
@@ -533,6 +591,7 @@ def main() -> int:
                 "decode_reduce_vs_json_loads": round(ratio_a, 3),
                 "per_event_50k_vs_500": round(ratio_b, 3),
                 "out_of_order_vs_in_order": round(ratio_c, 3),
+                "step_after_5000_sent_vs_0": round(ratio_d, 3),
             }
         )
     )

@@ -182,6 +182,7 @@ class MessageRecord(NamedTuple):
     def view(self, *, interrupted: bool = False) -> Message:
         """The message as a UI shows it."""
         if self.whole is not None:
+            # The payload's class depends on the role (agent, live agent, user, system).
             whole = self.whole[1]
             return Message(
                 key=self.key,
@@ -198,7 +199,6 @@ class MessageRecord(NamedTuple):
                 avatar_url=getattr(whole, "avatar_url", None),
                 call_actions=getattr(whole, "chat_call_actions", ()),
                 level=getattr(whole, "level", None),
-                # getattr: a crafted message_id can land another payload in a system record.
                 hint=hint_for(getattr(whole, "message", "")) if self.role is Role.SYSTEM else None,
                 timestamp=self.timestamp,
             )
@@ -321,7 +321,7 @@ class Conversation:
     """Transient system messages in arrival order (the last :data:`NOTICE_MEMORY`)."""
     duplicates_dropped: int = 0
     protocol_errors: tuple[str, ...] = ()
-    """Descriptions of rejected input (malformed batch elements); bounded."""
+    """Descriptions of rejected input (malformed batch or array elements); bounded."""
 
     def fields(self) -> Fields:
         """A copy of the field values, for the reducer to build the next conversation from."""

@@ -2,8 +2,9 @@
 
 Rules, in the order they are applied to each event:
 
-1. A batch is flattened: its rejected elements are recorded, then its inner events applied one
-   by one, all to one copy of the conversation (one transaction).
+1. What the decoder dropped from an event (malformed batch or array elements) is recorded; a
+   batch is then flattened, its inner events applied one by one, all to one copy of the
+   conversation (one transaction).
 2. De-duplication. A sequenced event whose ``sequence`` was already received (at most the
    cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
    and needs no index that grows with history. Any event whose ``id`` was seen recently is
