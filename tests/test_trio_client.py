@@ -322,6 +322,58 @@ async def test_drop_mid_stream_resumes_with_cursor_and_no_duplicates(
         assert update.conversation.cursor == len(journal)
 
 
+def stored_copies(emulator: RunningEmulator, session_id: str) -> list[str]:
+    """The client_event_id of every user message the server journaled, in order."""
+    return [
+        entry.event["metadata"]["custom"]["client_event_id"]
+        for entry in emulator.state.session(session_id).journal
+        if entry.type == "EVENT_TYPE_USER_MESSAGE"
+    ]
+
+
+async def test_a_late_replay_after_a_drop_resends_nothing_the_server_has(
+    emulator: RunningEmulator,
+) -> None:
+    """The reproduction: the socket is cut as the message's echo is due, and the next socket's
+    replay (holding that echo) comes 0.8 s late, later than the 0.5 s quiet period."""
+    config = SessionConfig(backoff=Backoff(base=0.05))  # defaults but a quick reconnect
+    async with session_on(emulator, config=config) as session:
+        await wait_for(session, replied(1))
+        emulator.state.set_faults("drop-after=0:1,delay=0.8")
+        cid = await session.send("only once, please")
+        await wait_for(session, lambda u: u.state.delivery(cid).status is DeliveryStatus.SENT)
+        emulator.state.set_faults("")
+        await wait_for(session, replied(2), timeout=2 * TIMEOUT)
+        assert stored_copies(emulator, session.session_id) == [cid]
+        assert session.state.counters.resends == 0
+
+
+async def test_resuming_a_known_session_with_a_slow_replay_sends_no_second_join(
+    emulator: RunningEmulator,
+) -> None:
+    async with session_on(emulator) as first:
+        await wait_for(first, replied(1))
+        session_id = first.session_id
+    emulator.state.set_faults("delay=0.8")
+    async with session_on(emulator, session_id=session_id, config=SessionConfig()) as again:
+        await wait_for(again, lambda u: u.state.settled, timeout=2 * TIMEOUT)
+        with trio.move_on_after(1.0):
+            await wait_for(again, lambda u: False)
+    journal = emulator.state.session(session_id).journal
+    assert journal.types().count("EVENT_TYPE_REQUEST_POLY_AGENT_JOIN") == 1
+
+
+async def test_a_server_that_sends_no_replay_still_gets_a_join(
+    emulator: RunningEmulator,
+) -> None:
+    emulator.state.set_faults("no-replay")
+    async with session_on(emulator, config=SessionConfig()) as session:
+        update = await wait_for(session, replied(1), timeout=3 * TIMEOUT)
+        assert update.conversation.agent_joined
+    journal = emulator.state.session(session.session_id).journal
+    assert journal.types().count("EVENT_TYPE_REQUEST_POLY_AGENT_JOIN") == 1
+
+
 async def test_expired_while_disconnected(virtual_clock: MockClock) -> None:
     # Production idle timeouts (600 s) on both sides, in virtual time; the wall clock the driver
     # reads follows the virtual one.
