@@ -51,11 +51,18 @@ from typing import Any
 
 import attrs
 
-from polyai_messaging import reducer, wire
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.events import ServerEvent
-from polyai_messaging.inputs import FrameReceived, LinkOpened, Now, SendText, Start
-from polyai_messaging.session import SessionState, step
+from polyai_messaging.core import Conversation, ServerEvent
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
+from polyai_messaging.driver import (
+    FrameReceived,
+    LinkOpened,
+    Now,
+    SendText,
+    SessionState,
+    Start,
+    step,
+)
 
 Frame = dict[str, Any]
 

@@ -28,8 +28,8 @@ from polyai_messaging import (
     WakeUp,
     step,
 )
-from polyai_messaging.events import PolyAgentMessage
-from polyai_messaging.inputs import Input
+from polyai_messaging.core import PolyAgentMessage
+from polyai_messaging.driver import Input
 
 
 class FakeServer:

@@ -28,8 +28,7 @@ from typing import Any
 import attrs
 import trio
 
-from polyai_messaging.backoff import Backoff
-from polyai_messaging.effects import DeliveryStatus
+from polyai_messaging.driver import Backoff, DeliveryStatus, SessionConfig
 from polyai_messaging.emulator import (
     DEMO_CONNECTOR_TOKEN,
     DEMO_HOST,
@@ -37,8 +36,8 @@ from polyai_messaging.emulator import (
     RunningEmulator,
     run_emulator,
 )
-from polyai_messaging.session import SessionConfig
-from polyai_messaging.trio_client import Session, connector_token_provider, open_session
+from polyai_messaging.rest import connector_token_provider
+from polyai_messaging.trio import Session, open_session
 
 CLIENT = SessionConfig(
     backoff=Backoff(base=0.05, cap=0.5),

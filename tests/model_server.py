@@ -5,7 +5,7 @@ frames the way the protocol says (§6.3: user messages gain a ``message_id`` and
 ``metadata``; heartbeat echoes are transient), answers the join request with the agent joining,
 and replays everything after a cursor as ``EVENT_BATCH`` frames (§5.4).
 
-:class:`Link` connects a :class:`~polyai_messaging.session.SessionState` to a model server
+:class:`Link` connects a :class:`~polyai_messaging.driver.SessionState` to a model server
 through a fake socket that can lose frames in either direction, duplicate inbound frames and
 break. It executes effects the way a real adapter would and keeps a fake clock.
 
@@ -18,22 +18,21 @@ import json
 from collections import deque
 from typing import Any
 
-from polyai_messaging.effects import (
+from polyai_messaging.driver import (
     AbortSocket,
     CloseSocket,
     Effect,
-    OpenSocket,
-    SendFrame,
-)
-from polyai_messaging.inputs import (
     FrameReceived,
     Input,
     LinkClosed,
     LinkOpened,
     Now,
+    OpenSocket,
+    SendFrame,
+    SessionState,
     WakeUp,
+    step,
 )
-from polyai_messaging.session import SessionState, step
 
 WALL_EPOCH = 1_700_000_000.0
 TS = "2024-02-12T12:00:00Z"

@@ -32,9 +32,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.events import KNOWN_TYPES
-from polyai_messaging.phases import Phase, is_expected, next_phase
+from polyai_messaging.core import KNOWN_TYPES, Conversation
+from polyai_messaging.core._phases import Phase, is_expected, next_phase
 
 __all__ = [
     "CATALOGUE",

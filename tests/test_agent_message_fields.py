@@ -11,10 +11,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from polyai_messaging import reducer, wire
-from polyai_messaging.conversation import Conversation, Role
-from polyai_messaging.events import ChatCallAction
-from polyai_messaging.transcript import render_text, to_json
+from polyai_messaging.core import ChatCallAction, Conversation, Role, render_text, to_json
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 from strategies import examples, journals
 from test_confluence import expected_key
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from polyai_messaging.conversation import Role
-from polyai_messaging.effects import FinishKind
+from polyai_messaging.core import Role
+from polyai_messaging.driver import FinishKind
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "asyncio_driver.py"
 

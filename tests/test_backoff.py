@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging.backoff import Backoff, draw
+from polyai_messaging.driver._backoff import Backoff, draw
 
 
 def test_nominal_delays_without_jitter() -> None:

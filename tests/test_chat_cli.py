@@ -14,24 +14,29 @@ from typing import Any
 import attrs
 import pytest
 
-from polyai_messaging import cli_live, rest
-from polyai_messaging.chat import (
+from polyai_messaging.cli import _live as cli_live
+from polyai_messaging.cli import main
+from polyai_messaging.cli._chat import (
     Rendered,
     Terminal,
     conversation_lines,
     indicator_line,
     render,
-    reply_complete,
     status_line,
 )
-from polyai_messaging.cli import main
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.effects import DeliveryStatus, Finished, FinishKind, LinkStatus, StatusChanged
-from polyai_messaging.outbox import Outbox, OutboxEntry
-from polyai_messaging.reducer import fold
-from polyai_messaging.session import SessionState
-from polyai_messaging.trio_client import Update
-from polyai_messaging.wire import decode_object
+from polyai_messaging.core import Conversation, decode_object, fold
+from polyai_messaging.driver import (
+    DeliveryStatus,
+    Finished,
+    FinishKind,
+    LinkStatus,
+    Outbox,
+    OutboxEntry,
+    SessionState,
+    StatusChanged,
+)
+from polyai_messaging.rest import _calls as rest
+from polyai_messaging.runtime import Update
 
 CLI = [sys.executable, "-m", "polyai_messaging.cli"]
 ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
@@ -304,18 +309,18 @@ def test_link_status_end_new_session_and_failed_delivery() -> None:
 def test_reply_complete() -> None:
     script = Script()
     conversation = fold([*greeting_events(script)])
-    assert not reply_complete(conversation, None)
+    assert not conversation.reply_complete(None)
     conversation = fold([script("POLY_AGENT_MESSAGE", agent_message("Hi", "m1"))], conversation)
-    assert reply_complete(conversation, None)
+    assert conversation.reply_complete(None)
     conversation = fold(
         [script("USER_MESSAGE", {"text": "x"}, metadata={"custom": {"client_event_id": "c1"}})],
         conversation,
     )
-    assert not reply_complete(conversation, "c1")
+    assert not conversation.reply_complete("c1")
     conversation = fold([script("POLY_AGENT_THINKING")], conversation)
-    assert not reply_complete(conversation, "c1")
+    assert not conversation.reply_complete("c1")
     conversation = fold([script("POLY_AGENT_MESSAGE", agent_message("Ok", "m2"))], conversation)
-    assert reply_complete(conversation, "c1")
+    assert conversation.reply_complete("c1")
 
 
 def test_interrupted_stream_and_agent_errors_end_the_wait() -> None:
@@ -334,7 +339,7 @@ def test_interrupted_stream_and_agent_errors_end_the_wait() -> None:
     )
     assert not overloaded.agent_thinking
     assert indicator_line(overloaded) is None
-    assert reply_complete(overloaded, "c1")
+    assert overloaded.reply_complete("c1")
 
     streaming = fold(
         [
@@ -345,7 +350,7 @@ def test_interrupted_stream_and_agent_errors_end_the_wait() -> None:
         overloaded,
     )
     assert indicator_line(streaming) == "Ada: I was about …"
-    assert not reply_complete(streaming, "c2")
+    assert not streaming.reply_complete("c2")
     error = "Sorry, I encountered an error. Please try again."
     broken = fold([script("SYSTEM_MESSAGE", {"message": error})], streaming)
     assert conversation_lines(streaming, broken) == [
@@ -354,7 +359,7 @@ def test_interrupted_stream_and_agent_errors_end_the_wait() -> None:
     ]
     assert conversation_lines(broken, broken) == []
     assert indicator_line(broken) is None
-    assert reply_complete(broken, "c2")
+    assert broken.reply_complete("c2")
 
 
 def test_terminal_redraws_the_indicator_only_when_interactive() -> None:
@@ -434,7 +439,7 @@ def test_demo_script_streaming_subprocess_with_debug_log(tmp_path: Path) -> None
     assert not [line for line in lines if line.startswith("!")]  # no reply wait timed out
     assert lines[-1] == "Conversation ended: REASON_NATURAL_END"
     # Every frame is logged, and no access token is.
-    assert "link 1 -> " in result.stderr
+    assert "#1] -> " in result.stderr
     assert "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" in result.stderr
     assert "access_token=***" in result.stderr
     assert not re.search(r"access_token=(?!\*\*\*)", result.stderr)
@@ -481,7 +486,7 @@ def test_cli_platforms_match_the_rest_module() -> None:
 
 def test_building_the_parser_imports_no_network_stack() -> None:
     code = (
-        "import sys; from polyai_messaging.cli import build_parser; build_parser(); "
+        "import sys; from polyai_messaging.cli._main import build_parser; build_parser(); "
         "print(sorted(m for m in ('trio', 'httpx', 'hypercorn') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging import commands, wire
-from polyai_messaging.commands import replace_lone_surrogates
-from polyai_messaging.errors import LocalProtocolError
+from polyai_messaging.core import LocalProtocolError, replace_lone_surrogates
+from polyai_messaging.core import _commands as commands
+from polyai_messaging.core import _wire as wire
 
 # Surrogates are drawn often: hypothesis leaves them out of text by default.
 any_character = st.characters() | st.characters(categories=["Cs"])

@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyai_messaging import reducer, wire
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.events import ServerEvent
+from polyai_messaging.core import Conversation, ServerEvent
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 from strategies import (
     ExpectedMessage,
     Journal,

@@ -1,6 +1,6 @@
 """The generated hot-path decoders agree with cattrs, the reference, on every frame.
 
-:mod:`polyai_messaging.decoders` replaces cattrs' structure functions on the common path for
+:mod:`polyai_messaging.core._decoders` replaces cattrs' structure functions on the common path for
 speed. This differential test draws frames of every known type whose fields are each valid,
 absent, null or of a wrong JSON type (at any depth), decodes them both ways, and requires the
 same event or a rejection from both. The reference is the detailed cattrs converter over the
@@ -23,9 +23,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from polyai_messaging import decoders, wire
-from polyai_messaging.errors import RemoteProtocolError
-from polyai_messaging.events import KNOWN_TYPES, EventBatch, ServerEvent, UnknownEvent
+from polyai_messaging.core import (
+    KNOWN_TYPES,
+    EventBatch,
+    RemoteProtocolError,
+    ServerEvent,
+    UnknownEvent,
+)
+from polyai_messaging.core import _decoders as decoders
+from polyai_messaging.core import _wire as wire
 
 REJECTED = "rejected"
 

@@ -11,21 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_server import batch, event, joined, session_start, user_echo
-from polyai_messaging.effects import (
+from polyai_messaging.core import LocalProtocolError
+from polyai_messaging.driver import (
+    RECENT_DELIVERIES,
     CloseSocket,
     Delivery,
     DeliveryStatus,
+    LinkClosed,
     LinkStatus,
     OpenSocket,
+    PickSuggestion,
     ProtocolViolation,
     Resumed,
     ResumeKind,
+    SendText,
+    SessionState,
+    Start,
 )
-from polyai_messaging.errors import LocalProtocolError
-from polyai_messaging.inputs import LinkClosed, PickSuggestion, SendText, Start
-from polyai_messaging.outbox import RECENT_DELIVERIES
-from polyai_messaging.scripted import run_script
-from polyai_messaging.session import SessionState
+from polyai_messaging.testing import run_script
 from test_session import HISTORY, JOIN, USER_MESSAGE, Drive, of, sent, sent_types
 
 

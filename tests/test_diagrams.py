@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-from polyai_messaging.phases import TRANSITIONS, Phase
+from polyai_messaging.core import TRANSITIONS, Phase
 
 ROOT = Path(__file__).resolve().parent.parent
 DIAGRAMS = ROOT / "diagrams"

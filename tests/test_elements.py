@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from polyai_messaging import events, reducer, wire
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.errors import RemoteProtocolError
+from polyai_messaging.core import Conversation, RemoteProtocolError
+from polyai_messaging.core import _events as events
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 
 E = "EVENT_TYPE_"
 CARD = {"title": "Menu", "content_url": "https://example.com/menu"}

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging import wire
-from polyai_messaging.event_log import BLOCK, EventLog
-from polyai_messaging.events import ServerEvent
+from polyai_messaging.core import ServerEvent
+from polyai_messaging.core import _wire as wire
+from polyai_messaging.core._history import BLOCK, EventLog
 
 
 def event(n: int) -> ServerEvent:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyai_messaging._gaps import FANOUT, Gaps
+from polyai_messaging.core._gaps import FANOUT, Gaps
 from strategies import examples
 
 

@@ -8,10 +8,19 @@ from typing import Any
 import pytest
 
 from model_server import Link, ModelServer
-from polyai_messaging.effects import DeliveryStatus, OpenSocket, Resumed, ResumeKind
-from polyai_messaging.inputs import SendText, Start
-from polyai_messaging.persist import StateFormatError, dump_state, load_state
-from polyai_messaging.session import SessionConfig, SessionState
+from polyai_messaging.driver import (
+    DeliveryStatus,
+    OpenSocket,
+    Resumed,
+    ResumeKind,
+    SendText,
+    SessionConfig,
+    SessionState,
+    Start,
+    StateFormatError,
+    dump_state,
+    load_state,
+)
 
 
 def _conversation() -> tuple[Link, ModelServer]:

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transitions import Machine
 
-from polyai_messaging import phases
-from polyai_messaging.events import KNOWN_TYPES
-from polyai_messaging.phases import (
+from polyai_messaging.core import KNOWN_TYPES
+from polyai_messaging.core import _phases as phases
+from polyai_messaging.core._phases import (
     PHASE_TRIGGERS,
     TRANSITIONS,
     Phase,

@@ -9,18 +9,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging import reducer, wire
-from polyai_messaging.conversation import (
+from polyai_messaging.core import (
     END_CONVERSATION_REASON,
     RECENT_ID_MEMORY,
     Agent,
     Conversation,
+    LiveAgent,
+    Phase,
     Role,
+    ServerEvent,
     SystemHint,
+    SystemMessagePayload,
+    UnexpectedPhaseEvent,
     hint_for,
 )
-from polyai_messaging.events import LiveAgent, ServerEvent, SystemMessagePayload
-from polyai_messaging.phases import Phase, UnexpectedPhaseEvent
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 from strategies import CATALOGUE
 
 E = "EVENT_TYPE_"

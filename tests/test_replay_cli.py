@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from polyai_messaging import cli, reducer, replay, wire
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.transcript import render_text, to_json
+from polyai_messaging.cli import _main as cli
+from polyai_messaging.cli import _replay as replay
+from polyai_messaging.core import Conversation, render_text, to_json
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-session.jsonl"

@@ -26,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polyai_messaging import rest
-from polyai_messaging.endpoints import websocket_url
-from polyai_messaging.errors import LocalProtocolError, MessagingError, RemoteProtocolError
+from polyai_messaging.core import LocalProtocolError, MessagingError, RemoteProtocolError
+from polyai_messaging.driver import websocket_url
 from polyai_messaging.rest import (
     PLATFORMS,
     AccessToken,
@@ -54,8 +54,8 @@ from polyai_messaging.rest import (
     create_session,
     error_class_for,
     mint_access_token,
-    parse_retry_after,
 )
+from polyai_messaging.runtime import parse_retry_after
 
 BASE = "https://messaging.us-1.poly.ai"
 TOKEN_URL = f"{BASE}/api/v1/access-token"

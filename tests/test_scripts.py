@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from polyai_messaging.conversation import END_CONVERSATION_REASON, Role
-from polyai_messaging.effects import FinishKind
-from polyai_messaging.phases import Phase
-from polyai_messaging.scripted import ScriptResult, is_script, run_script
+from polyai_messaging.core import END_CONVERSATION_REASON, Phase, Role
+from polyai_messaging.driver import FinishKind
+from polyai_messaging.testing import ScriptResult, is_script, run_script
 
 SCRIPTS = Path(__file__).parent / "scripts"
 JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"

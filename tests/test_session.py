@@ -25,44 +25,42 @@ from model_server import (
     system_error,
     user_echo,
 )
-from polyai_messaging.commands import UserMessage
-from polyai_messaging.effects import (
+from polyai_messaging.core import LocalProtocolError, UserMessage, encoded_size
+from polyai_messaging.driver import (
     AbortSocket,
     CloseSocket,
+    ConnectFailed,
     Delivery,
     DeliveryStatus,
     Effect,
+    EndSession,
     Finished,
     FinishKind,
-    LinkStatus,
-    NeedNewSession,
-    NewSessionReason,
-    OpenSocket,
-    Resumed,
-    ResumeKind,
-    SendFrame,
-    StatusChanged,
-    WakeAt,
-)
-from polyai_messaging.errors import LocalProtocolError
-from polyai_messaging.inputs import (
-    ConnectFailed,
-    EndSession,
     FrameReceived,
     HandshakeFailed,
     Input,
     LinkClosed,
     LinkOpened,
+    LinkStatus,
+    NeedNewSession,
     NewSessionFailed,
+    NewSessionReason,
     Now,
+    OpenSocket,
+    Resumed,
+    ResumeKind,
+    SendFrame,
     SendText,
+    SessionConfig,
+    SessionState,
     SetTyping,
     Start,
     StartNewSession,
+    StatusChanged,
+    WakeAt,
     WakeUp,
+    step,
 )
-from polyai_messaging.session import SessionConfig, SessionState, step
-from polyai_messaging.wire import encoded_size
 
 JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"
 HEARTBEAT = "EVENT_TYPE_HEARTBEAT"

@@ -14,9 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model_server import Link, ModelServer
-from polyai_messaging.effects import DeliveryStatus, LinkStatus
-from polyai_messaging.inputs import SendText, Start
-from polyai_messaging.session import SessionState
+from polyai_messaging.driver import DeliveryStatus, LinkStatus, SendText, SessionState, Start
 
 ACTIONS = st.one_of(
     st.tuples(st.just("deliver"), st.integers(1, 6)),

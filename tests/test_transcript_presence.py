@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from polyai_messaging import reducer, wire
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.transcript import render_text, to_json
+from polyai_messaging.core import Conversation, render_text, to_json
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 
 
 def fold(*frames: dict[str, Any]) -> Conversation:

@@ -18,18 +18,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from polyai_messaging.backoff import Backoff
-from polyai_messaging.conversation import Role
-from polyai_messaging.effects import DeliveryStatus, FinishKind, LinkStatus, ResumeKind
-from polyai_messaging.emulator import (
-    DEMO_CONNECTOR_TOKEN,
-    DEMO_HOST,
-    EmulatorConfig,
-    RunningEmulator,
-    run_emulator,
-)
-from polyai_messaging.errors import LocalProtocolError
-from polyai_messaging.events import (
+from polyai_messaging.core import (
     ClientHandoffRequired,
     HandoffAccepted,
     HandoffFailed,
@@ -38,24 +27,44 @@ from polyai_messaging.events import (
     LiveAgentJoined,
     LiveAgentLeft,
     LiveAgentMessage,
+    LocalProtocolError,
+    Phase,
     PolyAgentLeft,
     PolyAgentTriggeredHandoff,
+    Role,
     ServerEvent,
     SessionEnd,
 )
-from polyai_messaging.inputs import Now
-from polyai_messaging.phases import Phase
-from polyai_messaging.rest import AccessToken, ServerError, mint_access_token
-from polyai_messaging.session import SessionConfig
-from polyai_messaging.tokens import TokenCache
-from polyai_messaging.trio_client import (
-    Session,
+from polyai_messaging.driver import (
+    Backoff,
+    DeliveryStatus,
+    FinishKind,
+    LinkStatus,
+    Now,
+    ResumeKind,
+    SessionConfig,
+)
+from polyai_messaging.emulator import (
+    DEMO_CONNECTOR_TOKEN,
+    DEMO_HOST,
+    EmulatorConfig,
+    RunningEmulator,
+    run_emulator,
+)
+from polyai_messaging.rest import (
+    AccessToken,
+    ServerError,
+    connector_token_provider,
+    mint_access_token,
+)
+from polyai_messaging.runtime import (
+    EventStream,
+    TokenCache,
     TokenProvider,
     TokenUnavailableError,
     Update,
-    connector_token_provider,
-    open_session,
 )
+from polyai_messaging.trio import Session, open_session
 
 TIMEOUT = 5.0
 FAST = SessionConfig(replay_quiet_seconds=0.05)
@@ -134,13 +143,8 @@ def has_event(kind: type[Any]) -> Callable[[Update], bool]:
     return lambda update: any(type(e) is kind for e in update.conversation.journal.values())
 
 
-def drain(channel: trio.MemoryReceiveChannel[ServerEvent]) -> list[ServerEvent]:
-    events = []
-    while True:
-        try:
-            events.append(channel.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return events
+def drain(stream: EventStream) -> list[ServerEvent]:
+    return stream.drain()
 
 
 # --- conversations --------------------------------------------------------------------------
@@ -674,8 +678,8 @@ async def test_debug_logs_never_contain_the_access_token(
             await wait_for(session, replied(2))
     secret = provider.tokens[0].secret
     messages = [record.getMessage() for record in caplog.records]
-    assert any("link 1 <- " in message for message in messages)
-    assert any("link 1 -> " in message for message in messages)
+    assert any("#1] <- " in message for message in messages)
+    assert any("#1] -> " in message for message in messages)
     assert not [message for message in messages if secret in message]
     assert any("access_token=***" in message for message in messages)
 
@@ -690,7 +694,7 @@ async def test_token_refresh_is_single_flight() -> None:
         await release.wait()
         return AccessToken("tok-" + str(calls), 3600)
 
-    cache = TokenCache(provider, wall=lambda: 0.0)
+    cache = TokenCache(provider, wall=lambda: 0.0, new_event=trio.Event)
     results: list[AccessToken] = []
 
     async def get() -> None:
@@ -712,7 +716,7 @@ async def test_token_provider_failure_is_wrapped() -> None:
     async def provider() -> AccessToken:
         raise RuntimeError("backend down")
 
-    cache = TokenCache(provider, wall=lambda: 0.0)
+    cache = TokenCache(provider, wall=lambda: 0.0, new_event=trio.Event)
     with pytest.raises(TokenUnavailableError) as caught:
         await cache.get()
     assert isinstance(caught.value.__cause__, RuntimeError)

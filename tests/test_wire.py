@@ -17,10 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyai_messaging import commands, events, reducer, wire
-from polyai_messaging.conversation import Conversation
-from polyai_messaging.errors import LocalProtocolError, RemoteProtocolError
-from polyai_messaging.events import KNOWN_TYPES
+from polyai_messaging.core import KNOWN_TYPES, Conversation, LocalProtocolError, RemoteProtocolError
+from polyai_messaging.core import _commands as commands
+from polyai_messaging.core import _events as events
+from polyai_messaging.core import _reducer as reducer
+from polyai_messaging.core import _wire as wire
 from strategies import Journal, examples, journals
 
 ENVELOPE = {

@@ -1,60 +1,94 @@
-"""PolyAI Messaging API client: a pure, event-sourced core with a trio adapter and an emulator.
+"""PolyAI Messaging API client: a pure, event-sourced core, a sans-I/O driver, and adapters.
 
-Layers, from the inside out:
+The package is layered, from the inside out (each layer imports only those before it):
 
-- :mod:`.wire` decodes frames into :mod:`.events` and encodes :mod:`.commands`;
-- :func:`.reducer.apply` folds events into an immutable :class:`.Conversation`, whose
-  :class:`.Phase` follows the table in :mod:`.phases`;
-- :func:`.session.step` is the sans-I/O driver: :mod:`.inputs` in, :mod:`.effects` out;
-- the trio adapter (``polyai_messaging.trio_client``), REST calls (:mod:`.rest`) and the local
-  emulator (``polyai_messaging.emulator``) are the I/O shells around it.
+- :mod:`polyai_messaging.core`: server events, client commands, the wire format, and the
+  immutable :class:`Conversation` that :func:`apply` folds events into;
+- :mod:`polyai_messaging.driver`: the sans-I/O session driver, ``step(state, input, now) ->
+  (state, effects)``;
+- :mod:`polyai_messaging.runtime`: what every adapter shares (the session API, tokens, logs);
+- :mod:`polyai_messaging.rest`: the two REST calls (httpx);
+- :mod:`polyai_messaging.trio` and :mod:`polyai_messaging.asyncio`: ``open_session`` on each
+  event loop;
+- :mod:`polyai_messaging.emulator` and :mod:`polyai_messaging.testing`: a local server and test
+  helpers; :mod:`polyai_messaging.cli`: the command line.
+
+Importing this package imports no I/O library; it re-exports the core and the driver.
 """
 
-from .backoff import Backoff
-from .commands import Heartbeat, RequestPolyAgentJoin, UserEndSession, UserMessage, UserTyping
-from .conversation import Agent, Conversation, Message, Notice, Role, SystemHint, hint_for
-from .effects import (
+from .core import (
+    Agent,
+    Conversation,
+    Heartbeat,
+    LocalProtocolError,
+    Message,
+    MessagingError,
+    Notice,
+    Phase,
+    RemoteProtocolError,
+    RequestPolyAgentJoin,
+    Role,
+    ServerEvent,
+    SystemHint,
+    UnexpectedPhaseEvent,
+    UserEndSession,
+    UserMessage,
+    UserTyping,
+    apply,
+    decode,
+    decode_object,
+    encode,
+    encoded_size,
+    fold,
+    hint_for,
+    next_phase,
+    render_text,
+    to_json,
+)
+from .driver import (
     AbortSocket,
     Applied,
+    Backoff,
     CloseSocket,
+    ConnectFailed,
+    Counters,
     Delivery,
     DeliveryStatus,
+    EndSession,
     Finished,
     FinishKind,
-    LinkStatus,
-    NeedNewSession,
-    NewSessionReason,
-    OpenSocket,
-    ProtocolViolation,
-    Resumed,
-    ResumeKind,
-    SendFrame,
-    StatusChanged,
-    WakeAt,
-)
-from .errors import LocalProtocolError, MessagingError, RemoteProtocolError
-from .event_log import EventLog
-from .inputs import (
-    ConnectFailed,
-    EndSession,
     FrameReceived,
     HandshakeFailed,
     LinkClosed,
     LinkOpened,
+    LinkStatus,
+    NeedNewSession,
     NewSessionFailed,
+    NewSessionReason,
     Now,
+    OpenSocket,
     PickSuggestion,
+    ProtocolViolation,
+    Resumed,
+    ResumeKind,
+    SendFrame,
     SendText,
+    SessionConfig,
+    SessionState,
     SetTyping,
     Start,
     StartNewSession,
+    StateFormatError,
+    StatusChanged,
+    WakeAt,
     WakeUp,
+    dump_state,
+    load_state,
+    step,
 )
-from .persist import StateFormatError, dump_state, load_state
-from .phases import Phase, UnexpectedPhaseEvent, next_phase
-from .reducer import apply, fold
-from .session import Counters, SessionConfig, SessionState, step
-from .wire import decode, decode_object, encode, encoded_size
+
+__version__ = "0.1.0"
+"""The version of this package."""
 
 __all__ = [
     "AbortSocket",
@@ -68,7 +102,6 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "EndSession",
-    "EventLog",
     "FinishKind",
     "Finished",
     "FrameReceived",
@@ -96,6 +129,7 @@ __all__ = [
     "Role",
     "SendFrame",
     "SendText",
+    "ServerEvent",
     "SessionConfig",
     "SessionState",
     "SetTyping",
@@ -110,6 +144,7 @@ __all__ = [
     "UserTyping",
     "WakeAt",
     "WakeUp",
+    "__version__",
     "apply",
     "decode",
     "decode_object",
@@ -120,5 +155,7 @@ __all__ = [
     "hint_for",
     "load_state",
     "next_phase",
+    "render_text",
     "step",
+    "to_json",
 ]

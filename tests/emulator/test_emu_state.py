@@ -49,8 +49,8 @@ async def test_idle_expiry_and_token_lifetime_in_virtual_time(
 
 
 async def test_scripted_delays_follow_the_clock(autojump_clock: trio.testing.MockClock) -> None:
-    from polyai_messaging.emulator.sessions import AgentJob
-    from polyai_messaging.emulator.wire import EventType
+    from polyai_messaging.emulator._sessions import AgentJob
+    from polyai_messaging.emulator._wire import EventType
 
     state = EmulatorState(EmulatorConfig(reply_delay_seconds=2.0))
     async with trio.open_nursery() as nursery:
@@ -101,8 +101,8 @@ async def test_a_sender_that_finds_the_stream_busy_stops_quietly() -> None:
     # hypercorn 0.18 sends EOF outside its send lock when a peer goes away; a frame being sent
     # then meets trio.BusyResourceError. The socket's writer must end as for a closed socket,
     # not crash the connection's task group with a traceback.
-    from polyai_messaging.emulator.sessions import SocketConnection
-    from polyai_messaging.emulator.websocket import _Emitter
+    from polyai_messaging.emulator._sessions import SocketConnection
+    from polyai_messaging.emulator._websocket import _Emitter
 
     state = EmulatorState(EmulatorConfig())
     sent: list[str] = []

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from polyai_messaging.emulator import FAULT_HELP, EmulatorConfig, Faults, parse_faults
-from polyai_messaging.emulator import faults as faults_module
-from polyai_messaging.emulator.auth import host_matches, normalise_host
-from polyai_messaging.emulator.faults import FaultState
-from polyai_messaging.emulator.ratelimit import RateLimiter
-from polyai_messaging.emulator.wire import (
+from polyai_messaging.emulator import _faults as faults_module
+from polyai_messaging.emulator._auth import host_matches, normalise_host
+from polyai_messaging.emulator._faults import FaultState
+from polyai_messaging.emulator._ratelimit import RateLimiter
+from polyai_messaging.emulator._wire import (
     ClientFrame,
     FrameError,
     batch_frames,

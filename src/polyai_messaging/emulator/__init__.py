@@ -24,14 +24,14 @@ The emulator is independent of the client library: it imports nothing else from
 
 from __future__ import annotations
 
-from .agent import ERROR_TRIGGERS, TRIGGERS
-from .app import EmulatorApp
-from .config import DEMO_CONNECTOR_TOKEN, DEMO_HOST, EmulatorConfig
-from .faults import FAULT_HELP, REFUSAL_BODIES, Faults, parse_faults
-from .journal import Journal, JournalEntry
-from .server import DEFAULT_PORT, RunningEmulator, run_emulator, serve_forever
-from .sessions import AgentPhase, Session
-from .state import EmulatorState
+from ._agent import ERROR_TRIGGERS, TRIGGERS
+from ._app import EmulatorApp
+from ._config import DEMO_CONNECTOR_TOKEN, DEMO_HOST, EmulatorConfig
+from ._faults import FAULT_HELP, REFUSAL_BODIES, Faults, parse_faults
+from ._journal import Journal, JournalEntry
+from ._server import DEFAULT_PORT, RunningEmulator, run_emulator, serve_forever
+from ._sessions import AgentPhase, Session
+from ._state import EmulatorState
 
 __all__ = [
     "DEFAULT_PORT",

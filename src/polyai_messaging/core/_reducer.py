@@ -1,0 +1,400 @@
+"""``apply(conversation, event) -> conversation``: the pure, total fold of server events.
+
+Rules, in the order they are applied to each event:
+
+1. What the decoder dropped from an event (malformed batch or array elements) is recorded; a
+   batch is then flattened, its inner events applied one by one, all to one copy of the
+   conversation (one transaction).
+2. De-duplication. A sequenced event whose ``sequence`` was already received (at most the
+   cursor and in no gap) is dropped: a server gives each event one sequence, so this is exact
+   and needs no index that grows with history. Any event whose ``id`` was seen recently is
+   dropped too (bounded memory), which also catches transient duplicates and a recent event
+   resent under another sequence. An empty ``id`` names nothing: it is treated as absent.
+   The first copy of a sequence wins; a later one with another id is a server fault that the
+   session driver detects as a diverged history on replay.
+3. Log, cursor and gaps: every sequenced event (unknown types too) is appended to the log; the
+   cursor is the highest sequence; gaps are the missing ranges below it.
+4. Facts: each known type updates its facts, "latest by rank" (see :mod:`.conversation`).
+
+Nothing here depends on arrival order except the transient parts (indicators, notices) and the
+diagnostics (``duplicates_dropped``, ``protocol_errors``) and the log's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from immutables import Map
+
+from ._conversation import (
+    END_CONVERSATION_REASON,
+    NOTICE_MEMORY,
+    RECENT_ID_MEMORY,
+    Agent,
+    Conversation,
+    Fields,
+    MessageRecord,
+    Notice,
+    Role,
+    SystemHint,
+    hint_for,
+)
+from ._events import (
+    KNOWN_TYPES,
+    ClientHandoffRequired,
+    EventBatch,
+    HandoffQueueStatus,
+    LanguageChanged,
+    LiveAgentJoined,
+    LiveAgentLeft,
+    LiveAgentMessage,
+    LiveAgentTyping,
+    PolyAgentJoined,
+    PolyAgentJoinRequested,
+    PolyAgentLeft,
+    PolyAgentMessage,
+    PolyAgentMessageChunk,
+    PolyAgentThinking,
+    ServerEvent,
+    SessionEnd,
+    SessionStart,
+    SystemMessage,
+    UnknownEvent,
+    UserMessageEcho,
+)
+from ._phases import PHASE_TRIGGERS, Phase, destination
+
+__all__ = ["apply", "fold"]
+
+_PROTOCOL_ERROR_MEMORY = 100
+_NO_CHUNKS: Map[int, Any] = Map()
+_NO_IDS: Map[str, None] = Map()
+# Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
+_new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
+
+
+def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
+    """Apply ``events`` in order, starting from ``conversation`` (or an empty one)."""
+    state = conversation if conversation is not None else Conversation()
+    for event in events:
+        state = apply(state, event)
+    return state
+
+
+def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
+    """Fold one decoded server event into the conversation. Pure and total."""
+    if not event.id and event.sequence is None and type(event) in _INERT:
+        return conversation  # nothing to record (a heartbeat echo, say)
+    # The new conversation's fields, written in place by the rules; a batch is applied to one
+    # copy, as one transaction.
+    fields = conversation.fields()
+    _apply_into(fields, event)
+    return Conversation.from_fields(fields)
+
+
+def _apply_into(fields: Fields, event: ServerEvent) -> None:
+    """Apply ``event`` to the fields of the conversation being built."""
+    if event.rejected:  # the malformed parts the decoder dropped (batch or array elements)
+        errors = tuple(str(error) for error in event.rejected)
+        fields["protocol_errors"] = _bounded(fields["protocol_errors"], errors)
+    if type(event) is EventBatch:
+        for inner in event.events:
+            _apply_into(fields, inner)
+        return
+    sequence = event.sequence
+    event_id = event.id
+    cursor = fields["cursor"]
+    if sequence is not None and sequence <= cursor:
+        # A late event is new only if it fills a gap (and the filled set is kept for step 3).
+        filled = fields["missing"].filled(sequence)
+        if filled is fields["missing"]:
+            fields["duplicates_dropped"] += 1
+            return
+    if event_id:  # an empty id names nothing
+        recent = fields["recent_ids"]
+        if event_id in recent or event_id in fields["older_ids"]:
+            # For a sequenced event its sequence was new: the same id under another sequence.
+            fields["duplicates_dropped"] += 1
+            return
+        if len(recent) >= RECENT_ID_MEMORY:
+            fields["older_ids"] = recent
+            recent = _NO_IDS
+        fields["recent_ids"] = recent.set(event_id, None)
+    if sequence is not None:
+        fields["log"] = fields["log"].append(event)
+        if sequence > cursor:
+            if sequence > cursor + 1:
+                fields["missing"] = fields["missing"].appended(cursor + 1, sequence - 1)
+            fields["cursor"] = sequence
+        else:
+            fields["missing"] = filled
+        if type(event) is not UnknownEvent:
+            fields["events_applied"] += 1
+        rank = float(sequence)
+    else:
+        # Unsequenced events are live: they rank just above everything received so far.
+        rank = cursor + 0.5
+    handler, trigger = _RULES.get(type(event), _NO_RULE)
+    if handler is not None:
+        handler(fields, event, rank)
+    if trigger is not None:
+        _phase(fields, trigger, rank)
+
+
+def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
+    return (*existing, *new)[-_PROTOCOL_ERROR_MEMORY:]
+
+
+def _phase(fields: Fields, trigger: str, rank: float) -> None:
+    fields["phase_events"] = fields["phase_events"].set(rank, trigger)
+    _move(fields, trigger, rank)
+
+
+def _move(fields: Fields, trigger: str, rank: float) -> None:
+    """Move the phase as ``trigger`` at ``rank`` does (without recording it as a phase event)."""
+    dest = destination(trigger)
+    if fields["phase"] is Phase.ENDED or dest is None:
+        return
+    if dest is Phase.ENDED or rank > fields["phase_rank"]:
+        fields["phase"] = dest
+        fields["phase_rank"] = rank
+
+
+def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple[float, Any]:
+    if current is not None and current[0] > rank:
+        return current
+    return (rank, value)
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def _placed(
+    record: MessageRecord | None, key: str, role: Role, rank: float, event: ServerEvent
+) -> MessageRecord:
+    """``record`` (a new one for ``key`` if none), placed at the lowest rank that carried it."""
+    if record is None:
+        return _new_record(
+            MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
+        )
+    if rank < record.rank:
+        # The event that places the message also dates it, even without a timestamp (OP-5):
+        # keeping an earlier-arrived timestamp would make the result depend on arrival order.
+        return record._replace(rank=rank, timestamp=event.timestamp)
+    return record
+
+
+def _with_whole(
+    record: MessageRecord, rank: float, payload: Any, client_event_id: str | None = None
+) -> MessageRecord:
+    """``record`` with the consolidated payload; the lowest-ranked copy wins."""
+    if record.whole is not None and record.whole[0] <= rank:
+        return record
+    return _new_record(
+        MessageRecord,
+        (record.key, record.role, record.rank, (rank, payload), record.chunks,
+         record.final_index, client_event_id, record.timestamp, record.prefix),
+    )  # fmt: skip
+
+
+def _whole(
+    fields: Fields,
+    key: str,
+    role: Role,
+    rank: float,
+    event: ServerEvent,
+    payload: Any,
+    client_event_id: str | None = None,
+) -> None:
+    """Record a message that only ever arrives whole (not an agent message)."""
+    record = _placed(fields["records"].get(key), key, role, rank, event)
+    fields["records"] = fields["records"].set(
+        key, _with_whole(record, rank, payload, client_event_id)
+    )
+
+
+def _agent_record(
+    fields: Fields, message_id: str, rank: float, event: ServerEvent
+) -> MessageRecord:
+    """The record of agent message ``message_id`` (an open stream, complete, or new), placed."""
+    record: MessageRecord | None = fields["open_streams"].get(message_id)
+    if record is not None:
+        if record.rank <= rank:
+            return record  # the usual case: a later chunk of an open stream
+        return _placed(record, record.key, Role.AGENT, rank, event)
+    # The key is built only here, once per message: chunks find their stream by message_id.
+    key = f"agent:{message_id}"
+    return _placed(fields["records"].get(key), key, Role.AGENT, rank, event)
+
+
+def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
+    streams = fields["open_streams"]
+    # A stream stays open until its final chunk is known and every chunk before it arrived.
+    if record.whole is None and (record.final_index is None or not record.complete):
+        fields["open_streams"] = streams.set(message_id, record)
+        return
+    if message_id in streams:
+        fields["open_streams"] = streams.delete(message_id)
+    fields["records"] = fields["records"].set(record.key, record)
+
+
+# Record keys are "<kind>:<value>" with a kind from a fixed set containing no ":", so two keys
+# are equal only for the same kind and value: a server id can never hide another kind of message.
+
+
+def _event_key(role: Role, event: ServerEvent, rank: float) -> str:
+    """The key of a message that has no id of its own: its event's (unique) id, else its rank."""
+    if event.id:
+        return f"{role.value}-event:{event.id}"
+    return f"{role.value}-rank:{rank}"
+
+
+def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
+    payload = event.payload
+    message_id = payload.message_id
+    if message_id:
+        record = _agent_record(fields, message_id, rank, event)
+        _store_agent(fields, _with_whole(record, rank, payload), message_id)
+    else:
+        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event, payload)
+    fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+    if payload.end_conversation:
+        # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
+        # event the server sent, so anomalies (a later real SESSION_END) leave it out.
+        _set_fact(fields, "end", rank, END_CONVERSATION_REASON)
+        _move(fields, SessionEnd.TYPE, rank)
+
+
+def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
+    chunk = event.payload
+    index = chunk.chunk_index
+    # Chunks have no other grouping key, so even an empty message_id groups them.
+    record = _agent_record(fields, chunk.message_id, rank, event)
+    chunks = record.chunks
+    known = chunks.get(index)
+    # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
+    if known is None or known[0] > rank:
+        final = record.final_index
+        if chunk.is_complete and (final is None or index < final):
+            final = index
+        chunks = chunks.set(index, (rank, chunk))
+        prefix = record.prefix
+        if index == prefix + 1:
+            prefix += 1
+            # Chunks already past the hole join the prefix: each is passed over once.
+            if len(chunks) > prefix:
+                while prefix + 1 in chunks:
+                    prefix += 1
+        record = _new_record(
+            MessageRecord,
+            (record.key, record.role, record.rank, record.whole, chunks, final,
+             record.client_event_id, record.timestamp, prefix),
+        )  # fmt: skip
+    _store_agent(fields, record, chunk.message_id)
+    fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+
+
+def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
+    message_id = event.payload.message_id
+    key = f"live_agent:{message_id}" if message_id else _event_key(Role.LIVE_AGENT, event, rank)
+    _whole(fields, key, Role.LIVE_AGENT, rank, event, event.payload)
+    fields["live_output_rank"] = max(fields["live_output_rank"], rank)
+
+
+def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
+    payload = event.payload
+    client_event_id = (event.metadata.client_event_id if event.metadata else None) or None
+    # Resends of one message share a client_event_id: they are one message, shown once.
+    if client_event_id is not None:
+        key = f"client:{client_event_id}"
+        if client_event_id not in fields["echoes"]:
+            fields["echoes"] = fields["echoes"].set(client_event_id, key)
+    elif payload.message_id:
+        key = f"user:{payload.message_id}"
+    else:
+        key = _event_key(Role.USER, event, rank)
+    _whole(fields, key, Role.USER, rank, event, payload, client_event_id)
+
+
+def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
+    payload = event.payload
+    hint = hint_for(payload.message)
+    if payload.is_error:
+        # An error answers in place of the reply (e.g. "high load"): nobody is composing now.
+        fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+        fields["live_output_rank"] = max(fields["live_output_rank"], rank)
+        if hint is SystemHint.REJOIN:
+            _set_fact(fields, "rejoin", rank, None)
+    if event.sequence is None:
+        notice = Notice(payload.level, payload.message, hint)
+        fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
+        return
+    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event, payload)
+
+
+# --- facts ------------------------------------------------------------------------------------
+
+_Handler = Callable[[Fields, Any, float], None]
+
+
+def _on_agent_joined(fields: Fields, event: PolyAgentJoined, rank: float) -> None:
+    agent = Agent(name=event.payload.agent_name, avatar_url=event.payload.avatar)
+    _set_fact(fields, "agent", rank, agent)
+
+
+def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
+    fields["thinking_rank"] = max(fields["thinking_rank"], rank)
+
+
+def _on_join_requested(fields: Fields, event: PolyAgentJoinRequested, rank: float) -> None:
+    _set_fact(fields, "join_requested", rank, None)
+
+
+def _on_live_typing(fields: Fields, event: LiveAgentTyping, rank: float) -> None:
+    fields["live_typing"] = _latest(fields["live_typing"], rank, event.payload.state)
+
+
+def _set_fact(fields: Fields, name: str, rank: float, value: Any) -> None:
+    facts = fields["facts"]
+    fields["facts"] = facts.set(name, _latest(facts.get(name), rank, value))
+
+
+def _setter(name: str, value: Callable[[Any], Any]) -> _Handler:
+    def handler(fields: Fields, event: Any, rank: float) -> None:
+        _set_fact(fields, name, rank, value(event))
+
+    return handler
+
+
+_HANDLERS: dict[type[Any], _Handler] = {
+    PolyAgentMessage: _on_agent_message,
+    PolyAgentMessageChunk: _on_chunk,
+    LiveAgentMessage: _on_live_message,
+    UserMessageEcho: _on_user_echo,
+    SystemMessage: _on_system,
+    PolyAgentJoined: _on_agent_joined,
+    PolyAgentThinking: _on_thinking,
+    PolyAgentJoinRequested: _on_join_requested,
+    LiveAgentTyping: _on_live_typing,
+    LiveAgentJoined: _setter("live_agent", lambda e: e.payload.live_agent),
+    PolyAgentLeft: _setter("agent_left", lambda e: e.payload.reason),
+    LiveAgentLeft: _setter("live_agent_left", lambda e: e.payload.reason),
+    SessionStart: _setter("capabilities", lambda e: e.payload.capabilities),
+    HandoffQueueStatus: _setter("queue", lambda e: e.payload),
+    LanguageChanged: _setter("language", lambda e: e.payload.language_code),
+    ClientHandoffRequired: _setter("client_handoff", lambda e: e.payload),
+    SessionEnd: _setter("end", lambda e: e.payload.reason),
+}
+
+_NO_RULE: tuple[_Handler | None, str | None] = (None, None)
+_RULES: dict[type[Any], tuple[_Handler | None, str | None]] = {
+    cls: (_HANDLERS.get(cls), cls.TYPE if cls.TYPE in PHASE_TRIGGERS else None)
+    for cls in KNOWN_TYPES.values()
+}
+"""Per event class: its fact handler and, if it moves the phase, its trigger (one lookup)."""
+
+_INERT = frozenset(
+    cls for cls, rule in _RULES.items() if rule == _NO_RULE and cls is not EventBatch
+)
+"""Event classes that record nothing unless they carry an id or a sequence."""

@@ -1,0 +1,197 @@
+"""Step handlers for the outbox and the application's intents.
+
+Sending, resending and confirming user messages (protocol §6.4), and the intents that may be
+refused with :class:`~polyai_messaging.core.LocalProtocolError`: text, a picked suggestion,
+typing, ending the session. Link events that affect the outbox call :func:`transmit` and
+:func:`confirm_deliveries` from :mod:`.driver_link` and :mod:`.driver_inbound`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import attrs
+
+from ..core import (
+    TYPING_STARTED,
+    TYPING_STOPPED,
+    LocalProtocolError,
+    UserEndSession,
+    UserMessage,
+    UserMessageEcho,
+    encoded_size,
+    replace_lone_surrogates,
+)
+from ..core import UserTyping as UserTypingCommand
+from ._backoff import random_bits
+from ._effects import Delivery, DeliveryStatus, LinkStatus
+from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
+from ._outbox import OutboxEntry, check_delay
+from ._turn import Turn
+
+__all__ = [
+    "after_replay",
+    "confirm_echo",
+    "on_end",
+    "on_pick",
+    "on_send_text",
+    "on_typing",
+    "transmit",
+    "unconfirmed",
+]
+
+
+# --- outbox -----------------------------------------------------------------------------------
+
+
+def transmit(turn: Turn, entry: OutboxEntry) -> None:
+    """Send (or resend) one pending entry and schedule its echo check."""
+    s = turn.state
+    if entry.transmissions:
+        turn.count(resends=1)
+    cid = entry.client_event_id
+    turn.send(UserMessage(text=entry.text, client_event_id=cid, custom=entry.custom))
+    sent = attrs.evolve(
+        entry,
+        transmissions=entry.transmissions + 1,
+        next_check=turn.t + check_delay(entry.checks, s.config.resend_check_seconds),
+    )
+    turn.update(outbox=turn.state.outbox.update(sent))
+
+
+def unconfirmed(turn: Turn) -> bool:
+    """Run the echo checks that are due: fail the messages whose last allowed wait is over;
+    ``True`` if others are still unconfirmed (their delivery must be verified)."""
+    s = turn.state
+    limit = s.config.max_resends
+    verify = False
+    for entry in s.outbox.due(turn.t):
+        if entry.checks >= limit or entry.transmissions > limit:
+            _finish(turn, entry, DeliveryStatus.FAILED)
+        else:
+            checked = attrs.evolve(entry, checks=entry.checks + 1, next_check=None)
+            turn.update(outbox=turn.state.outbox.update(checked))
+            verify = True
+    return verify
+
+
+def after_replay(turn: Turn, *, replayed: bool) -> None:
+    """The replay settled: send what waited for it, and resend what it proves lost.
+
+    Without a replay (a server that sent none in time) nothing sent before can be proved lost,
+    so only messages never sent go out; the others wait for their next check.
+    """
+    s = turn.state
+    for entry in s.outbox.in_order():
+        if entry.transmissions == 0 or (replayed and entry.transmissions <= s.config.max_resends):
+            transmit(turn, entry)
+        elif entry.next_check is None:
+            delay = check_delay(entry.checks, s.config.resend_check_seconds)
+            waiting = attrs.evolve(entry, next_check=turn.t + delay)
+            turn.update(outbox=turn.state.outbox.update(waiting))
+
+
+def _finish(
+    turn: Turn, entry: OutboxEntry, status: DeliveryStatus, message_id: str | None = None
+) -> None:
+    done = attrs.evolve(entry, status=status, next_check=None, message_id=message_id)
+    turn.update(outbox=turn.state.outbox.update(done))
+    turn.emit(Delivery(entry.client_event_id, status, message_id))
+
+
+def confirm_echo(turn: Turn, echo: UserMessageEcho) -> None:
+    """Mark SENT the message this (new) echo of a user message confirms, if it is ours.
+
+    The echo names its message by ``client_event_id``. One that names none we issued (a replay
+    whose stored echoes lost their metadata, say) confirms the oldest pending message with the
+    same text, first in, first out.
+    """
+    outbox = turn.state.outbox
+    cid = echo.metadata.client_event_id if echo.metadata is not None else None
+    entry = outbox.get(cid) if cid else None
+    if entry is None:
+        entry = outbox.oldest_with_text(echo.payload.text)
+    # A late echo still proves delivery: a FAILED message that reached the server is SENT.
+    if entry is not None and entry.status is not DeliveryStatus.SENT:
+        _finish(turn, entry, DeliveryStatus.SENT, echo.payload.message_id)
+
+
+# --- application intents ----------------------------------------------------------------------
+
+
+def _ensure_open_session(turn: Turn) -> None:
+    s = turn.state
+    if s.finished is not None or s.conversation.ended or s.end_requested_at is not None:
+        raise LocalProtocolError("the session has ended; nothing more can be sent")
+
+
+def on_send_text(turn: Turn, event: SendText) -> None:
+    _ensure_open_session(turn)
+    if not event.text.strip():
+        raise LocalProtocolError("a message cannot be blank")
+    custom = dict(event.custom)
+    client_event_id = _client_event_id(turn, event.client_event_id, custom.pop(_CID, None))
+    s = turn.state
+    if s.delivery(client_event_id) is not None:
+        raise LocalProtocolError("client_event_id already used in this session")
+    command = UserMessage(text=event.text, client_event_id=client_event_id, custom=custom)
+    size = encoded_size(command)
+    if size > s.max_message_bytes:
+        raise LocalProtocolError(
+            f"message is {size} bytes encoded; the session allows {s.max_message_bytes}"
+        )
+    turn.update(outbox=s.outbox.accept(client_event_id, event.text, custom))
+    turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
+    if turn.state.link is LinkStatus.OPEN and turn.state.settled:
+        entry = turn.state.outbox.pending[client_event_id]
+        transmit(turn, entry)
+
+
+_CID = "client_event_id"
+
+
+def _client_event_id(turn: Turn, given: str | None, in_custom: str | None) -> str:
+    """The message's id: the one given (as an argument or in ``custom``), else a new UUID4."""
+    if given is not None and in_custom is not None and given != in_custom:
+        raise LocalProtocolError("two different client_event_ids given (argument and custom)")
+    chosen = given if given is not None else in_custom
+    if chosen is not None:
+        if not chosen:
+            raise LocalProtocolError("client_event_id cannot be empty")
+        return chosen
+    s = turn.state
+    turn.update(draws=s.draws + 1)
+    return str(uuid.UUID(int=random_bits(s.seed, s.draws, 128), version=4))
+
+
+def on_pick(turn: Turn, event: PickSuggestion) -> None:
+    suggestions = turn.state.conversation.suggestions
+    if not 0 <= event.index < len(suggestions):
+        raise LocalProtocolError(f"no suggestion number {event.index + 1}")
+    # The suggestion is the server's text, which UTF-8 may not be able to encode as it is.
+    text = replace_lone_surrogates(suggestions[event.index].message_text)
+    on_send_text(turn, SendText(text, event.client_event_id, event.custom))
+
+
+def on_typing(turn: Turn, event: SetTyping) -> None:
+    _ensure_open_session(turn)
+    s = turn.state
+    if s.link is not LinkStatus.OPEN:
+        return
+    last = s.typing_sent
+    if event.started:
+        if last is not None and last[0] and turn.t - last[1] < s.config.typing_throttle_seconds:
+            return
+        turn.send(UserTypingCommand(state=TYPING_STARTED))
+    else:
+        if last is None or not last[0]:
+            return
+        turn.send(UserTypingCommand(state=TYPING_STOPPED))
+    turn.update(typing_sent=(event.started, turn.t))
+
+
+def on_end(turn: Turn, _: EndSession) -> None:
+    _ensure_open_session(turn)
+    turn.update(end_requested_at=turn.t)
+    if turn.state.link is LinkStatus.OPEN and turn.state.settled:
+        turn.send(UserEndSession())

@@ -1,0 +1,204 @@
+"""The outbox of user messages awaiting their echo, as pure values.
+
+A message is sent, then its echo is checked for 5 s later. A check that finds no echo does not
+resend on the same link (the message may only be slow); the driver resumes the link and resends
+only what the replay proves lost. Each later check waits longer (5 s, 5 s, 10 s, 15 s), and a
+check after the last allowed resend fails the message. Its ``client_event_id`` never changes, so
+copies that do reach the server fold into one message.
+
+Only what is still pending is kept where the driver looks on every step: the earliest echo check
+is cached, so asking for the next deadline costs the same after 5,000 messages as after one.
+Finished messages (sent or failed) move to a bounded memory that still answers "where does this
+message stand?" for the most recent :data:`RECENT_DELIVERIES` to twice as many of them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+from immutables import Map
+
+from ._effects import DeliveryStatus
+
+__all__ = ["RECENT_DELIVERIES", "Outbox", "OutboxEntry", "check_delay"]
+
+RECENT_DELIVERIES = 1024
+"""Finished messages are remembered in two generations of this many (2,048 at most)."""
+
+_NO_ENTRIES: Map[str, Any] = Map()
+_NO_TEXTS: Map[str, tuple[str, ...]] = Map()
+
+
+@attrs.frozen
+class OutboxEntry:
+    """One user message and where its delivery stands."""
+
+    client_event_id: str
+    text: str
+    custom: Mapping[str, str] = attrs.field(factory=dict)
+    """The application's ``metadata.custom`` pairs, sent with every transmission (the
+    ``client_event_id`` is added to them on the wire)."""
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    transmissions: int = 0
+    """How many times the frame was put on a socket (1 + resends)."""
+    checks: int = 0
+    """Echo checks that found no echo so far."""
+    next_check: float | None = None
+    """Monotonic time of the next echo check while the link is open (``None`` while a check's
+    verification is under way)."""
+    message_id: str | None = None
+    """Server ``message_id`` from the echo, once sent."""
+    serial: int = 0
+    """Order in which the application sent the message (resends keep that order)."""
+
+    @property
+    def awaiting_echo(self) -> bool:
+        return self.status is DeliveryStatus.PENDING and self.transmissions > 0
+
+
+def check_delay(checks: int, first_check: float) -> float:
+    """Seconds to wait for an echo after ``checks`` checks found none: 5, 5, 10, 15..."""
+    return first_check * max(1, checks)
+
+
+_Check = tuple[float, int, str]
+"""An echo check in the index: its time, then the message's serial and id (a total order)."""
+
+
+@attrs.frozen
+class Outbox:
+    """Pending messages (by ``client_event_id``) and a bounded memory of finished ones.
+
+    Immutable: every change returns a new outbox. Create with ``Outbox()`` or
+    :meth:`from_entries`.
+    """
+
+    pending: Map[str, OutboxEntry] = _NO_ENTRIES
+    """Messages still waiting for their echo (or for a link to be sent on)."""
+    by_text: Map[str, tuple[str, ...]] = _NO_TEXTS
+    """Pending ``client_event_id`` per text, oldest first: an echo that carries no id we issued
+    confirms the oldest pending message with the same text."""
+    checks: tuple[_Check, ...] = ()
+    """The echo checks of pending messages, sorted: the index the deadline is read from."""
+    recent: Map[str, OutboxEntry] = _NO_ENTRIES
+    older: Map[str, OutboxEntry] = _NO_ENTRIES
+    accepted: int = 0
+    """Messages accepted so far: the next one's :attr:`OutboxEntry.serial`."""
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[OutboxEntry]) -> Outbox:
+        """An outbox holding ``entries`` (pending or finished), e.g. restored from storage."""
+        outbox = cls()
+        for entry in sorted(entries, key=_serial):
+            outbox = outbox._put(entry)
+        return attrs.evolve(outbox, accepted=max((e.serial + 1 for e in outbox), default=0))
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def get(self, client_event_id: str) -> OutboxEntry | None:
+        """The message with this id, pending or recently finished."""
+        return (
+            self.pending.get(client_event_id)
+            or self.recent.get(client_event_id)
+            or self.older.get(client_event_id)
+        )
+
+    def in_order(self) -> list[OutboxEntry]:
+        """The pending messages, in the order the application sent them."""
+        return sorted(self.pending.values(), key=_serial)
+
+    @property
+    def next_check(self) -> float | None:
+        """The earliest echo check among pending messages."""
+        return self.checks[0][0] if self.checks else None
+
+    def due(self, t: float) -> list[OutboxEntry]:
+        """Pending messages whose echo check is at or before ``t``, in sending order."""
+        due = self.checks[: bisect_right(self.checks, (t, _LAST, ""))]
+        return sorted((self.pending[cid] for _, _, cid in due), key=_serial)
+
+    def oldest_with_text(self, text: str) -> OutboxEntry | None:
+        """The oldest pending message whose text is exactly ``text``."""
+        ids = self.by_text.get(text)
+        return None if not ids else self.pending[ids[0]]
+
+    def __iter__(self) -> Iterator[OutboxEntry]:
+        """Every message it knows (recently finished and pending), in sending order."""
+        seen = {**self.older, **self.recent, **self.pending}
+        return iter(sorted(seen.values(), key=_serial))
+
+    def __len__(self) -> int:
+        return len({*self.older.keys(), *self.recent.keys(), *self.pending.keys()})
+
+    # --- changes --------------------------------------------------------------------------------
+
+    def accept(self, client_event_id: str, text: str, custom: Mapping[str, str]) -> Outbox:
+        """A new pending message (not yet transmitted)."""
+        entry = OutboxEntry(client_event_id, text, dict(custom), serial=self.accepted)
+        return attrs.evolve(self._put(entry), accepted=self.accepted + 1)
+
+    def update(self, entry: OutboxEntry) -> Outbox:
+        """Replace the entry with ``entry.client_event_id`` by ``entry`` (a new status moves it
+        between pending and finished)."""
+        return self._remove(entry.client_event_id)._put(entry)
+
+    def fail_pending(self) -> tuple[Outbox, list[OutboxEntry]]:
+        """Every pending message failed, and the failed entries in sending order."""
+        failed = [
+            attrs.evolve(e, status=DeliveryStatus.FAILED, next_check=None) for e in self.in_order()
+        ]
+        outbox = attrs.evolve(self, pending=_NO_ENTRIES, by_text=_NO_TEXTS, checks=())
+        for entry in failed:
+            outbox = outbox._put(entry)
+        return outbox, failed
+
+    def _put(self, entry: OutboxEntry) -> Outbox:
+        key = entry.client_event_id
+        if entry.status is not DeliveryStatus.PENDING:
+            recent, older = self.recent, self.older
+            if key not in recent and len(recent) >= RECENT_DELIVERIES:
+                recent, older = _NO_ENTRIES, recent
+            return attrs.evolve(self, recent=recent.set(key, entry), older=older)
+        ids = self.by_text.get(entry.text, ())
+        checks = self.checks
+        if entry.next_check is not None:
+            checks = _inserted(checks, (entry.next_check, entry.serial, key))
+        return attrs.evolve(
+            self,
+            pending=self.pending.set(key, entry),
+            by_text=self.by_text.set(entry.text, (*ids, key)),
+            checks=checks,
+        )
+
+    def _remove(self, client_event_id: str) -> Outbox:
+        old = self.pending.get(client_event_id)
+        if old is None:
+            return self
+        pending = self.pending.delete(client_event_id)
+        ids = tuple(i for i in self.by_text[old.text] if i != client_event_id)
+        by_text = self.by_text.set(old.text, ids) if ids else self.by_text.delete(old.text)
+        checks = self.checks
+        if old.next_check is not None:
+            checks = _removed(checks, (old.next_check, old.serial, client_event_id))
+        return attrs.evolve(self, pending=pending, by_text=by_text, checks=checks)
+
+
+def _serial(entry: OutboxEntry) -> int:
+    return entry.serial
+
+
+_LAST = 2**63
+"""Above any serial: ``(t, _LAST, "")`` sorts after every check at time ``t``."""
+
+
+def _inserted(checks: tuple[_Check, ...], check: _Check) -> tuple[_Check, ...]:
+    index = bisect_right(checks, check)
+    return (*checks[:index], check, *checks[index:])
+
+
+def _removed(checks: tuple[_Check, ...], check: _Check) -> tuple[_Check, ...]:
+    index = bisect_right(checks, check) - 1
+    return checks[:index] + checks[index + 1 :]

@@ -1,0 +1,89 @@
+"""The sans-I/O session driver: ``step(state, input, now) -> (state, effects)``.
+
+Everything a client does on a connection is decided here, without I/O: when to join, when to
+heartbeat, when a silent link is dead, when and where to reconnect, what to resend, when the
+session is over. The adapter feeds :mod:`.inputs` and executes :mod:`.effects`; the state
+answers one question about time, :attr:`SessionState.deadline`.
+
+Illegal application intents (blank or oversized text, anything after the end) raise
+:class:`~polyai_messaging.core.LocalProtocolError` and leave the state as it was.
+
+This module is the entry point and the dispatch; the parts live beside it:
+
+- :mod:`.session_state`: :class:`SessionConfig`, :class:`Counters`, :class:`SessionState` and
+  the values derived from them (re-exported here);
+- :mod:`.driver_link`: the link's life, replay settling, reconnects, replacement sessions,
+  finishing, and time;
+- :mod:`.driver_inbound`: frames received on the open link;
+- :mod:`.driver_outbox`: the outbox and the application's intents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._effects import Effect, WakeAt
+from ._inbound import on_frame
+from ._inputs import (
+    ConnectFailed,
+    EndSession,
+    FrameReceived,
+    HandshakeFailed,
+    Input,
+    LinkClosed,
+    LinkOpened,
+    NewSessionFailed,
+    Now,
+    PickSuggestion,
+    SendText,
+    SetTyping,
+    Start,
+    StartNewSession,
+    WakeUp,
+)
+from ._intents import on_end, on_pick, on_send_text, on_typing
+from ._link import (
+    notice_sleep,
+    on_closed,
+    on_connect_failed,
+    on_handshake_failed,
+    on_new_session_failed,
+    on_opened,
+    on_start,
+    on_start_new_session,
+    on_wake,
+)
+from ._state import Counters, SessionConfig, SessionState
+from ._turn import Turn
+
+__all__ = ["Counters", "SessionConfig", "SessionState", "step"]
+
+
+def step(state: SessionState, event: Input, now: Now) -> tuple[SessionState, list[Effect]]:
+    """Advance the driver by one input. Pure: same arguments, same result."""
+    turn = Turn(state, now)
+    before = state.deadline
+    notice_sleep(turn)
+    _HANDLERS[type(event)](turn, event)
+    turn.update(last_now=now)
+    if turn.state.deadline != before:
+        turn.emit(WakeAt(turn.state.deadline))
+    return turn.state, turn.effects
+
+
+_HANDLERS: dict[type[Any], Callable[[Turn, Any], None]] = {
+    Start: on_start,
+    LinkOpened: on_opened,
+    FrameReceived: on_frame,
+    LinkClosed: on_closed,
+    HandshakeFailed: on_handshake_failed,
+    ConnectFailed: on_connect_failed,
+    WakeUp: on_wake,
+    SendText: on_send_text,
+    PickSuggestion: on_pick,
+    SetTyping: on_typing,
+    EndSession: on_end,
+    StartNewSession: on_start_new_session,
+    NewSessionFailed: on_new_session_failed,
+}

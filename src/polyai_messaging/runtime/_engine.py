@@ -1,0 +1,351 @@
+"""The engine every adapter runs: the driver stepped, its effects dispatched, links reported.
+
+:class:`Engine` owns the driver state. Every input goes through one synchronous method,
+:meth:`Engine.feed`, which steps the driver and executes the effects without awaiting, so the
+driver sees one ordered stream of inputs whatever the loop. Socket work, the timer and
+background tasks are asked of the adapter (the :class:`~._loop.Adapter` methods, which an
+adapter's session class implements); everything else is decided here: logging (redacted,
+tagged with the session and link), snapshots, the bounded event stream, replacement sessions,
+what a link reports (the access token and URL it connects with, how a refusal or a failure is
+told to the driver).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from ..core import MessagingError
+from ..driver import (
+    AbortSocket,
+    Applied,
+    CloseSocket,
+    ConnectFailed,
+    Delivery,
+    Effect,
+    Finished,
+    FrameReceived,
+    HandshakeFailed,
+    Input,
+    LinkClosed,
+    LinkOpened,
+    NeedNewSession,
+    NewSessionFailed,
+    NewSessionReason,
+    Now,
+    OpenSocket,
+    ProtocolViolation,
+    Resumed,
+    SendFrame,
+    SessionState,
+    Start,
+    StartNewSession,
+    StatusChanged,
+    WakeAt,
+    WakeUp,
+    redact_url,
+    step,
+    websocket_url,
+)
+from ._feed import EventStream, UpdateFeed
+from ._logs import RedactingLogger, redacted
+from ._loop import Event
+from ._retry_after import parse_retry_after
+from ._tokens import Token, TokenCache, TokenUnavailableError
+
+__all__ = ["Clock", "Engine", "LinkTarget", "SessionFactory"]
+
+Clock = Callable[[], Now]
+"""Returns both clock readings: monotonic time for the driver's timers (the loop's own clock by
+default), and wall time (which also decides when an access token counts as expired)."""
+
+SessionFactory = Callable[[], Awaitable[str]]
+"""Creates a session on the server and returns its id (for replacement sessions)."""
+
+_LOGGER = logging.getLogger("polyai_messaging")
+_LOG_FRAME_CHARS = 2000
+_BODY_CHARS = 200
+
+
+@attrs.frozen
+class LinkTarget:
+    """Where a link connects, and with which token (the URL holds it: never log it)."""
+
+    url: str = attrs.field(repr=False)
+    token: Token = attrs.field(repr=False)
+
+
+class Engine:
+    """The driver of one session and what it asks of the adapter (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        state: SessionState,
+        base_url: str,
+        tokens: TokenCache,
+        create_session: SessionFactory,
+        clock: Clock,
+        events_capacity: int = 1024,
+    ) -> None:
+        self._state = state
+        self._base_url = base_url
+        self._tokens = tokens
+        self._create_session = create_session
+        self._clock = clock
+        self._status: StatusChanged | None = None
+        self._finished: Finished | None = None
+        self._finished_event = self.new_event()
+        self._renewal: Event | None = None
+        self._closed = False
+        self._feed_updates = UpdateFeed(state, self.new_event)
+        self._events = EventStream(events_capacity, self.new_event)
+        self.last_resume: Resumed | None = None
+        """The outcome of the latest reconnect, if any."""
+        self.error: BaseException | None = None
+        """Why creating a replacement session failed, if it did."""
+        self.log = RedactingLogger(_LOGGER, context=self._log_context, secrets=self._secrets)
+        """The session's logger: every line redacted and tagged with the session and link."""
+
+    # --- the adapter's part (see ``_loop.Adapter``) ----------------------------------------
+
+    def new_event(self) -> Event:
+        """A fresh event of the running loop."""
+        raise NotImplementedError
+
+    def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` as a task of the session."""
+        raise NotImplementedError
+
+    def open_link(self, request: OpenSocket) -> None:
+        """Start the link of ``request.generation``."""
+        raise NotImplementedError
+
+    def send_frame(self, generation: int, text: str) -> bool:
+        """Queue a frame on a link; ``False`` if it has ended."""
+        raise NotImplementedError
+
+    def close_link(self, generation: int, code: int, reason: str) -> None:
+        """Close a link politely."""
+        raise NotImplementedError
+
+    def abort_link(self, generation: int) -> None:
+        """Drop a link at once."""
+        raise NotImplementedError
+
+    def rearm_timer(self, deadline: float | None) -> None:
+        """Call :meth:`wake` at ``deadline``."""
+        raise NotImplementedError
+
+    async def checkpoint(self) -> None:
+        """Let other tasks run (and a cancellation be delivered)."""
+        raise NotImplementedError
+
+    # --- the single entry point ------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """The latest driver state."""
+        return self._state
+
+    def start(self) -> None:
+        """Open the first connection."""
+        self.feed(Start())
+
+    def wake(self) -> None:
+        """The driver's deadline has passed (the adapter's timer calls this)."""
+        self.feed(WakeUp())
+
+    def deadline(self) -> float | None:
+        """When :meth:`wake` is next due, on the driver's clock (``None``: never)."""
+        return self._state.deadline
+
+    def now(self) -> Now:
+        """The clock the driver runs on."""
+        return self._clock()
+
+    def feed(self, event: Input) -> list[Effect]:
+        """Step the driver and execute its effects, without awaiting (inputs never interleave).
+
+        Raises :class:`~polyai_messaging.core.LocalProtocolError` for an illegal intent (the
+        state is then unchanged). Inputs after the session was closed are ignored.
+        """
+        if self._closed:
+            return []
+        state, effects = step(self._state, event, self._clock())
+        self._state = state
+        for effect in effects:
+            _DISPATCH[type(effect)](self, effect)
+        self._feed_updates.publish(self._state, self._status, self._finished)
+        return effects
+
+    def _on_open(self, effect: OpenSocket) -> None:
+        self.open_link(effect)
+
+    def _on_send(self, effect: SendFrame) -> None:
+        if self.send_frame(effect.generation, effect.text):
+            if self.log.isEnabledFor(logging.DEBUG):
+                self.log.debug("-> %s", _clip(effect.text))
+        else:
+            self.log.debug("dropping a frame for ended link %d", effect.generation)
+
+    def _on_close(self, effect: CloseSocket) -> None:
+        self.close_link(effect.generation, effect.code, effect.reason)
+
+    def _on_abort(self, effect: AbortSocket) -> None:
+        self.log.info("aborting link %d: %s", effect.generation, effect.reason)
+        self.abort_link(effect.generation)
+
+    def _on_wake_at(self, effect: WakeAt) -> None:
+        self.rearm_timer(effect.deadline)
+
+    def _on_status(self, effect: StatusChanged) -> None:
+        self._status = effect
+        retry = "" if effect.retry_in is None else f", retry in {effect.retry_in:.1f} s"
+        self.log.info(
+            "link %s: %s (attempt %d%s)", effect.status.value, effect.reason, effect.attempt, retry
+        )
+
+    def _on_applied(self, effect: Applied) -> None:
+        self._events.put(effect.event)
+
+    def _on_violation(self, effect: ProtocolViolation) -> None:
+        self.log.warning("protocol violation from the server: %s", effect.error)
+
+    def _on_delivery(self, effect: Delivery) -> None:
+        self.log.debug("delivery %s: %s", effect.client_event_id, effect.status.value)
+
+    def _on_resumed(self, effect: Resumed) -> None:
+        self.last_resume = effect
+        self.log.info("resumed (%s) from cursor %d", effect.kind.value, effect.previous_cursor)
+
+    def _on_new_session(self, effect: NeedNewSession) -> None:
+        self.log.info("a new session is needed: %s", effect.reason.value)
+        self._renewal = self.new_event()
+        reason = effect.reason
+        self.spawn(lambda: self._renew(reason))
+
+    def _on_finished(self, effect: Finished) -> None:
+        self.log.info("session finished: %s (%s)", effect.kind.value, effect.reason)
+        if self._finished is None:
+            self._finished = effect
+            self._finished_event.set()
+            self._events.close()
+
+    # --- what a link reports ---------------------------------------------------------------
+
+    async def link_target(self, request: OpenSocket) -> LinkTarget | None:
+        """The URL and token link ``request.generation`` connects with; ``None`` (the driver
+        is told) when no access token can be had."""
+        try:
+            token = await self._tokens.get()
+        except TokenUnavailableError as exc:
+            self.log.warning("no access token for link %d: %r", request.generation, exc.__cause__)
+            self.feed(ConnectFailed(request.generation, "no access token"))
+            return None
+        url = websocket_url(self._base_url, request.session_id, token.secret, request.cursor)
+        self.log.debug("link %d: connecting to %s", request.generation, redact_url(url))
+        return LinkTarget(url, token)
+
+    def link_failed(self, generation: int, error: BaseException | str) -> None:
+        """No connection could be made (DNS, refused, TLS, timeout)."""
+        what = error if isinstance(error, str) else type(error).__name__
+        self.log.info("link %d: connection failed: %s", generation, what)
+        self.feed(ConnectFailed(generation, what))
+
+    def link_refused(
+        self,
+        generation: int,
+        token: Token,
+        status: int,
+        body: bytes,
+        retry_after: str | None,
+    ) -> None:
+        """The server answered the upgrade with an HTTP error instead of a WebSocket."""
+        # The body is the server's text: it may echo our request, access token included.
+        text = redacted(body.decode("utf-8", "replace"), (token.secret,))[:_BODY_CHARS]
+        self.log.info("link %d: handshake refused with HTTP %d: %s", generation, status, text)
+        if status in (401, 403):
+            self._tokens.invalidate(token)
+        seconds = parse_retry_after(retry_after, now=self._clock().wall)
+        self.feed(HandshakeFailed(generation, status, text, seconds))
+
+    def link_opened(self, generation: int) -> None:
+        """The WebSocket handshake succeeded."""
+        self.feed(LinkOpened(generation))
+
+    def frame_received(self, generation: int, data: str | bytes) -> None:
+        """A frame arrived on the link."""
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("<- %s", _clip(data))
+        self.feed(FrameReceived(generation, data))
+
+    def link_closed(self, generation: int, code: int | None, reason: str) -> None:
+        """The link ended (code 1006, or ``None``, for an abnormal end)."""
+        self.log.debug("link %d: closed with %s", generation, code)
+        self.feed(LinkClosed(generation, code, reason))
+
+    # --- replacement sessions --------------------------------------------------------------
+
+    async def _renew(self, reason: NewSessionReason) -> None:
+        """Create a replacement session and feed ``StartNewSession`` (or finish for good)."""
+        renewal = self._renewal
+        self._tokens.invalidate()
+        try:
+            session_id = await self._create_session()
+        except (MessagingError, OSError) as exc:
+            self.log.warning("could not create a replacement session (%s): %s", reason.value, exc)
+            self.error = exc
+            self.feed(NewSessionFailed(f"replacement session ({reason.value}): {exc}"))
+        else:
+            self.log.info("continuing on a new session (%s)", reason.value)
+            self.feed(StartNewSession(session_id))
+        finally:
+            self._renewal = None
+            if renewal is not None:
+                renewal.set()
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop feeding the driver and wake every waiter (the session stays alive on the
+        server, and could be resumed by id)."""
+        self._closed = True
+        self._events.close()
+        self._finished_event.set()
+        self._feed_updates.close()
+
+    # --- logging ---------------------------------------------------------------------------
+
+    def _log_context(self) -> dict[str, Any]:
+        state = self._state
+        return {"session_id": state.session_id, "link": state.generation}
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self._tokens.secrets
+
+
+def _clip(data: str | bytes) -> str:
+    """A frame as it is logged: binary frames by size, long ones cut short."""
+    text = data if isinstance(data, str) else f"<binary frame of {len(data)} bytes>"
+    return text if len(text) <= _LOG_FRAME_CHARS else text[:_LOG_FRAME_CHARS] + "…"
+
+
+_DISPATCH: dict[type[Any], Callable[[Engine, Any], None]] = {
+    OpenSocket: Engine._on_open,
+    SendFrame: Engine._on_send,
+    CloseSocket: Engine._on_close,
+    AbortSocket: Engine._on_abort,
+    WakeAt: Engine._on_wake_at,
+    StatusChanged: Engine._on_status,
+    Applied: Engine._on_applied,
+    ProtocolViolation: Engine._on_violation,
+    Delivery: Engine._on_delivery,
+    Resumed: Engine._on_resumed,
+    NeedNewSession: Engine._on_new_session,
+    Finished: Engine._on_finished,
+}
+"""Each effect's handler: socket work goes to the adapter, the rest is decided here."""

@@ -1,0 +1,155 @@
+"""What the application sees of a running session: snapshots, and the stream of new events.
+
+Snapshots (:class:`Update`) are conflated: a slow reader skips to the latest one, never queues.
+New events go through an :class:`EventStream` of bounded size that drops its oldest event when
+full (counted), so a reader that stops reading never blocks the session or grows its memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+
+from ..core import Conversation, ServerEvent
+from ..driver import Finished, SessionState, StatusChanged
+from ._loop import Event
+
+__all__ = ["EventStream", "Update", "UpdateFeed", "Updates"]
+
+
+@attrs.frozen
+class Update:
+    """A snapshot of the session, published after every input that changed something."""
+
+    version: int
+    """Increases with every published snapshot."""
+    state: SessionState
+    """The driver state (conversation, outbox, counters...)."""
+    status: StatusChanged | None
+    """The latest link status."""
+    finished: Finished | None
+    """Set on the last snapshot: the session is over."""
+
+    @property
+    def conversation(self) -> Conversation:
+        """The folded conversation (``state.conversation``)."""
+        return self.state.conversation
+
+
+class UpdateFeed:
+    """The latest :class:`Update`, and the waiting for a newer one."""
+
+    def __init__(self, state: SessionState, new_event: Callable[[], Event]) -> None:
+        self._new_event = new_event
+        self.latest = Update(0, state, None, None)
+        """The latest published snapshot."""
+        self._changed = new_event()
+        self.closed = False
+
+    def publish(
+        self, state: SessionState, status: StatusChanged | None, finished: Finished | None
+    ) -> None:
+        """Publish a new snapshot if anything in it changed; wake the waiters."""
+        latest = self.latest
+        if latest.state is state and latest.status is status and latest.finished is finished:
+            return
+        self.latest = Update(latest.version + 1, state, status, finished)
+        self._wake()
+
+    def close(self) -> None:
+        """No more snapshots: waiters get ``None``."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, self._new_event()
+        changed.set()
+
+    async def next(self, after_version: int) -> Update | None:
+        """Wait for a snapshot newer than ``after_version``; ``None`` once the feed is closed."""
+        while self.latest.version <= after_version:
+            if self.closed:
+                return None
+            await self._changed.wait()
+        return self.latest
+
+
+class Updates:
+    """``async for`` over snapshots, skipping any the reader was too slow to see.
+
+    Ends after the snapshot carrying :attr:`Update.finished`, or when the session closes.
+    """
+
+    def __init__(self, feed: UpdateFeed) -> None:
+        self._feed = feed
+        self._seen = 0
+        self._done = False
+
+    def __aiter__(self) -> Updates:
+        return self
+
+    async def __anext__(self) -> Update:
+        if self._done:
+            raise StopAsyncIteration
+        update = await self._feed.next(self._seen)
+        if update is None:
+            self._done = True
+            raise StopAsyncIteration
+        self._seen = update.version
+        if update.finished is not None:
+            self._done = True
+        return update
+
+
+class EventStream:
+    """Every newly applied server event, in order, in a buffer of at most ``capacity``.
+
+    When the buffer is full the oldest event is dropped and counted in :attr:`dropped`: the
+    session never waits for its reader. ``async for`` ends once the session is over and the
+    buffer is empty; :meth:`drain` takes what is buffered now without waiting.
+    """
+
+    def __init__(self, capacity: int, new_event: Callable[[], Event]) -> None:
+        if capacity < 1:
+            raise ValueError("events_capacity must be at least 1")
+        self._buffer: deque[ServerEvent] = deque()
+        self._capacity = capacity
+        self._new_event = new_event
+        self._arrived = new_event()
+        self.closed = False
+        self.dropped = 0
+        """Events discarded because the buffer was full."""
+
+    def put(self, event: ServerEvent) -> None:
+        """Add an event (dropping the oldest if full); nothing once closed."""
+        if self.closed:
+            return
+        if len(self._buffer) >= self._capacity:
+            self._buffer.popleft()
+            self.dropped += 1
+        self._buffer.append(event)
+        self._arrived.set()
+
+    def close(self) -> None:
+        """No more events: readers finish once they have taken what is buffered."""
+        self.closed = True
+        self._arrived.set()
+
+    def drain(self) -> list[ServerEvent]:
+        """Every buffered event, oldest first, without waiting."""
+        events = list(self._buffer)
+        self._buffer.clear()
+        return events
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ServerEvent:
+        while not self._buffer:
+            if self.closed:
+                raise StopAsyncIteration
+            self._arrived = self._new_event()
+            await self._arrived.wait()
+        return self._buffer.popleft()

@@ -1,0 +1,54 @@
+"""What the runtime needs from an event loop: the few primitives each adapter supplies.
+
+The runtime decides; an adapter runs its decisions on one event loop. These protocols are the
+whole of what the runtime asks of a loop and its sockets, so that the same runtime serves trio
+and asyncio (and any loop an application adapts it to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ..driver import OpenSocket
+
+__all__ = ["Adapter", "Event"]
+
+
+class Event(Protocol):
+    """A one-shot event of the running loop (``trio.Event``, ``asyncio.Event``)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> object: ...
+
+
+class Adapter(Protocol):
+    """The loop, the sockets and the timer of one session, as the runtime drives them.
+
+    None of these may block or await: the runtime calls them while it executes the effects of
+    one driver step, and nothing else may run in between.
+    """
+
+    def new_event(self) -> Event:
+        """A fresh :class:`Event` of the running loop."""
+
+    def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` as a task of the session (cancelled when the session closes)."""
+
+    def open_link(self, request: OpenSocket) -> None:
+        """Start the link of ``request.generation``: connect, then report to the runtime."""
+
+    def send_frame(self, generation: int, text: str) -> bool:
+        """Queue a text frame on that link; ``False`` if the link has ended."""
+
+    def close_link(self, generation: int, code: int, reason: str) -> None:
+        """Close that link politely, after the frames already queued."""
+
+    def abort_link(self, generation: int) -> None:
+        """Drop that link at once, without a closing handshake."""
+
+    def rearm_timer(self, deadline: float | None) -> None:
+        """Wake the runtime (``SessionRuntime.wake``) at ``deadline``, the driver's clock."""
