@@ -150,6 +150,8 @@ class ReasonPayload:
 
 @attrs.frozen(slots=False)
 class PolyAgentJoinedPayload:
+    """Payload of ``POLY_AGENT_JOINED``: the agent's display name and avatar."""
+
     agent_name: str | None = None
     agent_avatar_url: str | None = None
     avatar_url: str | None = None
@@ -220,6 +222,8 @@ class LiveAgentJoinedPayload:
 
 @attrs.frozen(slots=False)
 class LiveAgentTypingPayload:
+    """Payload of ``LIVE_AGENT_TYPING``."""
+
     state: str = TYPING_STARTED
     """A missing state means STARTED, as the SDKs do."""
     agent_id: str | None = None
@@ -227,6 +231,8 @@ class LiveAgentTypingPayload:
 
 @attrs.frozen(slots=False)
 class LiveAgentMessagePayload:
+    """A live agent's message: like an agent message, plus who sent it (flat fields)."""
+
     message_id: str
     text: str = ""
     agent_id: str | None = None
@@ -238,6 +244,8 @@ class LiveAgentMessagePayload:
 
 @attrs.frozen(slots=False)
 class HandoffAcceptedPayload:
+    """Payload of ``HANDOFF_ACCEPTED``: documented empty; ``queue_name`` is an SDK extra."""
+
     queue_name: str | None = None
 
 
@@ -258,6 +266,8 @@ class QueueStatusPayload:
 
 @attrs.frozen(slots=False)
 class ClientHandoffPayload:
+    """Payload of ``CLIENT_HANDOFF_REQUIRED``: why, and where to send the user."""
+
     reason: str | None = None
     """``COMPLEX_QUERY``, ``AGENT_DECISION`` or ``POLICY``; unknown values are kept (OP-30)."""
     queue_name: str | None = None
@@ -266,17 +276,23 @@ class ClientHandoffPayload:
 
 @attrs.frozen(slots=False)
 class CapabilitiesPayload:
+    """Payload of ``SESSION_START``: the session's capabilities."""
+
     capabilities: Capabilities = attrs.field(factory=Capabilities)
 
 
 @attrs.frozen(slots=False)
 class SessionEndPayload:
+    """Payload of ``SESSION_END``."""
+
     reason: str | None = None
     """``REASON_USER_END``, ``REASON_USER_ABANDONED``, ``REASON_NATURAL_END`` or unknown."""
 
 
 @attrs.frozen(slots=False)
 class SystemMessagePayload:
+    """Payload of ``SYSTEM_MESSAGE``: a notice, most often an error, with its level."""
+
     message: str
     level: str = "SYSTEM_MESSAGE_LEVEL_ERROR"
     """A missing level is read as ERROR (OP-25)."""
@@ -289,6 +305,8 @@ class SystemMessagePayload:
 
 @attrs.frozen(slots=False)
 class LanguagePayload:
+    """Payload of ``LANGUAGE_CHANGED``: the new language as a BCP-47 tag."""
+
     language_code: str
 
 
@@ -329,114 +347,152 @@ _Event.rejected = ()
 
 @attrs.frozen(kw_only=True, slots=False)
 class PolyAgentJoined(_Event):
+    """The PolyAI agent joined (in answer to our join request)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_POLY_AGENT_JOINED"
     payload: PolyAgentJoinedPayload = attrs.field(factory=PolyAgentJoinedPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class PolyAgentThinking(_Event):
+    """The PolyAI agent is composing a reply (cleared by its message or first chunk)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_POLY_AGENT_THINKING"
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class PolyAgentMessage(_Event):
+    """A complete PolyAI agent message (sessions without streaming)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_POLY_AGENT_MESSAGE"
     payload: AgentMessagePayload
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class PolyAgentMessageChunk(_Event):
+    """One fragment of a streamed PolyAI agent message (streaming sessions)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK"
     payload: ChunkPayload
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class PolyAgentLeft(_Event):
+    """The PolyAI agent left, usually before a handoff."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_POLY_AGENT_LEFT"
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class PolyAgentTriggeredHandoff(_Event):
+    """The PolyAI agent decided that a human should take over."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF"
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class LiveAgentJoined(_Event):
+    """A human agent joined the conversation."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_LIVE_AGENT_JOINED"
     payload: LiveAgentJoinedPayload = attrs.field(factory=LiveAgentJoinedPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class LiveAgentTyping(_Event):
+    """The live agent started or stopped typing (transient: no sequence)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_LIVE_AGENT_TYPING"
     payload: LiveAgentTypingPayload = attrs.field(factory=LiveAgentTypingPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class LiveAgentMessage(_Event):
+    """A message from the live agent."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_LIVE_AGENT_MESSAGE"
     payload: LiveAgentMessagePayload
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class LiveAgentLeft(_Event):
+    """The live agent left."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_LIVE_AGENT_LEFT"
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class HandoffAccepted(_Event):
+    """The live-agent system accepted the handoff; the user may now be queued."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_HANDOFF_ACCEPTED"
     payload: HandoffAcceptedPayload = attrs.field(factory=HandoffAcceptedPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class HandoffQueueStatus(_Event):
+    """Where the user stands in the live-agent queue (sent while waiting)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_HANDOFF_QUEUE_STATUS"
     payload: QueueStatusPayload = attrs.field(factory=QueueStatusPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class ClientHandoffRequired(_Event):
+    """The server cannot hand over: the client must (another channel, a phone line)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED"
     payload: ClientHandoffPayload = attrs.field(factory=ClientHandoffPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class HandoffFailed(_Event):
+    """The handoff was rejected or could not be completed."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_HANDOFF_FAILED"
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class HandoffTimeout(_Event):
+    """The user waited in the queue too long."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_HANDOFF_TIMEOUT"
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class SessionStart(_Event):
+    """The session's capabilities; the first event of its history."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_SESSION_START"
     payload: CapabilitiesPayload = attrs.field(factory=CapabilitiesPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class SessionEnd(_Event):
+    """The session is over: nothing follows."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_SESSION_END"
     payload: SessionEndPayload = attrs.field(factory=SessionEndPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class SystemMessage(_Event):
+    """A system notice, most often an error caused by a client event."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_SYSTEM_MESSAGE"
     payload: SystemMessagePayload
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class LanguageChanged(_Event):
+    """The conversation switched language (journaled: it may come again)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_LANGUAGE_CHANGED"
     payload: LanguagePayload
 
@@ -459,12 +515,16 @@ class UserMessageEcho(_Event):
 
 @attrs.frozen(kw_only=True, slots=False)
 class UserEndSessionEcho(_Event):
+    """Echo of our ``USER_END_SESSION`` (``SESSION_END`` follows)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_USER_END_SESSION"
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
 @attrs.frozen(kw_only=True, slots=False)
 class HeartbeatEcho(_Event):
+    """Echo of a heartbeat (usually transient: no id, no sequence)."""
+
     TYPE: ClassVar[str] = "EVENT_TYPE_HEARTBEAT"
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 

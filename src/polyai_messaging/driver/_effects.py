@@ -34,6 +34,8 @@ __all__ = [
 
 
 class LinkStatus(enum.Enum):
+    """Where the link (the WebSocket of the moment) stands."""
+
     IDLE = "idle"
     CONNECTING = "connecting"
     OPEN = "open"
@@ -50,6 +52,8 @@ class DeliveryStatus(enum.Enum):
 
 
 class NewSessionReason(enum.Enum):
+    """Why the driver asks for a replacement session."""
+
     SESSION_NOT_FOUND = "session_not_found"
     """Handshake 404: the session is unknown or expired."""
     AUTHENTICATION_FAILED = "authentication_failed"
@@ -59,6 +63,8 @@ class NewSessionReason(enum.Enum):
 
 
 class FinishKind(enum.Enum):
+    """How a session finished for good."""
+
     ENDED = "ended"
     """``SESSION_END`` was received (reason in :attr:`Finished.reason`)."""
     ENDED_WHILE_DISCONNECTED = "ended_while_disconnected"
@@ -71,6 +77,8 @@ class FinishKind(enum.Enum):
 
 
 class ResumeKind(enum.Enum):
+    """How a reconnect resumed the conversation."""
+
     RESUMED = "resumed"
     RESUMED_WITH_GAP = "resumed_with_gap"
     RESET = "reset"
@@ -87,6 +95,8 @@ class OpenSocket:
 
 @attrs.frozen
 class SendFrame:
+    """Send the text frame on attempt ``generation``'s socket only."""
+
     generation: int
     text: str
 
@@ -117,11 +127,17 @@ class WakeAt:
 
 @attrs.frozen
 class StatusChanged:
+    """The link's status changed (for the application to show)."""
+
     status: LinkStatus
     reason: str
+    """Why, in words (``"connected"``, ``"closed (1006)"``, ...)."""
     attempt: int
+    """Consecutive reconnect attempts so far (0 while all is well)."""
     retry_in: float | None
+    """Seconds until the next attempt, when one is scheduled."""
     generation: int
+    """The socket attempt this status is about."""
 
 
 @attrs.frozen
@@ -140,16 +156,23 @@ class ProtocolViolation:
 
 @attrs.frozen
 class Delivery:
+    """A user message is ``pending``, ``sent`` (its echo was folded) or ``failed``."""
+
     client_event_id: str
     status: DeliveryStatus
     message_id: str | None = None
+    """The server's ``message_id``, once sent."""
 
 
 @attrs.frozen
 class Resumed:
+    """After a reconnect settled: how it resumed, the gaps it found, the cursor before."""
+
     kind: ResumeKind
     gaps: tuple[tuple[int, int], ...] = ()
+    """Sequence ranges still missing above the previous cursor."""
     previous_cursor: int = 0
+    """The cursor held when the link opened."""
 
 
 @attrs.frozen
