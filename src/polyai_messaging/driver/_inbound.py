@@ -28,7 +28,8 @@ from ..core import (
 from ._effects import Applied, FinishKind, LinkStatus, ProtocolViolation
 from ._inputs import FrameReceived
 from ._intents import confirm_echo
-from ._link import current, finish, join_if_needed, notice_gap, settle
+from ._link import current, finish
+from ._replay import join_if_needed, notice_gap, settle
 from ._state import ReplayLog
 from ._turn import Turn
 

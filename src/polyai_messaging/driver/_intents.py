@@ -1,9 +1,9 @@
 """Step handlers for the outbox and the application's intents.
 
-Sending, resending and confirming user messages (protocol §6.4), and the intents that may be
-refused with :class:`~polyai_messaging.core.LocalProtocolError`: text, a picked suggestion,
-typing, ending the session. Link events that affect the outbox call :func:`transmit` and
-:func:`confirm_deliveries` from :mod:`.driver_link` and :mod:`.driver_inbound`.
+Sending, checking and confirming user messages, and the intents that may be refused with
+:class:`~polyai_messaging.core.LocalProtocolError`: text, a picked suggestion, typing, ending
+the session. The other handlers call :func:`after_replay`, :func:`unconfirmed` and
+:func:`confirm_echo` when a replay settles, a check comes due and an echo arrives.
 """
 
 from __future__ import annotations

@@ -1,17 +1,15 @@
-"""Step handlers for the link's life and for time.
+"""Step handlers for the link's life: opening and reopening the socket, reconnects with
+backoff, replacement sessions, finishing.
 
-Opening and reopening the socket, settling the replay that follows each open, reconnect
-scheduling with backoff, replacement sessions, finishing, and what the clock demands
-(heartbeats, liveness, handshake and idle timeouts, a machine that slept). Frames that arrive
-on an open link are :mod:`.driver_inbound`'s; the outbox is :mod:`.driver_outbox`'s.
+What follows an open is :mod:`._replay`'s, what the clock demands :mod:`._clock`'s, frames
+:mod:`._inbound`'s and the outbox :mod:`._intents`'.
 """
 
 from __future__ import annotations
 
-from ..core import Heartbeat, LocalProtocolError, RequestPolyAgentJoin, UserEndSession
+from ..core import LocalProtocolError
 from ._backoff import draw
 from ._effects import (
-    AbortSocket,
     CloseSocket,
     Delivery,
     DeliveryStatus,
@@ -21,8 +19,6 @@ from ._effects import (
     NeedNewSession,
     NewSessionReason,
     OpenSocket,
-    Resumed,
-    ResumeKind,
 )
 from ._inputs import (
     ConnectFailed,
@@ -32,17 +28,18 @@ from ._inputs import (
     NewSessionFailed,
     Start,
     StartNewSession,
-    WakeUp,
 )
-from ._intents import after_replay, unconfirmed
+from ._replay import resume_cursor
 from ._state import SessionState
 from ._turn import Turn
 
 __all__ = [
+    "GAP_REASON",
+    "VERIFY_REASON",
     "current",
+    "expired_while_disconnected",
     "finish",
-    "notice_gap",
-    "notice_sleep",
+    "idle_expired",
     "on_closed",
     "on_connect_failed",
     "on_handshake_failed",
@@ -50,14 +47,14 @@ __all__ = [
     "on_opened",
     "on_start",
     "on_start_new_session",
-    "on_wake",
+    "open_link",
     "resume_now",
-    "settle",
+    "schedule_reconnect",
 ]
 
 _EXPIRED_REASON = "idle timeout passed while disconnected"
-_VERIFY_REASON = "resuming to verify delivery"
-_GAP_REASON = "resuming to fill a gap"
+VERIFY_REASON = "resuming to verify delivery"
+GAP_REASON = "resuming to fill a gap"
 
 
 # --- link lifecycle ---------------------------------------------------------------------------
@@ -68,10 +65,10 @@ def on_start(turn: Turn, _: Start) -> None:
         raise LocalProtocolError("the session is over; start a new one")
     if turn.state.link is not LinkStatus.IDLE:
         return
-    _open(turn, "starting")
+    open_link(turn, "starting")
 
 
-def _open(turn: Turn, reason: str) -> None:
+def open_link(turn: Turn, reason: str) -> None:
     s = turn.state
     turn.update(
         generation=s.generation + 1,
@@ -85,22 +82,7 @@ def _open(turn: Turn, reason: str) -> None:
         ids_at_open=None,
     )
     turn.status(LinkStatus.CONNECTING, reason)
-    turn.emit(OpenSocket(turn.state.generation, s.session_id, _resume_cursor(s)))
-
-
-def _resume_cursor(state: SessionState) -> int:
-    """Where the next replay starts: after the highest sequence held, or just before the first
-    one missing below it (the server replays only what follows the cursor, so a gap is filled
-    only by starting before it; what we already hold is re-sent and dropped as duplicates).
-    Holes that a replay covering them did not fill are not asked for again."""
-    gap = first_gap(state)
-    return state.conversation.cursor if gap is None else gap - 1
-
-
-def first_gap(state: SessionState) -> int | None:
-    """The first missing sequence a replay might still fill (above the known holes)."""
-    gap = state.conversation.first_gap_after(state.holes_through)
-    return None if gap is None else gap[0]
+    turn.emit(OpenSocket(turn.state.generation, s.session_id, resume_cursor(s)))
 
 
 def current(turn: Turn, generation: int, *links: LinkStatus) -> bool:
@@ -148,66 +130,6 @@ def resume_now(turn: Turn, reason: str) -> None:
     )
 
 
-def join_if_needed(turn: Turn, *, proven: bool = True) -> None:
-    """Ask the PolyAI agent to join when the history says so (none yet, or an error asked us to
-    join again), unless a join of ours is still unanswered and nothing ``proven`` it lost.
-
-    After the first join, at most ``max_join_retries`` more are sent until the agent joins;
-    then the budget is whole again.
-    """
-    s = turn.state
-    conversation = s.conversation
-    if conversation.ended or not conversation.join_needed:
-        return
-    if s.join_unconfirmed and not proven:
-        return
-    if conversation.agent_joined or conversation.join_requested or s.joins_sent:
-        if s.join_retries >= s.config.max_join_retries:
-            return
-        turn.update(join_retries=s.join_retries + 1)
-    turn.send(RequestPolyAgentJoin())
-    turn.update(join_unconfirmed=True, joins_sent=turn.state.joins_sent + 1)
-
-
-def settle(turn: Turn) -> None:
-    """The replay after an open is over: report the resume, then send what waited for it."""
-    turn.update(settled=True, settle_at=None, replay_log=None, ids_at_open=None)
-    s = turn.state
-    conversation = s.conversation
-    replayed = s.replay_latency is not None
-    # A replay is the server's whole history: a join it does not show was lost.
-    join_if_needed(turn, proven=replayed)
-    if s.was_connected:
-        new_gaps = conversation.gaps_after(s.cursor_at_open)
-        if s.reset_seen:
-            kind = ResumeKind.RESET
-        elif new_gaps:
-            kind = ResumeKind.RESUMED_WITH_GAP
-        else:
-            kind = ResumeKind.RESUMED
-        turn.count(resumes=1, gaps=len(new_gaps))
-        turn.emit(Resumed(kind, new_gaps, s.cursor_at_open))
-    turn.update(was_connected=True, gap_seen_at=None)
-    if replayed:
-        # The replay covered every gap up to what we held: those still open are holes (the
-        # server has no such sequences), not to be asked for again.
-        turn.update(holes_through=max(s.holes_through, s.cursor_at_open))
-    after_replay(turn, replayed=replayed)
-    notice_gap(turn)
-    if turn.state.end_requested_at is not None and not turn.state.conversation.ended:
-        turn.send(UserEndSession())
-
-
-def notice_gap(turn: Turn) -> None:
-    """Start (or stop) the clock of a gap that a resume could fill; run on a settled link."""
-    s = turn.state
-    if first_gap(s) is None:
-        if s.gap_seen_at is not None:
-            turn.update(gap_seen_at=None)
-    elif s.gap_seen_at is None:
-        turn.update(gap_seen_at=turn.t)
-
-
 def on_closed(turn: Turn, event: LinkClosed) -> None:
     if not current(turn, event.generation, LinkStatus.CONNECTING, LinkStatus.OPEN):
         return
@@ -216,11 +138,11 @@ def on_closed(turn: Turn, event: LinkClosed) -> None:
         finish(turn, FinishKind.ENDED, s.conversation.end_reason, close=False)
     elif s.closing_at is not None:
         turn.count(reconnects=1)
-        _open(turn, s.closing_reason)
+        open_link(turn, s.closing_reason)
     elif event.code == 4001:
         _need_new_session(turn, NewSessionReason.SESSION_UNKNOWN)
     else:
-        _schedule_reconnect(turn, f"closed ({event.code})")
+        schedule_reconnect(turn, f"closed ({event.code})")
 
 
 def on_handshake_failed(turn: Turn, event: HandshakeFailed) -> None:
@@ -234,18 +156,18 @@ def on_handshake_failed(turn: Turn, event: HandshakeFailed) -> None:
         finish(turn, FinishKind.REJECTED, "invalid connection parameters", close=False)
     else:
         floor = (event.retry_after or 0.0) if event.status == 429 else 0.0
-        _schedule_reconnect(turn, f"handshake refused ({event.status})", floor)
+        schedule_reconnect(turn, f"handshake refused ({event.status})", floor)
 
 
 def on_connect_failed(turn: Turn, event: ConnectFailed) -> None:
     if current(turn, event.generation, LinkStatus.CONNECTING):
-        _schedule_reconnect(turn, "connection failed")
+        schedule_reconnect(turn, "connection failed")
 
 
-def _schedule_reconnect(turn: Turn, reason: str, floor: float = 0.0) -> None:
+def schedule_reconnect(turn: Turn, reason: str, floor: float = 0.0) -> None:
     s = turn.state
-    if _idle_expired(turn):
-        _expired_while_disconnected(turn)
+    if idle_expired(turn):
+        expired_while_disconnected(turn)
         return
     attempt = s.attempt
     if s.opened_at is not None and turn.t - s.opened_at >= s.config.stability_window_seconds:
@@ -273,7 +195,7 @@ def _schedule_reconnect(turn: Turn, reason: str, floor: float = 0.0) -> None:
     turn.status(LinkStatus.RECONNECTING, reason, retry_in=delay)
 
 
-def _idle_expired(turn: Turn) -> bool:
+def idle_expired(turn: Turn) -> bool:
     s = turn.state
     if s.last_sent_wall is None or s.last_sent_monotonic is None:
         return False
@@ -283,15 +205,15 @@ def _idle_expired(turn: Turn) -> bool:
     return elapsed >= s.config.idle_timeout_seconds
 
 
-def _expired_while_disconnected(turn: Turn) -> None:
+def expired_while_disconnected(turn: Turn) -> None:
     # The conversation is over: a replacement would be a different conversation, so the
     # application decides (it may feed StartNewSession with a session of its own).
     finish(turn, FinishKind.ENDED_WHILE_DISCONNECTED, _EXPIRED_REASON, close=False)
 
 
 def _need_new_session(turn: Turn, reason: NewSessionReason) -> None:
-    if reason is NewSessionReason.SESSION_NOT_FOUND and _idle_expired(turn):
-        _expired_while_disconnected(turn)
+    if reason is NewSessionReason.SESSION_NOT_FOUND and idle_expired(turn):
+        expired_while_disconnected(turn)
         return
     s = turn.state
     limit = s.config.max_new_sessions
@@ -356,73 +278,6 @@ def on_start_new_session(turn: Turn, event: StartNewSession) -> None:
         counters=s.counters,
         new_sessions_in_a_row=s.new_sessions_in_a_row,
     )
-    _open(turn, "new session")
+    open_link(turn, "new session")
 
 
-# --- time -------------------------------------------------------------------------------------
-
-
-def notice_sleep(turn: Turn) -> None:
-    """Probe an open link when wall time jumped past monotonic time (run before every input)."""
-    s = turn.state
-    last = s.last_now
-    if last is None:
-        return
-    jump = (turn.now.wall - last.wall) - (turn.now.monotonic - last.monotonic)
-    if jump < s.config.sleep_jump_seconds or s.link is not LinkStatus.OPEN:
-        return
-    # The machine slept: the socket may be long dead. Probe now and give it one grace period.
-    turn.send(Heartbeat())
-    turn.update(last_inbound=turn.t - s.heartbeat_interval)
-
-
-def on_wake(turn: Turn, _: WakeUp) -> None:
-    s = turn.state
-    t = turn.t
-    if s.indicator_since_deadline is not None and s.indicator_since_deadline <= t:
-        turn.update(conversation=s.conversation.without_indicators(), indicator_since=None)
-    if s.link is LinkStatus.RECONNECTING and _idle_expired(turn):
-        _expired_while_disconnected(turn)
-        return
-    if s.link is LinkStatus.RECONNECTING and s.reconnect_at is not None and s.reconnect_at <= t:
-        _open(turn, "reconnecting")
-        return
-    connecting = s.connecting_since
-    if s.link is LinkStatus.CONNECTING and connecting is not None:
-        if connecting + s.config.connect_timeout_seconds <= t:
-            turn.emit(AbortSocket(s.generation, "handshake timed out"))
-            _schedule_reconnect(turn, "handshake timed out")
-        return
-    if s.link is not LinkStatus.OPEN:
-        idle = s.finished is None and not s.renewing and s.link is not LinkStatus.IDLE
-        if idle and _idle_expired(turn):
-            _expired_while_disconnected(turn)
-        return
-    closing = s.closing_at
-    if closing is not None:
-        if closing + s.config.close_timeout_seconds <= t:
-            turn.emit(AbortSocket(s.generation, "closing handshake timed out"))
-            turn.count(reconnects=1)
-            _open(turn, s.closing_reason)
-        return
-    liveness = s.liveness_deadline
-    if liveness is not None and liveness <= t:
-        turn.emit(AbortSocket(s.generation, "no inbound frame within heartbeat interval + grace"))
-        _schedule_reconnect(turn, "link silent")
-        return
-    if not s.settled and s.settle_at is not None and s.settle_at <= t:
-        settle(turn)
-    if turn.state.next_heartbeat is not None and turn.state.next_heartbeat <= t:
-        turn.send(Heartbeat())
-        interval = turn.state.heartbeat_interval
-        turn.update(next_heartbeat=t + interval if interval > 0 else None)
-    if turn.state.settled and unconfirmed(turn):
-        resume_now(turn, _VERIFY_REASON)
-        return
-    gap_seen = turn.state.gap_seen_at
-    if gap_seen is not None and gap_seen + s.config.gap_repair_seconds <= t:
-        resume_now(turn, _GAP_REASON)
-        return
-    ended = turn.state.end_requested_at
-    if ended is not None and ended + s.config.end_timeout_seconds <= t:
-        finish(turn, FinishKind.ENDED, "user ended (no SESSION_END received)", close=True)

@@ -2,20 +2,21 @@
 
 Everything a client does on a connection is decided here, without I/O: when to join, when to
 heartbeat, when a silent link is dead, when and where to reconnect, what to resend, when the
-session is over. The adapter feeds :mod:`.inputs` and executes :mod:`.effects`; the state
-answers one question about time, :attr:`SessionState.deadline`.
+session is over. The adapter feeds the inputs (:mod:`._inputs`) and executes the effects
+(:mod:`._effects`); the state answers one question about time, :attr:`SessionState.deadline`.
 
 Illegal application intents (blank or oversized text, anything after the end) raise
 :class:`~polyai_messaging.core.LocalProtocolError` and leave the state as it was.
 
 This module is the entry point and the dispatch; the parts live beside it:
 
-- :mod:`.session_state`: :class:`SessionConfig`, :class:`Counters`, :class:`SessionState` and
-  the values derived from them (re-exported here);
-- :mod:`.driver_link`: the link's life, replay settling, reconnects, replacement sessions,
-  finishing, and time;
-- :mod:`.driver_inbound`: frames received on the open link;
-- :mod:`.driver_outbox`: the outbox and the application's intents.
+- :mod:`._state`: :class:`SessionConfig`, :class:`Counters`, :class:`SessionState` and the
+  values derived from them;
+- :mod:`._link`: the link's life, reconnects, replacement sessions, finishing;
+- :mod:`._replay`: what follows each open (the replay settles; join, resends, gaps);
+- :mod:`._clock`: what the clock demands;
+- :mod:`._inbound`: frames received on the open link;
+- :mod:`._intents`: the outbox and the application's intents.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._clock import notice_sleep, on_wake
 from ._effects import Effect, WakeAt
 from ._inbound import on_frame
 from ._inputs import (
@@ -44,7 +46,6 @@ from ._inputs import (
 )
 from ._intents import on_end, on_pick, on_send_text, on_typing
 from ._link import (
-    notice_sleep,
     on_closed,
     on_connect_failed,
     on_handshake_failed,
@@ -52,7 +53,6 @@ from ._link import (
     on_opened,
     on_start,
     on_start_new_session,
-    on_wake,
 )
 from ._state import Counters, SessionConfig, SessionState
 from ._turn import Turn

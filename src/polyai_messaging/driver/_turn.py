@@ -1,6 +1,6 @@
 """Private: :class:`Turn`, the scratchpad one :func:`.step` call threads through its handlers.
 
-It lives apart from :mod:`.session` so that the handler modules can share it without importing
+It lives apart from :mod:`._step` so that the handler modules can share it without importing
 the dispatcher that imports them.
 """
 
