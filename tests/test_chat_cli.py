@@ -443,6 +443,10 @@ def test_demo_script_streaming_subprocess_with_debug_log(tmp_path: Path) -> None
     assert "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" in result.stderr
     assert "access_token=***" in result.stderr
     assert not re.search(r"access_token=(?!\*\*\*)", result.stderr)
+    # Only the library's own records: no dependency's debug output (httpx, httpcore...).
+    loggers = set(re.findall(r"^\S+ \S+ (?:DEBUG|INFO|WARNING|ERROR) (\S+):", result.stderr, re.M))
+    assert loggers
+    assert all(name.startswith("polyai_messaging") for name in loggers), loggers
 
 
 def test_emulator_and_chat_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -211,11 +211,13 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = getattr(args, "log_level", None)
     if level is None:
         return
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # The library's own records only: a dependency's debug output (HTTP, the server) is noise
+    # here, and ours already says what happened on the wire.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    library = logging.getLogger("polyai_messaging")
+    library.addHandler(handler)
+    library.setLevel(level.upper())
 
 
 def _script_lines(path: Path | None) -> list[str] | None:
