@@ -1173,3 +1173,14 @@ def test_reset_keeps_the_events_this_replay_delivered_before_the_conflict() -> N
         "other-3",
         "other-4",
     ]
+
+
+def test_a_step_cannot_write_a_field_the_state_does_not_have() -> None:
+    from polyai_messaging.driver._turn import Turn
+
+    turn = Turn(SessionState.new("s"), Now(0.0, WALL_EPOCH))
+    turn.update(attempt=2)
+    assert turn.state.attempt == 2
+    assert turn.state == attrs.evolve(SessionState.new("s"), attempt=2)
+    with pytest.raises(TypeError, match="atempt"):
+        turn.update(atempt=3)

@@ -80,7 +80,7 @@ class Counters:
     protocol_violations: int = 0
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class SessionState:
     """Everything the driver knows. Create with :meth:`new`; advance with :func:`.step`."""
 

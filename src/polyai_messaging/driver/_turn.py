@@ -17,6 +17,10 @@ from ._state import SessionState
 
 __all__ = ["Turn"]
 
+_FIELDS = frozenset(field.name for field in attrs.fields(SessionState))
+_new = object.__new__
+_set = object.__setattr__
+
 
 class Turn:
     """One step's work in progress: the evolving state and the effects so far."""
@@ -31,7 +35,15 @@ class Turn:
         return self.now.monotonic
 
     def update(self, **changes: Any) -> None:
-        self.state = attrs.evolve(self.state, **changes)
+        # attrs.evolve re-runs __init__ over some 50 fields; a step updates the state several
+        # times, so the new state is the old one's field values with the changes written in.
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"not fields of SessionState: {sorted(changes.keys() - _FIELDS)}")
+        fields = self.state.__dict__.copy()
+        fields.update(changes)
+        state = _new(SessionState)
+        _set(state, "__dict__", fields)
+        self.state = state
 
     def count(self, **increments: int) -> None:
         counters = self.state.counters
