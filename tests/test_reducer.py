@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polyai_messaging.core import (
@@ -1176,3 +1176,15 @@ def test_a_long_stream_whose_final_chunk_comes_first_is_linear() -> None:
     assert final_first < 4 * in_order
     (message,) = reducer.fold([chunks[-1], *chunks[:-1]]).transcript
     assert (len(message.text), message.complete) == (count, True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.permutations(list(range(1, 30))), st.sets(st.integers(1, 29), max_size=8))
+def test_event_at_finds_what_is_held_in_any_arrival_order(
+    order: list[int], withheld: set[int]
+) -> None:
+    events = [ev("POLY_AGENT_THINKING", n) for n in order if n not in withheld]
+    conversation = fold(*events)
+    held = {e.sequence: e for e in conversation.timeline}
+    for sequence in range(0, 32):
+        assert conversation.event_at(sequence) is held.get(sequence)

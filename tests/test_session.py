@@ -547,7 +547,6 @@ def test_a_replay_that_resends_what_we_hold_is_no_reset() -> None:
     effects = reconnect_with(d, *HISTORY[2:], agent_message(5))
     assert of(Resumed, effects) == [Resumed(ResumeKind.RESUMED, (), 4)]
     assert [e.sequence for e in d.state.conversation.timeline] == [1, 2, 3, 4, 5]
-    assert d.state.ids_at_open is None  # the index lives only while the replay does
 
 
 def test_reset_when_replay_conflicts_with_journal() -> None:

@@ -419,6 +419,22 @@ class Conversation:
         """Missing sequence ranges ``(first, last)`` below the cursor, ascending: O(n)."""
         return tuple(self.missing)
 
+    def event_at(self, sequence: int) -> ServerEvent | None:
+        """The event held at ``sequence``, if any.
+
+        O(1) when the history arrived in order (the usual case: each event sits at its
+        sequence's place in :attr:`log`); a history that arrived out of order is searched.
+        """
+        log = self.log
+        if not log or not 0 < sequence <= self.cursor:
+            return None
+        if self.missing.filled(sequence) is not self.missing:
+            return None  # in a gap
+        index = sequence - (log[0].sequence or 0)
+        if 0 <= index < len(log) and log[index].sequence == sequence:
+            return log[index]
+        return next((event for event in log if event.sequence == sequence), None)
+
     def first_gap_after(self, sequence: int) -> tuple[int, int] | None:
         """The lowest missing range whose first sequence is above ``sequence``: O(log n)."""
         return next(self.missing.after(sequence), None)

@@ -7,8 +7,6 @@ track the agent's indicators, settle or keep waiting for the replay, finish on S
 
 from __future__ import annotations
 
-from immutables import Map
-
 from ..core import (
     EventBatch,
     LiveAgentTyping,
@@ -100,15 +98,12 @@ def _fold(turn: Turn, event: ServerEvent) -> None:
     conversation = s.conversation
     if not s.settled:
         if event.sequence is not None and event.sequence <= s.cursor_at_open:
-            ids = s.ids_at_open
-            if ids is None:
-                ids = Map({e.sequence: e.id for e in conversation.log if e.sequence is not None})
-                turn.update(ids_at_open=ids)
-            if ids.get(event.sequence, event.id) != event.id:
+            held = conversation.event_at(event.sequence)
+            if held is not None and held.id and event.id and held.id != event.id:
                 # The server's history no longer matches ours: it is the source of truth.
                 # Start over from what this replay has delivered so far.
                 conversation = fold(_oldest_first(s.replay_log))
-                turn.update(reset_seen=True, ids_at_open=None)
+                turn.update(reset_seen=True)
         turn.update(replay_log=(event, s.replay_log))
     after = apply(conversation, event)
     if after.duplicates_dropped > conversation.duplicates_dropped:

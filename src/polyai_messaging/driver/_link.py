@@ -79,7 +79,6 @@ def open_link(turn: Turn, reason: str) -> None:
         closing_at=None,
         reset_seen=False,
         replay_log=None,
-        ids_at_open=None,
     )
     turn.status(LinkStatus.CONNECTING, reason)
     turn.emit(OpenSocket(turn.state.generation, s.session_id, resume_cursor(s)))

@@ -51,7 +51,7 @@ def join_if_needed(turn: Turn, *, proven: bool = True) -> None:
 
 def settle(turn: Turn) -> None:
     """The replay after an open is over: report the resume, then send what waited for it."""
-    turn.update(settled=True, settle_at=None, replay_log=None, ids_at_open=None)
+    turn.update(settled=True, settle_at=None, replay_log=None)
     s = turn.state
     conversation = s.conversation
     replayed = s.replay_latency is not None

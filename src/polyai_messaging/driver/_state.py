@@ -8,7 +8,6 @@ thing that advances one.
 from __future__ import annotations
 
 import attrs
-from immutables import Map
 
 from ..core import Conversation, ServerEvent
 from ._backoff import Backoff
@@ -114,9 +113,6 @@ class SessionState:
     replay_log: ReplayLog = None
     """Events the current replay delivered, newest first, until it settles: a reset is
     rebuilt from them (so what the server re-sent before diverging is kept)."""
-    ids_at_open: Map[int, str | None] | None = None
-    """During a replay, the id we hold at each sequence, to spot a server whose history
-    diverged from ours; built on the first re-sent event, not on every open."""
     joins_sent: int = 0
     """Join requests sent in this session."""
     join_retries: int = 0
