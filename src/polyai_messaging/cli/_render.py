@@ -37,6 +37,7 @@ from ..core import (
     ServerEvent,
 )
 from ..driver import DeliveryStatus, Finished, LinkStatus, StatusChanged
+from ._safe import terminal_safe
 
 if TYPE_CHECKING:
     # Only for annotations: rendering reads snapshots and needs none of the trio adapter.
@@ -55,6 +56,17 @@ __all__ = [
 
 _ELLIPSIS: Final = "…"
 _EMPTY = Conversation()
+
+
+def _indented(text: str) -> str:
+    """Server text of several lines, made safe; continuation lines are indented, so that a
+    message cannot pass a line of its own off as someone else's (``You: ...``)."""
+    return terminal_safe(text).replace("\n", "\n    ")
+
+
+def _one_line(text: str | None) -> str:
+    """Server text that must stay on its line (a name, a title, a suggestion), made safe."""
+    return terminal_safe(text or "", multiline=False)
 
 
 @attrs.frozen
@@ -117,7 +129,7 @@ def conversation_lines(previous: Conversation, new: Conversation) -> list[str]:
 def message_lines(conversation: Conversation, message: Message, *, suggestions: bool) -> list[str]:
     """One message: ``Name: text``, its attachments as ``(title: url)``, and its suggestions as
     numbered buttons (only when ``suggestions``, i.e. for the latest message)."""
-    text = message.text.replace("\n", "\n    ")
+    text = _indented(message.text)
     if message.role is Role.USER:
         head = f"You: {text}"
     elif message.role is Role.AGENT:
@@ -132,10 +144,10 @@ def message_lines(conversation: Conversation, message: Message, *, suggestions: 
     for attachment in message.attachments:
         title = attachment.title or attachment.call_to_action_text or "attachment"
         url = attachment.content_url or attachment.preview_image_url or ""
-        lines.append(f"    ({title}: {url})")
+        lines.append(f"    ({_one_line(title)}: {_one_line(url)})")
     if suggestions and message.suggestions:
         buttons = "  ".join(
-            f"[{number}] {suggestion.message_text}"
+            f"[{number}] {_one_line(suggestion.message_text)}"
             for number, suggestion in enumerate(message.suggestions, start=1)
         )
         lines.append(f"    {buttons}")
@@ -146,33 +158,34 @@ def event_line(conversation: Conversation, event: ServerEvent) -> str | None:
     """The notice for an agent, handoff, queue or language event (``None`` for the others)."""
     agent = _agent_name(conversation)
     if isinstance(event, PolyAgentJoined):
-        return f"{event.payload.agent_name or agent} joined the conversation."
+        name = _one_line(event.payload.agent_name) or agent
+        return f"{name} joined the conversation."
     if isinstance(event, PolyAgentTriggeredHandoff):
         return f"{agent} is transferring you to a human agent{_ELLIPSIS}"
     if isinstance(event, PolyAgentLeft):
         return f"{agent} left the conversation."
     if isinstance(event, HandoffAccepted):
-        queue = event.payload.queue_name
+        queue = _one_line(event.payload.queue_name)
         return "Handoff accepted" + (f" ({queue})." if queue else ".")
     if isinstance(event, HandoffQueueStatus):
         return _queue_line(event)
     if isinstance(event, ClientHandoffRequired):
         payload = event.payload
-        where = payload.queue_name or payload.route or "another support channel"
-        reason = f" (reason: {payload.reason})" if payload.reason else ""
+        where = _one_line(payload.queue_name or payload.route) or "another support channel"
+        reason = f" (reason: {_one_line(payload.reason)})" if payload.reason else ""
         return f"Please continue with {where}: this conversation needs a handoff{reason}."
     if isinstance(event, HandoffFailed):
-        reason = f" ({event.payload.reason})" if event.payload.reason else ""
+        reason = f" ({_one_line(event.payload.reason)})" if event.payload.reason else ""
         return f"The handoff failed{reason}: no live agent could take over. Try again or /end."
     if isinstance(event, HandoffTimeout):
         return "Nobody was available in time (handoff timed out). Try again later or /end."
     if isinstance(event, LiveAgentJoined):
-        name = event.payload.live_agent.name or "A live agent"
+        name = _one_line(event.payload.live_agent.name) or "A live agent"
         return f"{name} (live agent) joined the conversation."
     if isinstance(event, LiveAgentLeft):
         return f"{_live_name(conversation, None)} (live agent) left the conversation."
     if isinstance(event, LanguageChanged):
-        return f"Language changed to {event.payload.language_code}."
+        return f"Language changed to {_one_line(event.payload.language_code)}."
     return None
 
 
@@ -190,14 +203,14 @@ def status_line(previous: StatusChanged | None, new: StatusChanged | None) -> st
 
 def end_line(finished: Finished) -> str:
     """``Conversation ended: REASON``."""
-    return f"Conversation ended: {finished.reason or finished.kind.value}"
+    return f"Conversation ended: {_one_line(finished.reason) or finished.kind.value}"
 
 
 def indicator_line(conversation: Conversation) -> str | None:
     """The ephemeral line: a reply still streaming, or who is typing; ``None`` when idle."""
     streams = conversation.streaming
     if streams:
-        return f"{_agent_name(conversation)}: {streams[-1].text}{_ELLIPSIS}"
+        return f"{_agent_name(conversation)}: {_one_line(streams[-1].text)}{_ELLIPSIS}"
     if conversation.agent_thinking:
         return f"{_agent_name(conversation)} is typing{_ELLIPSIS}"
     if conversation.live_agent_typing:
@@ -233,7 +246,7 @@ def _failed_deliveries(previous: Update | None, new: Update) -> list[str]:
         else set()
     )
     return [
-        f"(not delivered: {entry.text!r})"
+        f"(not delivered: {_one_line(repr(entry.text))})"
         for entry in new.state.outbox
         if entry.status is DeliveryStatus.FAILED and entry.client_event_id not in failed_before
     ]
@@ -242,14 +255,14 @@ def _failed_deliveries(previous: Update | None, new: Update) -> list[str]:
 def _queue_line(event: HandoffQueueStatus) -> str:
     payload = event.payload
     if payload.display_message:
-        return payload.display_message
+        return _one_line(payload.display_message)
     parts = []
     position = payload.queue_position
     parts.append(
         "You are in the queue" if position is None else f"You are #{position} in the queue"
     )
     if payload.queue_name:
-        parts.append(f" '{payload.queue_name}'")
+        parts.append(f" '{_one_line(payload.queue_name)}'")
     if payload.estimated_wait_seconds is not None:
         parts.append(f" (estimated wait {_duration(payload.estimated_wait_seconds)})")
     return "".join(parts) + "."
@@ -262,22 +275,22 @@ def _duration(seconds: int) -> str:
 
 
 def _notice_line(notice: Notice) -> str:
-    return f"[{_level(notice.level)}] {notice.message}"
+    return f"[{_level(notice.level)}] {_indented(notice.message)}"
 
 
 def _level(level: str | None) -> str:
     if not level:
         return "system"
-    return level.removeprefix("SYSTEM_MESSAGE_LEVEL_").lower()
+    return _one_line(level.upper().removeprefix("SYSTEM_MESSAGE_LEVEL_").lower())
 
 
 def _agent_name(conversation: Conversation) -> str:
     agent = conversation.agent
-    return agent.name if agent is not None and agent.name else "Agent"
+    return _one_line(agent.name) if agent is not None and agent.name else "Agent"
 
 
 def _live_name(conversation: Conversation, agent_id: str | None) -> str:
     live = conversation.live_agent
     if live is not None and live.name and (agent_id is None or live.id in (None, agent_id)):
-        return live.name
-    return agent_id or "Live agent"
+        return _one_line(live.name)
+    return _one_line(agent_id) or "Live agent"
