@@ -33,6 +33,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import override
 from cattrs.strategies import configure_tagged_union
+from orjson import loads as _orjson_loads
 
 from ._commands import ClientCommand, UserMessage, UserTyping
 from ._decoders import EventDecoder, compile_envelope_decoder, compile_event_decoder, tuple_item
@@ -423,23 +424,18 @@ def decode(frame: str | bytes | bytearray) -> ServerEvent:
     return decode_object(value)
 
 
-_raw_decode = json.JSONDecoder().raw_decode
-
-
 def _parse(frame: str) -> Any:
-    """``json.loads(frame)``, by the same parser but without its two whitespace scans.
+    """``json.loads(frame)``, by orjson's parser where it agrees.
 
-    A frame is one compact JSON document, so the common case is a document that spans the whole
-    text; anything else (surrounding whitespace, trailing data, bad JSON) is left to
-    ``json.loads`` itself, so the accepted texts and the errors are exactly its own.
+    orjson accepts a subset of what ``json.loads`` accepts (strict RFC 8259: no NaN, no lone
+    surrogate escapes, no integers beyond 64 bits) and parses it to the same values, several
+    times faster; anything it refuses goes to ``json.loads`` itself, so the accepted texts and
+    the errors are exactly ``json.loads``'s (property tested).
     """
     try:
-        value, end = _raw_decode(frame)
+        return _orjson_loads(frame)
     except ValueError:
         return json.loads(frame)
-    if end != len(frame):
-        return json.loads(frame)
-    return value
 
 
 def decode_object(value: Any) -> ServerEvent:
