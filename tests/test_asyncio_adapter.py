@@ -11,7 +11,7 @@ import itertools
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from _threaded_emulator import in_emulator, threaded_emulator
-from polyai_messaging.asyncio import Session, open_session
+from polyai_messaging.asyncio import MAX_INBOUND_MESSAGE, Session, open_session
 from polyai_messaging.core import (
     ClientHandoffRequired,
     HandoffFailed,
@@ -41,10 +41,13 @@ from polyai_messaging.core import (
 from polyai_messaging.driver import (
     Backoff,
     DeliveryStatus,
+    Effect,
     FinishKind,
+    Input,
     LinkStatus,
     ResumeKind,
     SessionConfig,
+    WakeUp,
 )
 from polyai_messaging.emulator import EmulatorConfig, RunningEmulator
 from polyai_messaging.rest import AccessToken
@@ -356,14 +359,20 @@ class Recorded:
 
 
 @asynccontextmanager
-async def websocket_server() -> AsyncIterator[tuple[str, list[Recorded]]]:
-    """A WebSocket server that sends nothing and records each connection; yields its URL."""
+async def websocket_server(
+    first: Sequence[str] = (),
+) -> AsyncIterator[tuple[str, list[Recorded]]]:
+    """A WebSocket server that records each connection and sends nothing but the messages
+    ``first`` on the first one; yields its URL."""
     connections: list[Recorded] = []
 
     async def handler(connection: ServerConnection) -> None:
         recorded = Recorded()
         connections.append(recorded)
         try:
+            if len(connections) == 1:
+                for message in first:
+                    await connection.send(message)
             while True:
                 recorded.frames.append(await connection.recv())
         except ConnectionClosed as closed:
@@ -387,6 +396,32 @@ async def test_a_silent_link_is_aborted_without_a_closing_handshake() -> None:
         first = connections[0]
         assert first.close is None
         assert first.frames  # the heartbeats got through before the link was dropped
+
+
+async def test_messages_up_to_the_size_limit_are_read_and_a_larger_one_ends_the_link() -> None:
+    # Neither is a valid frame: each one read counts as a protocol violation.
+    largest, too_large = "x" * MAX_INBOUND_MESSAGE, "y" * (MAX_INBOUND_MESSAGE + 1)
+    async with (
+        websocket_server([largest, largest, too_large]) as (url, connections),
+        open_session(url, token, session_id="s") as session,
+    ):
+        update = await wait_for(session, reconnecting)
+        assert update.status is not None
+        # The client fails the link (1009) without waiting for the server's close: abnormal.
+        assert update.status.reason == "closed (None)"
+        assert update.state.counters.protocol_violations == 2
+        await until(lambda: connections[0].close is not None)
+        assert connections[0].close is not None
+        assert connections[0].close.code == 1009
+
+
+async def test_a_close_code_from_the_server_reaches_the_driver(emulator: RunningEmulator) -> None:
+    """4001 ("session unknown") after the replay: the client carries on in a new session."""
+    emulator.state.set_faults("close=4001")
+    async with session_on(emulator) as session:
+        first_id = next(iter(emulator.state.sessions))
+        await wait_for(session, lambda u: u.state.session_id != first_id and replied(1)(u))
+        assert set(emulator.state.sessions) == {first_id, session.session_id}
 
 
 async def test_leaving_the_block_closes_the_socket_politely(emulator: RunningEmulator) -> None:
@@ -482,10 +517,18 @@ async def test_a_deadline_the_driver_keeps_is_not_retried_in_a_busy_loop(
         websocket_server() as (url, _),
         open_session(url, token, session_id="s", config=config) as session,
     ):
-        monkeypatch.setattr(session, "wake", lambda: wakes.append(anyio.current_time()))
+        feed = session.feed
+
+        def ignore_wake_ups(event: Input) -> list[Effect]:
+            if isinstance(event, WakeUp):  # the driver keeps its deadline
+                wakes.append(anyio.current_time())
+                return []
+            return feed(event)
+
+        monkeypatch.setattr(session, "feed", ignore_wake_ups)
         await anyio.sleep(0.6)
     assert 5 <= len(wakes) <= 12
-    assert min(later - earlier for earlier, later in itertools.pairwise(wakes)) >= 0.04
+    assert min(later - earlier for earlier, later in itertools.pairwise(wakes)) >= 0.045
 
 
 async def test_a_bug_on_the_timer_path_fails_the_session(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,10 +22,6 @@ from ._link import Link, run_link
 
 __all__ = ["Session", "open_session"]
 
-# When the driver keeps its deadline through a wake-up (the wall clock lags the monotonic one,
-# say), the timer waits at least this long before waking it again, rather than spin.
-_MIN_REWAKE: Final = 0.05
-
 
 class Session(SessionRuntime):
     """A running session on asyncio; obtained from :func:`open_session`.
@@ -64,7 +60,12 @@ class Session(SessionRuntime):
         link.task.add_done_callback(lambda _: self._ended(link))
 
     def rearm_timer(self, deadline: float | None) -> None:
-        self._arm(deadline, floor=0.0)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and not self._closed:
+            when = self._loop.time() + deadline - self.now().monotonic
+            self._timer = self._loop.call_at(when, self._fire)
 
     # --- tasks and the timer -----------------------------------------------------------------
 
@@ -79,23 +80,10 @@ class Session(SessionRuntime):
         link.writable = False
         self.links.pop(link.generation, None)
 
-    def _arm(self, deadline: float | None, floor: float) -> None:
-        """Call :meth:`_fire` at ``deadline`` (the driver's clock), ``floor`` seconds from now
-        at the earliest; ``None`` disarms the timer."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None and not self._closed:
-            now = self._loop.time()
-            when = now + max(deadline - self.now().monotonic, floor)
-            self._timer = self._loop.call_at(when, self._fire)
-
     def _fire(self) -> None:
         self._timer = None
         try:
             self.wake()
-            if self._timer is None:  # the driver kept its deadline: it is not due yet again
-                self._arm(self.deadline(), floor=_MIN_REWAKE)
         except Exception as exc:
             # A bug: fail the task group as a crashed task would, rather than only log it.
             self._start(_raise(exc))
@@ -104,7 +92,7 @@ class Session(SessionRuntime):
         """Stop feeding the driver, disarm the timer and cancel every task (the task group
         then waits for them)."""
         self.close()
-        self._arm(None, floor=0.0)
+        self.rearm_timer(None)
         for task in self._running:
             task.cancel()
 

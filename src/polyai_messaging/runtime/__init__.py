@@ -9,7 +9,7 @@ implement the :class:`Adapter` methods; the socket ones come for free when each 
 :class:`LinkHandle`, is kept in ``Engine.links``.
 """
 
-from ._engine import Clock, Engine, EngineOptions, LinkTarget, SessionFactory
+from ._engine import MIN_REWAKE_SECONDS, Clock, Engine, EngineOptions, LinkTarget, SessionFactory
 from ._feed import EventStream, Update, Updates
 from ._logs import RedactingLogger, redacted
 from ._loop import MAX_INBOUND_MESSAGE, Adapter, Event, LinkHandle, QueuedClose
@@ -19,6 +19,7 @@ from ._tokens import Token, TokenCache, TokenProvider, TokenUnavailableError
 
 __all__ = [
     "MAX_INBOUND_MESSAGE",
+    "MIN_REWAKE_SECONDS",
     "Adapter",
     "Clock",
     "Engine",

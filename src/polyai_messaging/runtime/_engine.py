@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 import attrs
 
@@ -56,7 +56,7 @@ from ._loop import Event, LinkHandle
 from ._retry_after import parse_retry_after
 from ._tokens import Token, TokenCache, TokenUnavailableError
 
-__all__ = ["Clock", "Engine", "EngineOptions", "LinkTarget", "SessionFactory"]
+__all__ = ["MIN_REWAKE_SECONDS", "Clock", "Engine", "EngineOptions", "LinkTarget", "SessionFactory"]
 
 Clock = Callable[[], Now]
 """Returns both clock readings: monotonic time for the driver's timers (the loop's own clock by
@@ -64,6 +64,9 @@ default), and wall time (which also decides when an access token counts as expir
 
 SessionFactory = Callable[[], Awaitable[str]]
 """Creates a session on the server and returns its id (for replacement sessions)."""
+
+MIN_REWAKE_SECONDS: Final = 0.05
+"""The shortest wait before waking the driver again for a deadline it kept when woken."""
 
 _LOGGER = logging.getLogger("polyai_messaging")
 _LOG_FRAME_CHARS = 2000
@@ -175,8 +178,16 @@ class Engine:
         self.feed(Start())
 
     def wake(self) -> None:
-        """The driver's deadline has passed (the adapter's timer calls this)."""
+        """The driver's deadline has passed (the adapter's timer calls this).
+
+        If the driver keeps its deadline (the wall clock lags the monotonic one, say), the timer
+        is re-armed for no sooner than ``MIN_REWAKE_SECONDS`` from now, rather than spin.
+        """
+        due = self._state.deadline
         self.feed(WakeUp())
+        deadline = self._state.deadline
+        if deadline is not None and deadline == due and not self._closed:
+            self.rearm_timer(max(deadline, self._clock().monotonic + MIN_REWAKE_SECONDS))
 
     def deadline(self) -> float | None:
         """When :meth:`wake` is next due, on the driver's clock (``None``: never)."""
