@@ -26,6 +26,7 @@ from websockets.frames import Close
 
 from _threaded_emulator import in_emulator, threaded_emulator
 from polyai_messaging.asyncio import MAX_INBOUND_MESSAGE, Session, open_session
+from polyai_messaging.asyncio._link import Link
 from polyai_messaging.core import (
     ClientHandoffRequired,
     HandoffFailed,
@@ -51,7 +52,7 @@ from polyai_messaging.driver import (
 )
 from polyai_messaging.emulator import EmulatorConfig, RunningEmulator
 from polyai_messaging.rest import AccessToken
-from polyai_messaging.runtime import TokenProvider, Update
+from polyai_messaging.runtime import QueuedClose, TokenProvider, Update
 from test_trio_client import (
     FAST,
     TIMEOUT,
@@ -434,6 +435,23 @@ async def test_leaving_the_block_closes_the_socket_politely(emulator: RunningEmu
             await until(lambda: len(connections) == 1)
         await until(lambda: connections[0].close is not None)
         assert connections[0].close == Close(1000, "client closing")
+
+
+async def test_a_close_already_queued_stands_and_closing_a_finished_writer_aborts() -> None:
+    link = Link(1)
+    link.task = asyncio.create_task(anyio.sleep(TIMEOUT))
+    assert link.send("hello")
+    link.close(1000, "resuming")
+    link.close(1000, "client closing")  # leaving the block while the first close is under way
+    assert not link.send("too late")
+    await anyio.sleep(0)
+    assert not link.task.cancelled()
+    queued = [link.outgoing.get_nowait() for _ in range(link.outgoing.qsize())]
+    assert queued == ["hello", QueuedClose(1000, "resuming")]
+    link.writable = False  # the writer has stopped
+    link.close(1000, "client closing")
+    with pytest.raises(asyncio.CancelledError):
+        await link.task
 
 
 # --- the adapter's own guarantees -----------------------------------------------------------

@@ -39,21 +39,25 @@ class Link:
     # Unbounded: queuing must never block, because the session queues without awaiting.
     outgoing: asyncio.Queue[str | QueuedClose] = attrs.field(factory=asyncio.Queue)
     writable: bool = True
-    """Whether queued frames may still be written (no close queued, the writer not gone)."""
+    """Whether the writer may still write (it stops after a close, or when the socket fails)."""
+    closing: bool = False
+    """Whether a close is queued: nothing is queued after it."""
 
     def send(self, text: str) -> bool:
         """Queue a frame for the link's writer; ``False`` if the writer is gone."""
-        if self.writable:
-            self.outgoing.put_nowait(text)
-        return self.writable
+        if not self.writable or self.closing:
+            return False
+        self.outgoing.put_nowait(text)
+        return True
 
     def close(self, code: int, reason: str) -> None:
-        """Close politely after the frames already queued (or at once if the writer is gone)."""
-        if self.writable:
-            self.outgoing.put_nowait(QueuedClose(code, reason))
-            self.writable = False
-        else:
+        """Close politely after the frames already queued (or at once if the writer is gone);
+        a close already queued stands."""
+        if not self.writable:
             self.abort()
+        elif not self.closing:
+            self.outgoing.put_nowait(QueuedClose(code, reason))
+            self.closing = True
 
     def abort(self) -> None:
         """Drop the socket now, without a closing handshake."""
