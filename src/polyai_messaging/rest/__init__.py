@@ -38,7 +38,7 @@ from ._errors import (
     error_class_for,
 )
 from ._maker import SessionMaker, connector_token_provider, http_client
-from ._opening import Opening, opening
+from ._opening import Opening, SessionLoop, SessionOpener, opening
 
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",
@@ -64,8 +64,10 @@ __all__ = [
     "ServerError",
     "SessionCreationError",
     "SessionInfo",
+    "SessionLoop",
     "SessionMaker",
     "SessionNotFoundError",
+    "SessionOpener",
     "TransportError",
     "connector_token_provider",
     "create_session",

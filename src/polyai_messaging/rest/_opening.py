@@ -1,8 +1,9 @@
 """What every adapter's ``open_session`` does before its loop takes over (the REST part).
 
-Check the base URL (``wss://`` only off loopback), set up the token cache and the HTTP client,
-create the session unless one is given (by id, or as a saved :class:`~polyai_messaging.driver.
-SessionState`), and make the driver's first state.
+:func:`opening` checks the base URL (``wss://`` only off loopback), sets up the token cache and
+the HTTP client, creates the session unless one is given (by id, or as a saved
+:class:`~polyai_messaging.driver.SessionState`), and makes the driver's first state.
+:class:`SessionOpener` is a whole ``open_session``: that, then the adapter's loop.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from __future__ import annotations
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Generic, Protocol, TypeVar
 
 import attrs
 import httpx
 
 from ..driver import SessionConfig, SessionState, check_transport_security
-from ..runtime import Clock, Event, TokenCache, TokenProvider
+from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, TokenProvider
 from ._maker import SessionMaker, http_client
 
-__all__ = ["Opening", "opening"]
+__all__ = ["Opening", "SessionLoop", "SessionOpener", "opening"]
+
+_S_co = TypeVar("_S_co", bound=SessionRuntime, covariant=True)
 
 
 @attrs.frozen
@@ -65,3 +69,95 @@ async def opening(
         elif config is not None:
             state = attrs.evolve(state, config=config)
         yield Opening(state, tokens, maker)
+
+
+class SessionLoop(Protocol[_S_co]):
+    """An adapter's part of ``open_session``: make the session from ``options`` and run it on
+    the loop for the duration of the block (``ssl_context`` verifies ``wss://``)."""
+
+    def __call__(
+        self, options: EngineOptions, ssl_context: ssl.SSLContext | None
+    ) -> AbstractAsyncContextManager[_S_co]: ...
+
+
+class SessionOpener(Generic[_S_co]):
+    """An adapter's ``open_session``: :func:`opening`, then the adapter's ``loop``.
+
+    ``new_event`` makes the loop's events; ``loop_clock``, called in the running loop, returns
+    the default clock (the loop's own monotonic time, and ``time.time()``).
+    """
+
+    def __init__(
+        self,
+        loop: SessionLoop[_S_co],
+        *,
+        new_event: Callable[[], Event],
+        loop_clock: Callable[[], Clock],
+    ) -> None:
+        self._loop = loop
+        self._new_event = new_event
+        self._loop_clock = loop_clock
+
+    def __call__(
+        self,
+        base_url: str,
+        token_provider: TokenProvider,
+        *,
+        session_id: str | None = None,
+        state: SessionState | None = None,
+        streaming: bool = False,
+        platform: str = "custom",
+        user_agent: str | None = None,
+        config: SessionConfig | None = None,
+        seed: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        events_capacity: int = 1024,
+    ) -> AbstractAsyncContextManager[_S_co]:
+        """Connect a session and run it until the block exits (or an outer cancel).
+
+        ``base_url`` is the REST base URL (``https://``; ``http://`` only on loopback). A
+        session is created first (with ``streaming``, ``platform``, ``user_agent``) unless
+        ``session_id`` names one to resume, or ``state`` is a saved driver state
+        (``load_state``) to resume from its cursor without replaying what it holds.
+        ``ssl_context`` verifies ``wss://`` and, unless ``http_client`` is given, the REST
+        calls. ``seed`` makes backoff jitter and generated ids repeatable. ``clock`` defaults to
+        the loop's own clock for monotonic time and ``time.time()`` for wall time.
+
+        A replacement session is created with a fresh token when the server no longer knows
+        this one (at most ``config.max_new_sessions`` in a row). Leaving the block closes the
+        socket (code 1000, bounded wait) and cancels every task; the session stays alive on the
+        server. An exception raised in the block propagates as it is.
+        """
+
+        @asynccontextmanager
+        async def session() -> AsyncIterator[_S_co]:
+            read_clock = clock if clock is not None else self._loop_clock()
+            async with opening(
+                base_url,
+                token_provider,
+                session_id=session_id,
+                state=state,
+                streaming=streaming,
+                platform=platform,
+                user_agent=user_agent,
+                config=config,
+                seed=seed,
+                ssl_context=ssl_context,
+                client=http_client,
+                clock=read_clock,
+                new_event=self._new_event,
+            ) as ready:
+                options = EngineOptions(
+                    state=ready.state,
+                    base_url=base_url,
+                    tokens=ready.tokens,
+                    create_session=ready.maker.create,
+                    clock=read_clock,
+                    events_capacity=events_capacity,
+                )
+                async with self._loop(options, ssl_context) as running:
+                    yield running
+
+        return session()

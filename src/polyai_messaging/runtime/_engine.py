@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final, NotRequired, TypedDict
 
 import attrs
 
@@ -52,11 +52,11 @@ from ..driver import (
 )
 from ._feed import EventStream, UpdateFeed
 from ._logs import RedactingLogger, redacted
-from ._loop import Event
+from ._loop import Event, LinkHandle
 from ._retry_after import parse_retry_after
 from ._tokens import Token, TokenCache, TokenUnavailableError
 
-__all__ = ["Clock", "Engine", "LinkTarget", "SessionFactory"]
+__all__ = ["MIN_REWAKE_SECONDS", "Clock", "Engine", "EngineOptions", "LinkTarget", "SessionFactory"]
 
 Clock = Callable[[], Now]
 """Returns both clock readings: monotonic time for the driver's timers (the loop's own clock by
@@ -65,9 +65,23 @@ default), and wall time (which also decides when an access token counts as expir
 SessionFactory = Callable[[], Awaitable[str]]
 """Creates a session on the server and returns its id (for replacement sessions)."""
 
+MIN_REWAKE_SECONDS: Final = 0.05
+"""The shortest wait before waking the driver again for a deadline it kept when woken."""
+
 _LOGGER = logging.getLogger("polyai_messaging")
 _LOG_FRAME_CHARS = 2000
 _BODY_CHARS = 200
+
+
+class EngineOptions(TypedDict):
+    """What :class:`Engine` is made from, as keyword arguments (``open_session`` gathers them)."""
+
+    state: SessionState
+    base_url: str
+    tokens: TokenCache
+    create_session: SessionFactory
+    clock: Clock
+    events_capacity: NotRequired[int]
 
 
 @attrs.frozen
@@ -109,6 +123,9 @@ class Engine:
         """Why creating a replacement session failed, if it did."""
         self.log = RedactingLogger(_LOGGER, context=self._log_context, secrets=self._secrets)
         """The session's logger: every line redacted and tagged with the session and link."""
+        self.links: dict[int, LinkHandle] = {}
+        """The running links by generation: an adapter adds each link it starts (``open_link``)
+        and removes it once it has ended; frames, closes and aborts are routed to them."""
 
     # --- the adapter's part (see ``_loop.Adapter``) ----------------------------------------
 
@@ -126,15 +143,20 @@ class Engine:
 
     def send_frame(self, generation: int, text: str) -> bool:
         """Queue a frame on a link; ``False`` if it has ended."""
-        raise NotImplementedError
+        link = self.links.get(generation)
+        return link is not None and link.send(text)
 
     def close_link(self, generation: int, code: int, reason: str) -> None:
         """Close a link politely."""
-        raise NotImplementedError
+        link = self.links.get(generation)
+        if link is not None:
+            link.close(code, reason)
 
     def abort_link(self, generation: int) -> None:
         """Drop a link at once."""
-        raise NotImplementedError
+        link = self.links.get(generation)
+        if link is not None:
+            link.abort()
 
     def rearm_timer(self, deadline: float | None) -> None:
         """Call :meth:`wake` at ``deadline``."""
@@ -156,8 +178,16 @@ class Engine:
         self.feed(Start())
 
     def wake(self) -> None:
-        """The driver's deadline has passed (the adapter's timer calls this)."""
+        """The driver's deadline has passed (the adapter's timer calls this).
+
+        If the driver keeps its deadline (the wall clock lags the monotonic one, say), the timer
+        is re-armed for no sooner than ``MIN_REWAKE_SECONDS`` from now, rather than spin.
+        """
+        due = self._state.deadline
         self.feed(WakeUp())
+        deadline = self._state.deadline
+        if deadline is not None and deadline == due and not self._closed:
+            self.rearm_timer(max(deadline, self._clock().monotonic + MIN_REWAKE_SECONDS))
 
     def deadline(self) -> float | None:
         """When :meth:`wake` is next due, on the driver's clock (``None``: never)."""
@@ -317,6 +347,15 @@ class Engine:
         self._events.close()
         self._finished_event.set()
         self._feed_updates.close()
+
+    async def shutdown(self) -> None:
+        """:meth:`close`, then close the current link politely (code 1000) and wait until it
+        has ended, at most the driver's closing-handshake timeout."""
+        current = self.links.get(self._state.generation)
+        self.close()
+        if current is not None:
+            timeout = self._state.config.close_timeout_seconds
+            await current.aclose(1000, "client closing", timeout)
 
     # --- logging ---------------------------------------------------------------------------
 

@@ -8,11 +8,17 @@ and asyncio (and any loop an application adapts it to).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Final, Protocol
+
+import attrs
 
 from ..driver import OpenSocket
 
-__all__ = ["Adapter", "Event"]
+__all__ = ["MAX_INBOUND_MESSAGE", "Adapter", "Event", "LinkHandle", "QueuedClose"]
+
+MAX_INBOUND_MESSAGE: Final = 4 * 1024 * 1024
+"""Largest inbound WebSocket message an adapter accepts (bytes): well above the protocol's 128 KiB,
+so that a server overshooting it is still read, while one runaway message cannot exhaust memory."""
 
 
 class Event(Protocol):
@@ -42,7 +48,8 @@ class Adapter(Protocol):
         """Start the link of ``request.generation``: connect, then report to the runtime."""
 
     def send_frame(self, generation: int, text: str) -> bool:
-        """Queue a text frame on that link; ``False`` if the link has ended."""
+        """Queue a text frame on that link; ``False`` if the link has ended. (The runtime's
+        own routes it to the :class:`LinkHandle` in ``Engine.links``; likewise the next two.)"""
 
     def close_link(self, generation: int, code: int, reason: str) -> None:
         """Close that link politely, after the frames already queued."""
@@ -52,3 +59,28 @@ class Adapter(Protocol):
 
     def rearm_timer(self, deadline: float | None) -> None:
         """Wake the runtime (``SessionRuntime.wake``) at ``deadline``, the driver's clock."""
+
+
+class LinkHandle(Protocol):
+    """One running socket generation, as the runtime drives it (see ``Engine.links``)."""
+
+    def send(self, text: str) -> bool:
+        """Queue a text frame for the link's writer; ``False`` if the writer is gone."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close politely after the frames already queued (at once if the writer is gone)."""
+
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake."""
+
+    async def aclose(self, code: int, reason: str, timeout: float) -> None:
+        """:meth:`close`, then wait (at most ``timeout`` seconds) until the link has ended."""
+
+
+@attrs.frozen
+class QueuedClose:
+    """Queued after a link's last frame: its writer closes the socket with this code and reason,
+    and writes nothing more."""
+
+    code: int
+    reason: str

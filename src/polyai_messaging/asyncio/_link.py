@@ -1,0 +1,163 @@
+"""One socket generation on asyncio and ``websockets``, from connecting to closed.
+
+:func:`run_link` connects (TCP, TLS and the WebSocket handshake, together bounded by the connect
+timeout), then reads frames until the socket closes, while one writer task is the only code that
+writes to it. It decides nothing: every outcome is reported to the session's engine
+(``link_opened``, ``frame_received``, ``link_closed``, ``link_failed``, ``link_refused``). The
+session talks to a running link through :class:`Link`; cancelling the link's task drops the TCP
+connection without a closing handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any, Final
+
+import attrs
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from ..driver import OpenSocket
+from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose, RedactingLogger
+
+__all__ = ["Link", "run_link"]
+
+# What a failed connection attempt may raise (TimeoutError is an OSError); anything else is a
+# bug and propagates.
+_CONNECT_ERRORS: Final = (OSError, WebSocketException)
+
+
+@attrs.define(eq=False)
+class Link:
+    """One socket generation: its task and its outgoing queue."""
+
+    generation: int
+    task: asyncio.Task[None] | None = None
+    """Runs :func:`run_link`; set by the session as it starts the link."""
+    # Unbounded: queuing must never block, because the session queues without awaiting.
+    outgoing: asyncio.Queue[str | QueuedClose] = attrs.field(factory=asyncio.Queue)
+    writable: bool = True
+    """Whether the writer may still write (it stops after a close, or when the socket fails)."""
+    closing: bool = False
+    """Whether a close is queued: nothing is queued after it."""
+
+    def send(self, text: str) -> bool:
+        """Queue a frame for the link's writer; ``False`` if the writer is gone."""
+        if not self.writable or self.closing:
+            return False
+        self.outgoing.put_nowait(text)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Close politely after the frames already queued (or at once if the writer is gone);
+        a close already queued stands."""
+        if not self.writable:
+            self.abort()
+        elif not self.closing:
+            self.outgoing.put_nowait(QueuedClose(code, reason))
+            self.closing = True
+
+    def abort(self) -> None:
+        """Drop the socket now, without a closing handshake."""
+        self.writable = False
+        if self.task is not None:
+            self.task.cancel()
+
+    async def aclose(self, code: int, reason: str, timeout: float) -> None:
+        """:meth:`close`, then wait (at most ``timeout``) until the link has ended."""
+        self.close(code, reason)
+        if self.task is not None:
+            await asyncio.wait([self.task], timeout=timeout)
+
+
+async def run_link(
+    engine: Engine, link: Link, request: OpenSocket, ssl_context: ssl.SSLContext | None
+) -> None:
+    """Run one socket generation, from connecting to closed; return when it has ended.
+
+    Only cancellation (an abort) and bugs propagate; the socket is dropped whichever way the
+    link ends.
+    """
+    target = await engine.link_target(request)
+    if target is None:
+        return
+    try:
+        ws = await connect(target.url, **_options(engine, target, ssl_context))
+    except InvalidStatus as refusal:
+        response = refusal.response
+        retry_after = response.headers.get("Retry-After")
+        body = bytes(response.body or b"")
+        engine.link_refused(link.generation, target.token, response.status_code, body, retry_after)
+        return
+    except _CONNECT_ERRORS as exc:
+        engine.link_failed(link.generation, exc)
+        return
+    try:
+        engine.link_opened(link.generation)
+        code, reason = await _pump(engine, link, ws)
+        engine.link_closed(link.generation, code, reason)
+    finally:
+        ws.transport.abort()
+
+
+def _options(
+    engine: Engine, target: LinkTarget, ssl_context: ssl.SSLContext | None
+) -> dict[str, Any]:
+    """``connect``'s options: the driver's timeouts, the size limit, no pings of its own (the
+    driver sends heartbeats), our TLS context, and its records through the engine's log."""
+    config = engine.state.config
+    options: dict[str, Any] = {
+        "open_timeout": config.connect_timeout_seconds,
+        "close_timeout": config.close_timeout_seconds,
+        "max_size": MAX_INBOUND_MESSAGE,
+        "ping_interval": None,
+        "logger": _LibraryLog(engine.log),
+    }
+    if ssl_context is not None and target.url.startswith("wss:"):
+        options["ssl"] = ssl_context  # otherwise websockets uses the system's default context
+    return options
+
+
+async def _pump(engine: Engine, link: Link, ws: ClientConnection) -> tuple[int | None, str]:
+    """Run the link's writer and read frames until the socket closes; return the close
+    (``None`` for a connection that ended without a close frame)."""
+    async with asyncio.TaskGroup() as tasks:
+        writer = tasks.create_task(_write(link, ws))
+        try:
+            while True:
+                engine.frame_received(link.generation, await ws.recv())
+        except ConnectionClosed as closed:
+            close = closed.rcvd
+            return (None, "") if close is None else (close.code, close.reason)
+        finally:
+            writer.cancel()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _write(link: Link, ws: ClientConnection) -> None:
+    """The link's only writer: frames in order, then at most one close."""
+    try:
+        while True:
+            item = await link.outgoing.get()
+            if isinstance(item, QueuedClose):
+                await ws.close(item.code, item.reason)  # bounded by close_timeout
+                return
+            await ws.send(item)
+    except ConnectionClosed:
+        return
+    finally:
+        link.writable = False
+
+
+class _LibraryLog(logging.LoggerAdapter[RedactingLogger]):
+    """``websockets``' own records, warnings and errors only, through the engine's log (which
+    redacts them: its debug records quote the request, access token included)."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= logging.WARNING and self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            self.logger.log(level, msg, *args, **kwargs)

@@ -1,0 +1,135 @@
+"""The session on asyncio: the shared runtime, a task group, one timer, one task per socket.
+
+Every input goes through the runtime's single synchronous entry point, which steps the driver
+and executes its effects without awaiting; asyncio switches tasks only at ``await``, so the
+driver sees one ordered stream of inputs without a lock. The timer is a loop callback
+(``call_at``), moved whenever the driver moves its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from ..driver import Now, OpenSocket
+from ..rest import SessionOpener
+from ..runtime import Clock, EngineOptions, SessionRuntime
+from ._link import Link, run_link
+
+__all__ = ["Session", "open_session"]
+
+
+class Session(SessionRuntime):
+    """A running session on asyncio; obtained from :func:`open_session`.
+
+    See :class:`~polyai_messaging.runtime.SessionRuntime` for everything it offers.
+    """
+
+    def __init__(
+        self, tasks: asyncio.TaskGroup, ssl_context: ssl.SSLContext | None, options: EngineOptions
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tasks = tasks
+        self._running: set[asyncio.Task[None]] = set()
+        self._ssl_context = ssl_context
+        self._timer: asyncio.TimerHandle | None = None
+        super().__init__(**options)
+
+    # --- the adapter's part ------------------------------------------------------------------
+
+    def new_event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+    def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+        async def run() -> None:
+            await job()
+
+        self._start(run())
+
+    def open_link(self, request: OpenSocket) -> None:
+        link = Link(request.generation)
+        self.links[link.generation] = link
+        link.task = self._start(run_link(self, link, request, self._ssl_context))
+        link.task.add_done_callback(lambda _: self._ended(link))
+
+    def rearm_timer(self, deadline: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and not self._closed:
+            when = self._loop.time() + deadline - self.now().monotonic
+            self._timer = self._loop.call_at(when, self._fire)
+
+    # --- tasks and the timer -----------------------------------------------------------------
+
+    def _start(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``job`` in the task group, and remember it until it ends (to cancel it)."""
+        task = self._tasks.create_task(job)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
+    def _ended(self, link: Link) -> None:
+        link.writable = False
+        self.links.pop(link.generation, None)
+
+    def _fire(self) -> None:
+        self._timer = None
+        try:
+            self.wake()
+        except Exception as exc:
+            # A bug: fail the task group as a crashed task would, rather than only log it.
+            self._start(_raise(exc))
+
+    def stop(self) -> None:
+        """Stop feeding the driver, disarm the timer and cancel every task (the task group
+        then waits for them)."""
+        self.close()
+        self.rearm_timer(None)
+        for task in self._running:
+            task.cancel()
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
+
+
+@asynccontextmanager
+async def _run(
+    options: EngineOptions, ssl_context: ssl.SSLContext | None
+) -> AsyncIterator[Session]:
+    """The loop's part of :func:`open_session`: the session's tasks in one task group."""
+    raised: BaseException | None = None
+    async with asyncio.TaskGroup() as tasks:
+        session = Session(tasks, ssl_context, options)
+        session.start()
+        try:
+            yield session
+            await session.shutdown()
+        except BaseException as exc:
+            # Raised again once the tasks are gone, so that the task group does not wrap it in
+            # a group. (A crashed task cancels this one: the group then raises the crash.)
+            raised = exc
+        finally:
+            session.stop()
+    if raised is not None:
+        raise raised
+
+
+def _loop_clock() -> Clock:
+    loop = asyncio.get_running_loop()
+    return lambda: Now(loop.time(), time.time())
+
+
+open_session: Final = SessionOpener(_run, new_event=asyncio.Event, loop_clock=_loop_clock)
+"""Open a session on asyncio: ``async with open_session(base_url, token_provider, ...) as
+session``. The arguments are :meth:`SessionOpener.__call__ <polyai_messaging.rest.SessionOpener.
+__call__>`'s, the same on every adapter; ``clock`` defaults to ``Now(loop.time(), time.time())``.
+"""
