@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, NotRequired, TypedDict
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -90,6 +91,33 @@ class LinkTarget:
 
     url: str = attrs.field(repr=False)
     token: Token = attrs.field(repr=False)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the URL is ``wss://``."""
+        return urlsplit(self.url).scheme == "wss"
+
+    @property
+    def host(self) -> str:
+        """The host to connect to (an IPv6 address without brackets)."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The port to connect to (443 or 80 unless the URL names one)."""
+        return urlsplit(self.url).port or (443 if self.tls else 80)
+
+    @property
+    def resource(self) -> str:
+        """The request target: path and query (it holds the access token)."""
+        parts = urlsplit(self.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header: the host, and the port unless it is the scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == (443 if self.tls else 80) else f"{host}:{self.port}"
 
 
 class Engine:

@@ -10,7 +10,6 @@
         print(reply.conversation.transcript[-1].text)
 """
 
-from ._link import MAX_INBOUND_MESSAGE
 from ._session import Session, open_session
 
-__all__ = ["MAX_INBOUND_MESSAGE", "Session", "open_session"]
+__all__ = ["Session", "open_session"]

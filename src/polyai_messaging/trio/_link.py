@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import ssl
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -25,24 +24,11 @@ from trio_websocket import (
 )
 
 from ..driver import OpenSocket
-from ..runtime import Engine, LinkTarget
+from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose
 
-__all__ = ["MAX_INBOUND_MESSAGE", "Link", "run_link"]
+__all__ = ["Link", "run_link"]
 
-MAX_INBOUND_MESSAGE: Final = 4 * 1024 * 1024
-"""Largest inbound WebSocket message accepted (characters); the protocol's limit is 128 KiB."""
-
-# How long a polite close may take: the closing handshake, or waiting for a link to end.
-_CLOSE_TIMEOUT: Final = 2.0
 _E = TypeVar("_E", bound=BaseException)
-
-
-@attrs.define(eq=False)
-class _Close:
-    """Queued after the last frame: the writer closes the socket with this code and reason."""
-
-    code: int
-    reason: str
 
 
 @attrs.define(eq=False)
@@ -52,20 +38,26 @@ class Link:
     generation: int
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     done: trio.Event = attrs.field(factory=trio.Event)
-    outgoing: trio.MemorySendChannel[str | _Close] = attrs.field(init=False)
-    pending: trio.MemoryReceiveChannel[str | _Close] = attrs.field(init=False)
+    outgoing: trio.MemorySendChannel[str | QueuedClose] = attrs.field(init=False)
+    pending: trio.MemoryReceiveChannel[str | QueuedClose] = attrs.field(init=False)
+    closing: bool = False
+    """Whether a close is queued: nothing is queued after it."""
 
     def __attrs_post_init__(self) -> None:
         # Unbounded: queuing must never block, because the session queues without awaiting.
-        self.outgoing, self.pending = trio.open_memory_channel[str | _Close](math.inf)
+        self.outgoing, self.pending = trio.open_memory_channel[str | QueuedClose](math.inf)
 
     def send(self, text: str) -> bool:
         """Queue a frame for the link's writer; ``False`` if the writer is gone."""
         return self._offer(text)
 
     def close(self, code: int, reason: str) -> None:
-        """Close politely after the frames already queued (or at once if the writer is gone)."""
-        if self._offer(_Close(code, reason)):
+        """Close politely after the frames already queued (or at once if the writer is gone);
+        a close already queued stands."""
+        if self.closing:
+            return
+        if self._offer(QueuedClose(code, reason)):
+            self.closing = True
             self.outgoing.close()
         else:
             self.scope.cancel()
@@ -74,13 +66,13 @@ class Link:
         """Drop the socket now, without a closing handshake."""
         self.scope.cancel()
 
-    async def aclose(self, code: int, reason: str) -> None:
-        """:meth:`close`, then wait (a bounded time) until the link has ended."""
+    async def aclose(self, code: int, reason: str, timeout: float) -> None:
+        """:meth:`close`, then wait (at most ``timeout``) until the link has ended."""
         self.close(code, reason)
-        with trio.move_on_after(_CLOSE_TIMEOUT):
+        with trio.move_on_after(timeout):
             await self.done.wait()
 
-    def _offer(self, item: str | _Close) -> bool:
+    def _offer(self, item: str | QueuedClose) -> bool:
         try:
             self.outgoing.send_nowait(item)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -110,18 +102,17 @@ async def _connect(
     engine: Engine, link: Link, target: LinkTarget, ssl_context: ssl.SSLContext | None
 ) -> None:
     """Open TCP (and TLS), then hand over to :func:`_handshake`."""
-    where = _Where.parse(target.url)
     timeout = engine.state.config.connect_timeout_seconds
     try:
         with trio.fail_after(timeout):
-            stream = await where.connect(ssl_context)
+            stream = await _open_stream(target, ssl_context)
     except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
         engine.link_failed(link.generation, exc)
         return
     # We own the stream, so it is closed whichever way the link ends (trio-websocket leaves
     # it open after an abnormal closure), and an abort needs no closing handshake.
     try:
-        await _handshake(engine, link, stream, where, target, timeout)
+        await _handshake(engine, link, stream, target, timeout)
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -130,7 +121,6 @@ async def _handshake(
     engine: Engine,
     link: Link,
     stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
-    where: _Where,
     target: LinkTarget,
     timeout: float,
 ) -> None:
@@ -143,8 +133,8 @@ async def _handshake(
                 ws = await wrap_client_stream(
                     nursery,
                     stream,
-                    where.host_header,
-                    where.resource,
+                    target.host_header,
+                    target.resource,
                     max_message_size=MAX_INBOUND_MESSAGE,
                 )
             opened = True
@@ -168,7 +158,7 @@ async def _handshake(
 async def _pump(engine: Engine, link: Link, ws: WebSocketConnection) -> tuple[int | None, str]:
     """Run the link's writer and read frames until the socket closes; return the close."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_write, link, ws)
+        nursery.start_soon(_write, link, ws, engine.state.config.close_timeout_seconds)
         while True:
             try:
                 data = await ws.get_message()
@@ -180,12 +170,12 @@ async def _pump(engine: Engine, link: Link, ws: WebSocketConnection) -> tuple[in
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _write(link: Link, ws: WebSocketConnection) -> None:
+async def _write(link: Link, ws: WebSocketConnection, close_timeout: float) -> None:
     """The link's only writer: frames in order, then at most one close."""
     async with link.pending:
         async for item in link.pending:
-            if isinstance(item, _Close):
-                with trio.move_on_after(_CLOSE_TIMEOUT):
+            if isinstance(item, QueuedClose):
+                with trio.move_on_after(close_timeout):
                     await ws.aclose(item.code, item.reason)
                 link.scope.cancel()
                 return
@@ -222,41 +212,19 @@ def _header(headers: tuple[tuple[bytes, bytes], ...], name: bytes) -> str | None
     return None
 
 
-@attrs.frozen
-class _Where:
-    """Where a WebSocket URL points."""
-
-    host: str
-    port: int
-    tls: bool
-    resource: str = attrs.field(repr=False)  # holds the access token
-
-    @classmethod
-    def parse(cls, url: str) -> _Where:
-        parts = urlsplit(url)
-        tls = parts.scheme == "wss"
-        port = parts.port or (443 if tls else 80)
-        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(parts.hostname or "", port, tls, resource)
-
-    @property
-    def host_header(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == (443 if self.tls else 80) else f"{host}:{self.port}"
-
-    async def connect(
-        self, context: ssl.SSLContext | None
-    ) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
-        """Open TCP (and TLS, handshake included, so certificate errors surface here)."""
-        if not self.tls:
-            return await trio.open_tcp_stream(self.host, self.port)
-        stream = await trio.open_ssl_over_tcp_stream(
-            self.host, self.port, ssl_context=context or ssl.create_default_context(),
-            https_compatible=True,
-        )  # fmt: skip
-        try:
-            await stream.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        return stream
+async def _open_stream(
+    target: LinkTarget, context: ssl.SSLContext | None
+) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
+    """Open TCP (and TLS, handshake included, so certificate errors surface here)."""
+    if not target.tls:
+        return await trio.open_tcp_stream(target.host, target.port)
+    stream = await trio.open_ssl_over_tcp_stream(
+        target.host, target.port, ssl_context=context or ssl.create_default_context(),
+        https_compatible=True,
+    )  # fmt: skip
+    try:
+        await stream.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return stream

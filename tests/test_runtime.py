@@ -1,0 +1,178 @@
+"""The runtime without a loop: an adapter that only records what it is asked to do.
+
+The runtime decides (dispatching effects, logging, snapshots, the event stream, the timer's
+floor, where a link connects); these tests drive it synchronously with a fake adapter and a fake
+clock, no event loop and no socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from model_server import WALL_EPOCH, batch, dumps, session_start
+from polyai_messaging.core import EventBatch
+from polyai_messaging.driver import Now, OpenSocket, SessionConfig, SessionState
+from polyai_messaging.rest import AccessToken
+from polyai_messaging.runtime import (
+    MIN_REWAKE_SECONDS,
+    EventStream,
+    LinkTarget,
+    SessionRuntime,
+    TokenCache,
+)
+
+
+class FakeEvent:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def set(self) -> None:
+        self.flag = True
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    async def wait(self) -> None:  # pragma: no cover - never awaited here
+        raise AssertionError("no loop")
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+        self.aborted = False
+
+    def send(self, text: str) -> bool:
+        self.sent.append(text)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    async def aclose(self, code: int, reason: str, timeout: float) -> None:  # pragma: no cover
+        self.close(code, reason)
+
+
+class Recorder(SessionRuntime):
+    """A runtime whose adapter records instead of doing."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.t = 100.0
+        self.opened: list[OpenSocket] = []
+        self.timer: list[float | None] = []
+        self.spawned: list[Callable[[], Awaitable[None]]] = []
+        config = SessionConfig(replay_quiet_seconds=0.5)
+        super().__init__(
+            state=SessionState.new("sess-7", seed=1, config=config),
+            base_url="http://127.0.0.1:9",
+            tokens=TokenCache(_no_provider, lambda: WALL_EPOCH, FakeEvent),
+            create_session=_no_session,
+            clock=lambda: Now(self.t, WALL_EPOCH + self.t),
+            **kwargs,
+        )
+
+    def new_event(self) -> FakeEvent:
+        return FakeEvent()
+
+    def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+        self.spawned.append(job)
+
+    def open_link(self, request: OpenSocket) -> None:
+        self.opened.append(request)
+        self.links[request.generation] = FakeLink()
+
+    def rearm_timer(self, deadline: float | None) -> None:
+        self.timer.append(deadline)
+
+
+async def _no_provider() -> AccessToken:  # pragma: no cover
+    raise AssertionError("no token wanted")
+
+
+async def _no_session() -> str:  # pragma: no cover
+    raise AssertionError("no session wanted")
+
+
+def test_effects_reach_the_link_and_the_timer() -> None:
+    runtime = Recorder()
+    runtime.start()
+    assert runtime.opened == [OpenSocket(1, "sess-7", 0)]
+    runtime.link_opened(1)
+    runtime.frame_received(1, dumps(batch(session_start(1))))
+    assert runtime.timer[-1] == pytest.approx(100.5)  # the replay's quiet period
+    runtime.t = 100.5
+    runtime.wake()
+    link = runtime.links[1]
+    assert isinstance(link, FakeLink)
+    assert [frame for frame in link.sent if "REQUEST_POLY_AGENT_JOIN" in frame]
+
+
+def test_snapshots_are_versioned_and_conflated() -> None:
+    runtime = Recorder()
+    assert runtime.latest.version == 0
+    runtime.start()
+    first = runtime.latest
+    runtime.link_opened(1)
+    assert runtime.latest.version == first.version + 1
+    assert runtime.latest.state is runtime.state
+
+
+def test_the_event_stream_keeps_the_newest_and_counts_what_it_dropped() -> None:
+    stream = EventStream(2, FakeEvent)
+    events = [EventBatch(id=str(n)) for n in range(5)]
+    for event in events:
+        stream.put(event)
+    assert stream.drain() == events[-2:]
+    assert stream.dropped == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        EventStream(0, FakeEvent)
+
+
+def test_a_deadline_the_driver_keeps_is_re_armed_no_sooner_than_the_floor() -> None:
+    runtime = Recorder()
+    runtime.start()
+    deadline = runtime.deadline()
+    assert deadline is not None
+    runtime.t = deadline - 0.01  # woken a hair early: the driver keeps its deadline
+    runtime.timer.clear()
+    runtime.wake()
+    assert runtime.deadline() == deadline
+    assert runtime.timer == [pytest.approx(runtime.t + MIN_REWAKE_SECONDS)]
+
+
+def test_log_records_carry_the_session_and_link_and_hide_tokens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runtime = Recorder()
+    with caplog.at_level(logging.DEBUG, logger="polyai_messaging"):
+        runtime.start()
+        runtime.log.info("echoed GET /ws?access_token=SECRET-1 and SECRET-2")
+    record = caplog.records[-1]
+    assert record.session_id == "sess-7"  # type: ignore[attr-defined]
+    assert record.link == 1  # type: ignore[attr-defined]
+    assert record.getMessage().startswith("[sess-7 #1] ")
+    assert "SECRET-1" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "tls", "resource", "host_header"),
+    [
+        ("ws://127.0.0.1:8080/ws?a=1", "127.0.0.1", 8080, False, "/ws?a=1", "127.0.0.1:8080"),
+        ("wss://example.com/ws", "example.com", 443, True, "/ws", "example.com"),
+        ("ws://[::1]/ws", "::1", 80, False, "/ws", "[::1]"),
+        ("wss://[::1]:9443", "::1", 9443, True, "/", "[::1]:9443"),
+    ],
+)
+def test_a_link_target_splits_its_url(
+    url: str, host: str, port: int, tls: bool, resource: str, host_header: str
+) -> None:
+    target = LinkTarget(url, AccessToken("t", 60))
+    assert (target.host, target.port, target.tls) == (host, port, tls)
+    assert (target.resource, target.host_header) == (resource, host_header)
