@@ -44,6 +44,7 @@ __all__ = ["DEFAULT_PORT", "RunningEmulator", "run_emulator", "serve_forever"]
 DEFAULT_PORT = 8765
 """The port :func:`serve_forever` uses unless told otherwise."""
 
+_MAX_PORT = 65535
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -170,9 +171,6 @@ async def serve_forever(
         await anyio.sleep_forever()
 
 
-_MAX_PORT = 65535
-
-
 def _loopback_address(host: str) -> str:
     if host == "localhost":
         return "127.0.0.1"
@@ -286,7 +284,9 @@ class _Server:
     def abort(self, peer: tuple[str, int]) -> bool:
         """Shut the client's TCP connection down in both directions, without a WebSocket close.
 
-        Data already written is still delivered, then the client sees the end of the stream.
+        Frames already handed to the operating system are still delivered, then the client sees
+        the end of the stream. (On asyncio a frame is handed over as it is sent, unless the
+        client has stopped reading long enough to fill the socket's buffers.)
         """
         sock = self._sockets.get(peer)
         if sock is None:
