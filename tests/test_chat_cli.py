@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -459,10 +460,7 @@ def test_emulator_and_chat_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     try:
         assert emulator.stdout is not None
-        first = emulator.stdout.readline()
-        match = re.match(r"Emulator listening on (http://127\.0\.0\.1:\d+)", first)
-        assert match, first
-        base_url = match.group(1)
+        base_url = json.loads(emulator.stdout.readline())["base_url"]  # the announcement line
         script = write_script(tmp_path, "hi", "/end")
         monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", "demo-connector-token")
         result = subprocess.run(

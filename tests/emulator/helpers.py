@@ -1,23 +1,19 @@
-"""Raw-JSON helpers for talking to the emulator over loopback (no client library)."""
+"""Raw-JSON helpers for talking to the emulator over loopback (no client library), on trio
+and asyncio alike."""
 
 from __future__ import annotations
 
 import json
 import ssl
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager as AsyncContextManager
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+import anyio
 import httpx
 import pytest
-import trio
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    WebSocketConnection,
-    wrap_client_stream,
-)
 
 from polyai_messaging.emulator import (
     DEMO_CONNECTOR_TOKEN,
@@ -25,6 +21,8 @@ from polyai_messaging.emulator import (
     RunningEmulator,
     run_emulator,
 )
+
+from .wsclient import ConnectionClosed, ConnectionRejected, WebSocket, open_websocket
 
 TIMEOUT = 5.0
 """Upper bound for anything the emulator should do promptly."""
@@ -57,7 +55,7 @@ async def create_session(http: httpx.AsyncClient, token: str, *, streaming: bool
 class Client:
     """One WebSocket with JSON helpers."""
 
-    def __init__(self, ws: WebSocketConnection, session_id: str, token: str) -> None:
+    def __init__(self, ws: WebSocket, session_id: str, token: str) -> None:
         self.ws = ws
         self.session_id = session_id
         self.token = token
@@ -77,7 +75,7 @@ class Client:
         await self.send("USER_MESSAGE", {"text": text}, metadata)
 
     async def frame(self, timeout: float = TIMEOUT) -> Event:
-        with trio.fail_after(timeout):
+        with anyio.fail_after(timeout):
             message = await self.ws.get_message()
         assert isinstance(message, str)
         event: Event = json.loads(message)
@@ -93,7 +91,7 @@ class Client:
     async def until(self, event_type: str, timeout: float = TIMEOUT) -> list[Event]:
         """Frames up to and including the first of ``EVENT_TYPE_<event_type>``."""
         seen: list[Event] = []
-        with trio.fail_after(timeout):
+        with anyio.fail_after(timeout):
             while True:
                 seen.append(await self.frame())
                 if seen[-1]["type"] == f"EVENT_TYPE_{event_type}":
@@ -101,7 +99,7 @@ class Client:
 
     async def silent(self, seconds: float = 0.2) -> bool:
         """Whether no frame arrives within ``seconds``."""
-        with trio.move_on_after(seconds):
+        with anyio.move_on_after(seconds):
             await self.ws.get_message()
             return False
         return True
@@ -157,55 +155,9 @@ class Harness:
             yield client
 
 
-@asynccontextmanager
-async def open_ws(
-    url: str, ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[WebSocketConnection]:
-    """Like ``trio_websocket.open_websocket_url``, but the TCP stream is always closed.
-
-    trio-websocket 0.12's client never closes its socket when the server closes first (close
-    frame or bare TCP end) or rejects the handshake, which is a ResourceWarning and so an error
-    under ``filterwarnings = error``. Owning the stream and closing it ourselves avoids that.
-    A single exception from the connection's tasks is raised as is, not in a group, so
-    ``pytest.raises(ConnectionRejected)`` works.
-    """
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    assert parts.port is not None
-    resource = f"{parts.path}?{parts.query}" if parts.query else parts.path
-    stream: trio.abc.Stream
-    if ssl_context is None:
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-    else:
-        stream = await trio.open_ssl_over_tcp_stream(
-            parts.hostname, parts.port, ssl_context=ssl_context, https_compatible=True
-        )
-    try:
-        async with trio.open_nursery() as nursery:
-            with trio.fail_after(TIMEOUT):
-                ws = await wrap_client_stream(nursery, stream, parts.netloc, resource)
-            yield ws
-            # A polite close on normal exit only; on errors and cancellation the stream is
-            # simply closed below (the reader task may be gone, so no close reply would come).
-            with trio.fail_after(TIMEOUT):
-                await ws.aclose()
-    except BaseExceptionGroup as group:
-        raise _single(group) from None
-    finally:
-        await trio.aclose_forcefully(stream)
-
-
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one non-cancellation exception inside ``group``, else ``group`` itself."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        elif not isinstance(current, trio.Cancelled):
-            leaves.append(current)
-    return leaves[0] if len(leaves) == 1 else group
+def open_ws(url: str, ssl_context: ssl.SSLContext | None = None) -> AsyncContextManager[WebSocket]:
+    """A WebSocket to ``url``, closed politely on normal exit (within :data:`TIMEOUT`)."""
+    return open_websocket(url, ssl_context, timeout=TIMEOUT)
 
 
 async def rejection(url: str) -> ConnectionRejected:
@@ -228,10 +180,8 @@ async def start(config: EmulatorConfig, *, tls: bool = False) -> AsyncIterator[H
 async def close_code(client: Client, *, frames_allowed: bool = True) -> int:
     """Read until the server closes the socket; the close code. With ``frames_allowed=False``,
     the close must come before any further frame."""
-    with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as caught:  # noqa: PT012
+    with anyio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as caught:  # noqa: PT012
         while True:
             message = await client.ws.get_message()
             assert frames_allowed, f"a frame before the close: {message!r}"
-    reason = caught.value.reason
-    assert reason is not None
-    return int(reason.code)
+    return caught.value.code

@@ -9,6 +9,8 @@ from polyai_messaging.emulator._agent import GREETING
 
 from .helpers import Client, Event, Harness, close_code, types
 
+pytestmark = pytest.mark.anyio
+
 CUSTOM = {"custom": {"client_event_id": "ce-1", "local_id": "draft_1"}}
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import anyio
+import anyio.abc
 import pytest
-import trio
 
 from polyai_messaging.emulator import REFUSAL_BODIES, EmulatorConfig, Faults, parse_faults
 
 from .helpers import Harness, close_code, rejection, start, types
+
+pytestmark = pytest.mark.anyio
 
 ABNORMAL_CLOSURE = 1006  # the TCP connection ended without a WebSocket close frame
 
@@ -105,10 +108,10 @@ async def test_reorder_reverses_batches(harness: Harness) -> None:
 async def test_delay_slows_every_frame(harness: Harness) -> None:
     async with harness.session_socket() as client:
         harness.state.faults = parse_faults("delay=0.2")
-        started = trio.current_time()
+        started = anyio.current_time()
         await client.send("HEARTBEAT")
         await client.frame()
-        assert trio.current_time() - started >= 0.2
+        assert anyio.current_time() - started >= 0.2
 
 
 @pytest.mark.parametrize("status", sorted(REFUSAL_BODIES))
@@ -148,16 +151,16 @@ async def test_freeze_keeps_the_connection_open_but_silent(harness: Harness) -> 
             await other.join()
         assert await frozen.silent(0.1)
     # Once the client gives up and closes, the emulator notices.
-    with trio.fail_after(5):
+    with anyio.fail_after(5):
         while harness.state.open_socket_count(session_id):
-            await trio.sleep(0.01)
+            await anyio.sleep(0.01)
 
 
 async def serve_until(
     config: EmulatorConfig,
-    stop: trio.Event,
+    stop: anyio.Event,
     *,
-    task_status: trio.TaskStatus[Harness] = trio.TASK_STATUS_IGNORED,
+    task_status: anyio.abc.TaskStatus[Harness] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     async with start(config) as harness:
         task_status.started(harness)
@@ -165,18 +168,18 @@ async def serve_until(
 
 
 async def test_frozen_socket_does_not_block_shutdown() -> None:
-    stop = trio.Event()
+    stop = anyio.Event()
     config = EmulatorConfig.fast(faults=parse_faults("freeze-after=1"))
-    async with trio.open_nursery() as nursery:
-        harness: Harness = await nursery.start(serve_until, config, stop)
+    async with anyio.create_task_group() as tasks:
+        harness: Harness = await tasks.start(serve_until, config, stop)
         token, session_id = await harness.new_session()
         async with harness.connect(session_id, token) as frozen:
             await frozen.batch()
-            stopping = trio.current_time()
+            stopping = anyio.current_time()
             stop.set()
             # Frozen sockets are aborted at shutdown rather than waited for.
             assert await close_code(frozen) == ABNORMAL_CLOSURE
-    assert trio.current_time() - stopping < 1.5
+    assert anyio.current_time() - stopping < 1.5
 
 
 def test_unknown_fault_name() -> None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import anyio
 import pytest
-import trio
-from trio_websocket import ConnectionRejected
 
 from polyai_messaging.emulator import EmulatorConfig
 
 from .helpers import Harness, close_code, create_session, mint_token, start, types
 from .helpers import rejection as rejected_url
+from .wsclient import ConnectionRejected
+
+pytestmark = pytest.mark.anyio
 
 
 async def rejection(harness: Harness, **query: str) -> ConnectionRejected:
@@ -74,9 +76,9 @@ async def test_connection_limit_429() -> None:
             assert rejected.status_code == 429
             assert body_message(rejected) == "connection limit exceeded for session"
         # Both closed: there is room again.
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             while harness.state.open_socket_count(session_id):
-                await trio.sleep(0.01)
+                await anyio.sleep(0.01)
         async with harness.connect(session_id, token) as client:
             await client.batch()
 
@@ -154,7 +156,7 @@ async def test_long_history_is_split_into_batches_under_the_limit(harness: Harne
         sequences: list[int] = []
         frames = 0
         while len(sequences) < 201:
-            with trio.fail_after(5):
+            with anyio.fail_after(5):
                 raw = await client.ws.get_message()
             assert isinstance(raw, str)
             assert len(raw.encode()) <= 131072

@@ -9,6 +9,8 @@ from polyai_messaging.emulator import DEMO_CONNECTOR_TOKEN, EmulatorConfig, pars
 
 from .helpers import Harness, create_session, mint_token, start
 
+pytestmark = pytest.mark.anyio
+
 CONNECTORS = {
     DEMO_CONNECTOR_TOKEN: "localhost",
     "company-token": "yourcompany.com",

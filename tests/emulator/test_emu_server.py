@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
+import anyio.abc
 import httpx
 import pytest
-import trio
 
 from polyai_messaging.emulator import (
     DEMO_CONNECTOR_TOKEN,
@@ -15,6 +16,8 @@ from polyai_messaging.emulator import (
 )
 
 from .helpers import Harness, close_code, start, types
+
+pytestmark = pytest.mark.anyio
 
 
 async def test_port_zero_picks_a_free_port() -> None:
@@ -44,15 +47,15 @@ async def test_localhost_means_127_0_0_1() -> None:
 
 
 async def test_shutdown_closes_sockets_with_1001() -> None:
-    stop = trio.Event()
+    stop = anyio.Event()
 
-    async def serve(*, task_status: trio.TaskStatus[Harness]) -> None:
+    async def serve(*, task_status: anyio.abc.TaskStatus[Harness]) -> None:
         async with start(EmulatorConfig.fast()) as harness:
             task_status.started(harness)
             await stop.wait()
 
-    async with trio.open_nursery() as nursery:
-        harness: Harness = await nursery.start(serve)
+    async with anyio.create_task_group() as tasks:
+        harness: Harness = await tasks.start(serve)
         async with harness.session_socket() as client:
             stop.set()
             assert await close_code(client) == 1001
@@ -83,8 +86,8 @@ async def test_tls_rejects_untrusted_clients() -> None:
 
 
 async def test_serve_forever_reports_the_running_emulator() -> None:
-    async with trio.open_nursery() as nursery:
-        emulator: RunningEmulator = await nursery.start(
+    async with anyio.create_task_group() as tasks:
+        emulator: RunningEmulator = await tasks.start(
             serve_forever, EmulatorConfig(), "127.0.0.1", 0
         )
         async with httpx.AsyncClient(base_url=emulator.base_url) as http:
@@ -93,7 +96,7 @@ async def test_serve_forever_reports_the_running_emulator() -> None:
                 headers={"X-Token": DEMO_CONNECTOR_TOKEN, "X-Host": "http://localhost:3000"},
             )
         assert response.status_code == 200
-        nursery.cancel_scope.cancel()
+        tasks.cancel_scope.cancel()
 
 
 async def test_state_run_is_required_for_sessions() -> None:
@@ -105,3 +108,30 @@ async def test_state_run_is_required_for_sessions() -> None:
         state.create_session(token)
     with pytest.raises(ValueError, match="access token"):
         state.create_session("nope")
+
+
+async def test_body_exceptions_are_not_wrapped() -> None:
+    with pytest.raises(KeyError, match="boom"):
+        async with run_emulator():
+            raise KeyError("boom")
+
+
+async def test_cancellation_stops_everything_cleanly() -> None:
+    with anyio.move_on_after(0.3) as scope:
+        async with start(EmulatorConfig.fast()) as harness, harness.session_socket() as client:
+            await client.join()
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+
+
+async def test_idle_http_connection_does_not_delay_shutdown() -> None:
+    async with httpx.AsyncClient() as http:
+        async with run_emulator() as emulator:
+            response = await http.post(
+                f"{emulator.base_url}/api/v1/access-token",
+                headers={"X-Token": DEMO_CONNECTOR_TOKEN, "X-Host": "localhost"},
+            )
+            assert response.status_code == 200
+            stopping = anyio.current_time()
+        # The pooled keep-alive connection is closed promptly, not after a grace period.
+        assert anyio.current_time() - stopping < 1.0

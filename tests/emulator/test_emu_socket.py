@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import pytest
-import trio
 
 from polyai_messaging.emulator import EmulatorConfig
 
 from .helpers import Harness, close_code, rejection, start, types
+
+pytestmark = pytest.mark.anyio
 
 INVALID = "Unknown event type or invalid message format"
 
@@ -146,7 +148,7 @@ async def test_heartbeats_keep_the_session_alive() -> None:
     async with start(EmulatorConfig.fast(idle_timeout_seconds=0.5)) as harness:
         async with harness.session_socket() as client:
             for _ in range(10):  # 1 s in total, twice the idle timeout
-                await trio.sleep(0.1)
+                await anyio.sleep(0.1)
                 await client.send("HEARTBEAT")
                 assert (await client.frame())["type"] == "EVENT_TYPE_HEARTBEAT"
         assert not harness.state.session(client.session_id).expired
@@ -190,9 +192,9 @@ async def test_agent_keeps_working_while_disconnected() -> None:
             await client.batch()
             await client.send("REQUEST_POLY_AGENT_JOIN")
             assert (await client.frame())["sequence"] == 2
-        with trio.fail_after(5):
+        with anyio.fail_after(5):
             while harness.state.session(session_id).journal.last_sequence < 5:
-                await trio.sleep(0.02)
+                await anyio.sleep(0.02)
         async with harness.connect(session_id, token, cursor=2) as client:
             assert types(await client.batch()) == [
                 "POLY_AGENT_JOINED",

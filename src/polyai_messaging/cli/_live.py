@@ -6,7 +6,8 @@ takes the parsed :class:`argparse.Namespace` and returns the exit status.
 - ``demo``: start the emulator in-process on a free loopback port and chat with its agent.
 - ``chat``: chat with a real deployment; the connector token comes from the environment
   variable ``POLYAI_CONNECTOR_TOKEN`` (never from a flag, which would leak into shell history).
-- ``emulator``: serve the emulator until Ctrl-C.
+- ``emulator``: serve the emulator until Ctrl-C; the first line of stdout is a JSON object
+  saying where it listens (``--port 0`` picks a free port).
 
 ``--script FILE`` (``demo``, ``chat``) sends the file's lines one reply at a time and prints the
 transcript, without a terminal. ``--log-level debug`` logs every frame (tokens redacted) to
@@ -16,6 +17,7 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -31,7 +33,7 @@ from ..core import MessagingError
 if TYPE_CHECKING:
     import httpx
 
-    from ..emulator import EmulatorConfig
+    from ..emulator import EmulatorConfig, RunningEmulator
     from ..runtime import TokenProvider
     from ._chat import Terminal
 
@@ -95,7 +97,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     emulator = subparsers.add_parser(
         "emulator",
         help="run the local emulator until Ctrl-C",
-        description="Serve the Messaging API emulator on a loopback address until Ctrl-C.",
+        description=(
+            "Serve the Messaging API emulator on a loopback address until Ctrl-C. The first line"
+            " of stdout is a JSON object: base_url, ws_url, connector_token, host, tls, ca_file."
+        ),
     )
     emulator.add_argument("--port", type=int, help="default: 8765 (0 picks a free port)")
     emulator.add_argument("--host", default="127.0.0.1", help="a loopback address")
@@ -103,6 +108,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     emulator.add_argument("--ca-file", type=Path, help="with --tls: where to write the CA (PEM)")
     emulator.add_argument("--faults", default="", metavar="SPEC", help="e.g. drop-after=5:1")
     emulator.add_argument("--fast", action="store_true", help="no scripted delays in the agent")
+    emulator.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        metavar="SECONDS",
+        help="advertised in SESSION_START (default: 30)",
+    )
+    emulator.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="end sessions without client frames for this long (default: 600)",
+    )
     _add_log_level(emulator)
     emulator.set_defaults(func=run_emulator_command)
 
@@ -327,27 +344,46 @@ async def _chat(args: argparse.Namespace) -> int:
 async def _emulator(args: argparse.Namespace) -> None:
     import trio  # noqa: PLC0415 - see the note on imports
 
-    from ..emulator import (  # noqa: PLC0415
-        DEFAULT_PORT,
-        DEMO_CONNECTOR_TOKEN,
-        DEMO_HOST,
-        RunningEmulator,
-        serve_forever,
-    )
+    from ..emulator import DEFAULT_PORT, serve_forever  # noqa: PLC0415
 
     config = _emulator_config(args)
+    timings = {
+        "heartbeat_interval_seconds": args.heartbeat_interval,
+        "idle_timeout_seconds": args.idle_timeout,
+    }
+    config = config.replace(**{name: value for name, value in timings.items() if value is not None})
     port = DEFAULT_PORT if args.port is None else args.port
     async with trio.open_nursery() as nursery:
         emulator: RunningEmulator = await nursery.start(
             serve_forever, config, args.host, port, args.tls
         )
-        print(f"Emulator listening on {emulator.base_url} (WebSocket {emulator.ws_url})")
-        print(f"Demo connector token: {DEMO_CONNECTOR_TOKEN}  host: {DEMO_HOST}")
-        if emulator.ca is not None:
-            path = args.ca_file or Path(tempfile.gettempdir()) / "polyai-emulator-ca.pem"
-            emulator.ca.cert_pem.write_to_path(str(path))
-            print(f"CA certificate: {path}")
-        if config.faults.active:
-            print(f"Faults: {config.faults.to_spec()}")
-        print(trigger_help())
-        print("Press Ctrl-C to stop.", flush=True)
+        _announce(emulator, args.ca_file)
+
+
+def _announce(emulator: RunningEmulator, ca_file: Path | None) -> None:
+    """Print where the emulator listens: one JSON line first, for programs that started it (with
+    ``--port 0``) and need to find it, then the same for people."""
+    from ..emulator import DEMO_CONNECTOR_TOKEN, DEMO_HOST  # noqa: PLC0415
+
+    if emulator.ca is not None:
+        ca_file = ca_file or Path(tempfile.gettempdir()) / "polyai-emulator-ca.pem"
+        emulator.ca.cert_pem.write_to_path(str(ca_file))
+    else:
+        ca_file = None
+    announcement = {
+        "base_url": emulator.base_url,
+        "ws_url": emulator.ws_url,
+        "connector_token": DEMO_CONNECTOR_TOKEN,
+        "host": DEMO_HOST,
+        "tls": emulator.tls,
+        "ca_file": None if ca_file is None else str(ca_file),
+    }
+    print(json.dumps(announcement), flush=True)
+    print(f"Emulator listening on {emulator.base_url} (WebSocket {emulator.ws_url})")
+    print(f"Demo connector token: {DEMO_CONNECTOR_TOKEN}  host: {DEMO_HOST}")
+    if ca_file is not None:
+        print(f"CA certificate: {ca_file}")
+    if emulator.config.faults.active:
+        print(f"Faults: {emulator.config.faults.to_spec()}")
+    print(trigger_help())
+    print("Press Ctrl-C to stop.", flush=True)

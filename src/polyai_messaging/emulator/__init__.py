@@ -2,7 +2,8 @@
 
 It serves ``POST /api/v1/access-token``, ``POST /api/v1/sessions`` and the WebSocket at ``/ws``
 on one loopback port, following the protocol reference, with a deterministic scripted agent
-(trigger words in :data:`TRIGGERS`) and fault injection that can be switched at runtime::
+(trigger words in :data:`TRIGGERS`) and fault injection that can be switched at runtime. It runs
+on whichever event loop starts it, trio or asyncio::
 
     async with run_emulator(EmulatorConfig.fast()) as emulator:
         # REST at emulator.base_url, WebSocket at emulator.ws_url; the demo connector is
@@ -15,8 +16,9 @@ Module map: :mod:`.config` (settings), :mod:`.faults` (fault spec and counters),
 :mod:`.wire` (event names, envelopes, cursors, batches), :mod:`.journal` (per-session history),
 :mod:`.auth` (connectors, host matching, access tokens), :mod:`.sessions` (sessions, sockets,
 fan-out), :mod:`.agent` (the scripted agent), :mod:`.state` (everything in memory),
-:mod:`.rest` and :mod:`.websocket` (the endpoints), :mod:`.app` (the ASGI app) and
-:mod:`.server` (hypercorn on trio, TLS).
+:mod:`.rest` and :mod:`.websocket` (the endpoints), :mod:`.app` (the ASGI app),
+:mod:`.server` (hypercorn, TLS, the accept loop) and :mod:`.serve_trio` / :mod:`.serve_asyncio`
+(accepting connections on each loop).
 
 The emulator is independent of the client library: it imports nothing else from
 ``polyai_messaging``.

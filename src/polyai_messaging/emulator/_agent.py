@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-import trio
+import anyio
 
 from ._sessions import AgentJob, AgentPhase, Session
 from ._wire import SYSTEM_LEVEL_ERROR, EventType
@@ -116,7 +116,7 @@ async def run_agent(session: Session) -> None:
 
 
 async def _pause(session: Session) -> None:
-    await trio.sleep(session.config.reply_delay_seconds)
+    await anyio.sleep(session.config.reply_delay_seconds)
 
 
 async def _join(session: Session) -> None:
@@ -207,7 +207,7 @@ async def _error_trigger(session: Session, name: str, job: AgentJob) -> None:
         message_id = _message_id()
         for index, piece in enumerate(_pieces("I was about to answer that when"), start=1):
             session.publish(EventType.POLY_AGENT_MESSAGE_CHUNK, _chunk(message_id, piece, index))
-            await trio.sleep(session.config.chunk_delay_seconds)
+            await anyio.sleep(session.config.chunk_delay_seconds)
     _system_error(session, message, job.metadata)
     if name in _CONVERSATION_LOST:
         session.phase = AgentPhase.NOT_JOINED
@@ -271,7 +271,7 @@ async def _reply(
         session.publish(
             EventType.POLY_AGENT_MESSAGE_CHUNK, _chunk(message_id, piece, index, attachments=extra)
         )
-        await trio.sleep(session.config.chunk_delay_seconds)
+        await anyio.sleep(session.config.chunk_delay_seconds)
     final = len(_pieces(text)) + 1
     session.publish(
         EventType.POLY_AGENT_MESSAGE_CHUNK,

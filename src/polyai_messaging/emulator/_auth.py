@@ -53,11 +53,11 @@ class AccessToken:
 
     connector_token: str = field(repr=False)
     expires_at: float
-    """``trio.current_time()`` after which the token is rejected."""
+    """``anyio.current_time()`` after which the token is rejected."""
 
 
 class TokenRegistry:
-    """Minted access tokens and their expiry (trio clock)."""
+    """Minted access tokens and their expiry (the event loop's clock)."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, AccessToken] = {}

@@ -16,7 +16,7 @@ class _Bucket:
 class RateLimiter:
     """Allows ``rate`` events per second per key, with bursts of up to ``max(rate, 1)``.
 
-    Time is passed in explicitly (the emulator uses ``trio.current_time()``), which keeps this
+    Time is passed in explicitly (the emulator uses ``anyio.current_time()``), which keeps this
     class pure and easy to test.
     """
 

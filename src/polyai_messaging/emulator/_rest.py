@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-import trio
+import anyio
 
 from ._asgi import Receive, Scope, Send, header, send_json
 from ._auth import host_matches
@@ -72,7 +72,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 def _rate_limit(state: EmulatorState, key: str) -> None:
     if state.http_limiter is None:
         return
-    wait = state.http_limiter.acquire(key, trio.current_time())
+    wait = state.http_limiter.acquire(key, anyio.current_time())
     if wait > 0:
         retry_after = str(max(1, math.ceil(wait))).encode()
         raise _HttpError(429, "Too Many Requests", [(b"retry-after", retry_after)])

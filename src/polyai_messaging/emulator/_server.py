@@ -1,32 +1,37 @@
-"""Serving the emulator with hypercorn on trio, on loopback only.
+"""Serving the emulator with hypercorn, on loopback only, on whichever event loop runs it.
 
 We drive hypercorn's per-connection ``TCPServer`` from our own accept loop instead of calling
-``hypercorn.trio.serve``, for two reasons:
+``hypercorn.trio.serve`` or ``hypercorn.asyncio.serve``, for two reasons:
 
 * the ``drop`` fault must abort a TCP connection without a WebSocket closing handshake, which
   ASGI cannot express; owning the accept loop lets us keep each connection's socket by client
   address and shut it down on request;
 * binding the listening socket ourselves gives the real port at once (port 0 picks a free one)
   without parsing log lines or sleeping.
+
+The accept loop and the connection tasks are anyio's; accepting a connection and handing it to
+hypercorn is done by trio's or asyncio's own means (:mod:`._serve_trio`, :mod:`._serve_asyncio`),
+picked when the emulator starts, and only that one is imported.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket as stdlib_socket
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import trio
+import anyio
+import anyio.abc
+import sniffio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
 
+from ._accept import Accepted, Acceptor, OpenAcceptor, RawSocket
 from ._app import WS_PATH, EmulatorApp
 from ._config import EmulatorConfig
 from ._state import EmulatorState
@@ -39,6 +44,7 @@ __all__ = ["DEFAULT_PORT", "RunningEmulator", "run_emulator", "serve_forever"]
 DEFAULT_PORT = 8765
 """The port :func:`serve_forever` uses unless told otherwise."""
 
+_MAX_PORT = 65535
 _SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -104,7 +110,8 @@ async def run_emulator(
     port: int = 0,
     tls: bool = False,
 ) -> AsyncIterator[RunningEmulator]:
-    """Serve the emulator for the duration of the ``async with`` block.
+    """Serve the emulator for the duration of the ``async with`` block, on the running event loop
+    (trio or asyncio).
 
     ``port=0`` picks a free port; read it back from :attr:`RunningEmulator.port`. ``tls=True``
     serves HTTPS/WSS with a certificate from a fresh ``trustme`` CA (a test dependency). Only
@@ -114,31 +121,35 @@ async def run_emulator(
     """
     config = config if config is not None else EmulatorConfig()
     host = _loopback_address(host)
+    if not 0 <= port <= _MAX_PORT:
+        raise ValueError(f"port must be between 0 and {_MAX_PORT}, got {port}")
     ca, server_context = _tls_contexts() if tls else (None, None)
     state = EmulatorState(config)
     server = _Server(EmulatorApp(state), config)
     state.transport_aborter = server.abort
-    listener, bound_port = await _listen(host, port, server_context)
     body_error: BaseException | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(state.run)
-            await nursery.start(server.serve, listener)
-            try:
-                yield RunningEmulator(host=host, port=bound_port, state=state, ca=ca)
-            except BaseException as error:
-                body_error = error
-                raise
-            finally:
-                with trio.CancelScope(shield=True):
-                    await server.shutdown(state)
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The nursery wraps whatever the ``async with`` body raised in a group; hand the
-        # caller its own exception back, so ``pytest.raises`` and ``except`` work as expected.
-        if body_error is not None and list(group.exceptions) == [body_error]:
-            raise body_error from None
-        raise
+    # The accept loop closes the listening socket when it stops; this closes it if it never ran.
+    with _listen(host, port) as sock:
+        bound_port = int(sock.getsockname()[1])
+        try:
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(state.run)
+                await tasks.start(server.serve, sock, server_context)
+                try:
+                    yield RunningEmulator(host=host, port=bound_port, state=state, ca=ca)
+                except BaseException as error:
+                    body_error = error
+                    raise
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await server.shutdown(state)
+                    tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task group wraps whatever the ``async with`` body raised in a group; hand the
+            # caller its own exception back, so ``pytest.raises`` and ``except`` work as expected.
+            if body_error is not None and list(group.exceptions) == [body_error]:
+                raise body_error from None
+            raise
 
 
 async def serve_forever(
@@ -147,16 +158,17 @@ async def serve_forever(
     port: int = DEFAULT_PORT,
     tls: bool = False,
     *,
-    task_status: trio.TaskStatus[RunningEmulator] = trio.TASK_STATUS_IGNORED,
+    task_status: anyio.abc.TaskStatus[RunningEmulator] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled (the CLI's entry point).
+    """Serve until cancelled (the CLI's entry point), on trio or asyncio.
 
-    Use ``await nursery.start(serve_forever, ...)`` to get the :class:`RunningEmulator` once it
-    is listening, e.g. to print its URLs or save ``ca.cert_pem`` for TLS clients.
+    Use ``await task_group.start(serve_forever, ...)`` (or a trio nursery's ``start``) to get
+    the :class:`RunningEmulator` once it is listening, e.g. to print its URLs or save
+    ``ca.cert_pem`` for TLS clients.
     """
     async with run_emulator(config, host=host, port=port, tls=tls) as emulator:
         task_status.started(emulator)
-        await trio.sleep_forever()
+        await anyio.sleep_forever()
 
 
 def _loopback_address(host: str) -> str:
@@ -187,28 +199,32 @@ def _tls_contexts() -> tuple[trustme.CA, ssl.SSLContext]:
     return ca, context
 
 
-async def _listen(
-    host: str, port: int, server_context: ssl.SSLContext | None
-) -> tuple[trio.abc.Listener[Any], int]:
-    family = stdlib_socket.AF_INET6 if ":" in host else stdlib_socket.AF_INET
-    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
-        await sock.bind((host, port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
         sock.listen(128)
-        bound_port = int(sock.getsockname()[1])
+        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    listener: trio.abc.Listener[Any] = trio.SocketListener(sock)
-    if server_context is not None:
-        listener = trio.SSLListener(listener, server_context, https_compatible=True)
-    return listener, bound_port
+    return sock
 
 
-def _raw_socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
-    transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
-    return cast(trio.SocketStream, transport).socket
+def _acceptor_opener() -> OpenAcceptor:
+    """How to accept connections on the running event loop; only that loop's server is imported."""
+    library = sniffio.current_async_library()
+    if library == "trio":
+        from ._serve_trio import open_trio_acceptor  # noqa: PLC0415 - see the docstring
+
+        return open_trio_acceptor
+    if library == "asyncio":
+        from ._serve_asyncio import open_asyncio_acceptor  # noqa: PLC0415 - see the docstring
+
+        return open_asyncio_acceptor
+    raise RuntimeError(f"the emulator runs on trio or asyncio, not {library}")
 
 
 class _Server:
@@ -222,49 +238,61 @@ class _Server:
         # Oversized client frames must reach the app, which answers "Message too large" and
         # keeps the socket open, instead of hypercorn closing it with 1009.
         self._config.websocket_max_message_size = max(16 * 1024 * 1024, 4 * config.max_frame_bytes)
-        self._context = WorkerContext(None)
-        self._sockets: dict[tuple[str, int], trio.socket.SocketType] = {}
-        self._accept_scope = trio.CancelScope()
-        self._handlers_scope: trio.CancelScope | None = None
-        self._done = trio.Event()
+        self._open_acceptor = _acceptor_opener()
+        self._acceptor: Acceptor | None = None
+        self._sockets: dict[tuple[str, int], RawSocket] = {}
+        self._accept_scope = anyio.CancelScope()
+        self._handlers_scope: anyio.CancelScope | None = None
+        self._done = anyio.Event()
 
     async def serve(
-        self, listener: trio.abc.Listener[Any], *, task_status: trio.TaskStatus[None]
+        self,
+        sock: socket.socket,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        task_status: anyio.abc.TaskStatus[None],
     ) -> None:
         try:
-            async with trio.open_nursery() as handlers:
+            async with anyio.create_task_group() as handlers:
                 self._handlers_scope = handlers.cancel_scope
-                # The socket is already listening, so clients may connect from here on.
-                task_status.started()
-                with self._accept_scope:
-                    await trio.serve_listeners(self._handle, [listener], handler_nursery=handlers)
+                acceptor = await self._open_acceptor(sock, ssl_context, self._app, self._config)
+                self._acceptor = acceptor
+                try:
+                    # The socket is already listening, so clients may connect from here on.
+                    task_status.started()
+                    with self._accept_scope:
+                        while True:
+                            handlers.start_soon(self._handle, await acceptor.accept())
+                finally:
+                    acceptor.close()
         finally:
             self._done.set()
 
-    async def _handle(self, stream: trio.abc.Stream) -> None:
-        raw = _raw_socket(stream)
+    async def _handle(self, accepted: Accepted) -> None:
         try:
-            peer = raw.getpeername()
-        except OSError:
-            return  # the client is already gone
+            peer = accepted.socket.getpeername()
+        except OSError:  # the client is already gone; hypercorn closes the connection
+            await accepted.serve()
+            return
         key = (str(peer[0]), int(peer[1]))
-        self._sockets[key] = raw
+        self._sockets[key] = accepted.socket
         try:
-            tcp_server = TCPServer(self._app, self._config, self._context, {}, stream)  # type: ignore[arg-type]
-            await tcp_server.run()
+            await accepted.serve()
         finally:
             self._sockets.pop(key, None)
 
     def abort(self, peer: tuple[str, int]) -> bool:
         """Shut the client's TCP connection down in both directions, without a WebSocket close.
 
-        Data already written is still delivered, then the client sees the end of the stream.
+        Frames already handed to the operating system are still delivered, then the client sees
+        the end of the stream. (On asyncio a frame is handed over as it is sent, unless the
+        client has stopped reading long enough to fill the socket's buffers.)
         """
         sock = self._sockets.get(peer)
         if sock is None:
             return False
         try:
-            sock.shutdown(stdlib_socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             return False
         return True
@@ -274,8 +302,9 @@ class _Server:
         self._accept_scope.cancel()
         state.close_all_sockets()
         # Idle keep-alive HTTP connections close once the worker context is terminated.
-        await self._context.terminated.set()
-        with trio.move_on_after(_SHUTDOWN_GRACE_SECONDS):
+        if self._acceptor is not None:
+            await self._acceptor.terminate()
+        with anyio.move_on_after(_SHUTDOWN_GRACE_SECONDS):
             await self._done.wait()
         if self._handlers_scope is not None:
             self._handlers_scope.cancel()

@@ -1,9 +1,9 @@
 """Sessions and their open sockets: journaling, fan-out and ending.
 
-All methods here are synchronous. Trio runs one task at a time, so a method that does not
-``await`` is atomic: an event is journaled and queued to every socket in one step, and a new
-socket takes its replay snapshot and joins the fan-out in one step, so it can neither miss an
-event nor receive one twice.
+All methods here are synchronous. The event loop (trio or asyncio) runs one task at a time, so a
+method that does not ``await`` is atomic: an event is journaled and queued to every socket in one
+step, and a new socket takes its replay snapshot and joins the fan-out in one step, so it can
+neither miss an event nor receive one twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import trio
+import anyio
 
 from ._config import EmulatorConfig
 from ._journal import Journal, JournalEntry, make_entry
@@ -84,7 +84,7 @@ class SocketConnection:
         self.session = session
         self.peer = peer
         """The client's (host, port), used to find the TCP connection for ``drop``."""
-        self._outbox_send, self.outbox = trio.open_memory_channel[Outgoing](math.inf)
+        self._outbox_send, self.outbox = anyio.create_memory_object_stream[Outgoing](math.inf)
         self.frames_sent = 0
         """Frames written since the socket opened or the faults were last assigned."""
         self.fault_generation = -1
@@ -113,10 +113,11 @@ class SocketConnection:
         """Leave the session's fan-out; called once the socket is gone."""
         self.session.sockets.discard(self)
         self._outbox_send.close()
+        self.outbox.close()
 
     def _put(self, item: Outgoing) -> None:
         # The socket may already be gone; then there is nobody to tell.
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             self._outbox_send.send_nowait(item)
 
 
@@ -144,14 +145,14 @@ class Session:
         self.sockets: set[SocketConnection] = set()
         self.created_at = now
         self.last_activity = now
-        """``trio.current_time()`` of the last client frame or handshake."""
+        """``anyio.current_time()`` of the last client frame or handshake."""
         self.phase = AgentPhase.NOT_JOINED
         self.end_reason: str | None = None
         """The ``SESSION_END`` reason once the session has ended."""
         self.expired = False
         """Set at the idle timeout; handshakes then get 404."""
-        self.agent_inbox, self.agent_jobs = trio.open_memory_channel[AgentJob](math.inf)
-        self.agent_scope = trio.CancelScope()
+        self.agent_inbox, self.agent_jobs = anyio.create_memory_object_stream[AgentJob](math.inf)
+        self.agent_scope = anyio.CancelScope()
         """Cancels the agent's work when the session ends."""
         self.journal.append(
             EventType.SESSION_START,
@@ -213,6 +214,11 @@ class Session:
         self.agent_inbox.close()
         for connection in list(self.sockets):
             connection.close(1000, "session ended", self.config.close_grace_seconds)
+
+    def close_agent_queue(self) -> None:
+        """Close both ends of the agent's job queue (the emulator is stopping)."""
+        self.agent_inbox.close()
+        self.agent_jobs.close()
 
     def expire(self) -> None:
         """The idle timeout: end as abandoned (if not ended yet) and refuse later handshakes."""

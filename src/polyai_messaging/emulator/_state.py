@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import trio
+import anyio
+import anyio.abc
 
 from ._agent import run_agent
 from ._auth import AccessToken, TokenRegistry
@@ -29,7 +30,7 @@ TransportAborter = Callable[[tuple[str, int]], bool]
 
 
 class EmulatorState:
-    """Everything the emulator remembers. Create it, then run :meth:`run` in a nursery."""
+    """Everything the emulator remembers. Create it, then run :meth:`run` in a task group."""
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -44,7 +45,7 @@ class EmulatorState:
         self.ws_limiter = _limiter(config.ws_rate_limit_per_second)
         self._sessions: dict[str, Session] = {}
         self._live: dict[str, Session] = {}
-        self._nursery: trio.Nursery | None = None
+        self._agents: anyio.abc.TaskGroup | None = None
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -66,23 +67,27 @@ class EmulatorState:
 
     # -- background tasks -----------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Host the agents and the idle reaper until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._reap_idle_sessions)
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._agents = tasks
+                tasks.start_soon(self._reap_idle_sessions)
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._agents = None
+            for session in self._sessions.values():
+                session.close_agent_queue()
 
     async def _reap_idle_sessions(self) -> None:
         # Activity only moves deadlines later, and a new session's deadline is never earlier than
         # an existing one's, so sleeping until the earliest deadline seen never misses one.
         timeout = self.config.idle_timeout_seconds
         while True:
-            now = trio.current_time()
+            now = anyio.current_time()
             wake_at = now + timeout
             for session in list(self._live.values()):
                 deadline = session.last_activity + timeout
@@ -90,19 +95,19 @@ class EmulatorState:
                     self.expire_session(session.id)
                 else:
                     wake_at = min(wake_at, deadline)
-            await trio.sleep_until(wake_at)
+            await anyio.sleep_until(wake_at)
 
     # -- access tokens --------------------------------------------------------------------------
 
     def mint_access_token(self, connector_token: str) -> str:
         """A fresh access token for a connector token (which is assumed valid)."""
         return self.tokens.mint(
-            connector_token, lifetime=self.config.expires_in, now=trio.current_time()
+            connector_token, lifetime=self.config.expires_in, now=anyio.current_time()
         )
 
     def resolve_access_token(self, access_token: str) -> AccessToken | None:
         """The record of a valid, unexpired access token, else ``None``."""
-        return self.tokens.resolve(access_token, now=trio.current_time())
+        return self.tokens.resolve(access_token, now=anyio.current_time())
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class EmulatorState:
         record = self.resolve_access_token(access_token)
         if record is None:
             raise ValueError("invalid or expired access token")
-        if self._nursery is None:
+        if self._agents is None:
             raise RuntimeError("EmulatorState.run() is not running")
         session = Session(
             session_id=str(uuid.uuid4()),
@@ -134,11 +139,11 @@ class EmulatorState:
             streaming=streaming,
             platform=platform,
             config=self.config,
-            now=trio.current_time(),
+            now=anyio.current_time(),
         )
         self._sessions[session.id] = session
         self._live[session.id] = session
-        self._nursery.start_soon(run_agent, session)
+        self._agents.start_soon(run_agent, session)
         return session
 
     def find_open_session(self, session_id: str) -> Session | None:

@@ -18,7 +18,7 @@ import logging
 import uuid
 from urllib.parse import parse_qs
 
-import trio
+import anyio
 
 from ._asgi import Receive, Scope, Send, send_json
 from ._faults import REFUSAL_BODIES
@@ -76,7 +76,7 @@ async def serve_websocket(state: EmulatorState, scope: Scope, receive: Receive, 
     # happen atomically, so no event is missed or delivered twice.
     connection = SocketConnection(session, _peer(scope))
     session.sockets.add(connection)
-    session.touch(trio.current_time())
+    session.touch(anyio.current_time())
     initial = _opening_frames(state, session, _cursor(query))
     close_code = state.fault_state.take_close()
     if close_code is not None:
@@ -86,11 +86,11 @@ async def serve_websocket(state: EmulatorState, scope: Scope, receive: Receive, 
         connection.close(1000, "session ended", state.config.close_grace_seconds)
     try:
         await send({"type": "websocket.accept"})
-        async with trio.open_nursery() as nursery:
-            emitter = _Emitter(state, connection, send, nursery.cancel_scope)
-            nursery.start_soon(emitter.run, initial)
+        async with anyio.create_task_group() as tasks:
+            emitter = _Emitter(state, connection, send, tasks.cancel_scope)
+            tasks.start_soon(emitter.run, initial)
             await _receive_frames(state, connection, receive)
-            nursery.cancel_scope.cancel()
+            tasks.cancel_scope.cancel()
     finally:
         connection.detach()
 
@@ -151,7 +151,7 @@ async def _receive_frames(
             return
         if message["type"] != "websocket.receive" or connection.frozen or session.ended:
             continue  # a frozen socket reads and discards; nothing follows SESSION_END
-        now = trio.current_time()
+        now = anyio.current_time()
         session.touch(now)
         if state.ws_limiter is not None and state.ws_limiter.acquire(session.id, now) > 0:
             continue  # §4.3: excess frames may be dropped silently
@@ -195,7 +195,7 @@ def _handle_frame(session: Session, frame: ClientFrame) -> None:
 
 def _queue_job(session: Session, job: AgentJob) -> None:
     # The inbox is closed once the session has ended; the job is moot then.
-    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
         session.agent_inbox.send_nowait(job)
 
 
@@ -207,7 +207,7 @@ class _Emitter:
         state: EmulatorState,
         connection: SocketConnection,
         send: Send,
-        cancel_scope: trio.CancelScope,
+        cancel_scope: anyio.CancelScope,
     ) -> None:
         self._state = state
         self._connection = connection
@@ -216,23 +216,13 @@ class _Emitter:
 
     async def run(self, initial: list[str]) -> None:
         """Send the replay (and overlap) frames, then serve the outbox until the socket stops."""
-        try:
-            await self._serve(initial)
-        except trio.BusyResourceError:
-            # hypercorn (0.18) ends a connection whose peer went away by sending EOF outside its
-            # own send lock; a frame we were sending then finds the stream busy. The socket is
-            # closing either way: stop writing, as for any other end of the socket.
-            logger.debug("socket of session %s closed while sending", self._connection.session.id)
-            self._cancel_scope.cancel()
-
-    async def _serve(self, initial: list[str]) -> None:
         for text in initial:
             if not await self._emit(text):
                 return
         while True:
             item = await self._connection.outbox.receive()
             if isinstance(item, CloseSocket):
-                await trio.sleep(item.grace)
+                await anyio.sleep(item.grace)
                 await self._send(
                     {"type": "websocket.close", "code": item.code, "reason": item.reason}
                 )
@@ -250,7 +240,7 @@ class _Emitter:
             return False
         faults = self._state.faults
         if faults.delay:
-            await trio.sleep(faults.delay)
+            await anyio.sleep(faults.delay)
         for _ in range(2 if faults.duplicate else 1):
             await self._send({"type": "websocket.send", "text": text})
             self._connection.frames_sent += 1

@@ -1,0 +1,126 @@
+"""``polyai-messaging emulator``: the first line of stdout tells a program where it listens."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from polyai_messaging.cli import main
+
+CLI = [sys.executable, "-m", "polyai_messaging.cli", "emulator"]
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+TIMEOUT = 30.0
+ANNOUNCEMENT_KEYS = {"base_url", "ws_url", "connector_token", "host", "tls", "ca_file"}
+
+
+def read_line(process: subprocess.Popen[str], timeout: float = TIMEOUT) -> str:
+    """The next line of the process's stdout; fails if none comes within ``timeout``."""
+    stdout = process.stdout
+    assert stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines, "no line on stdout in time"
+    return lines[0]
+
+
+@contextmanager
+def emulator(*options: str) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
+    """``polyai-messaging emulator OPTIONS`` and its first line, parsed; stopped with Ctrl-C."""
+    process = subprocess.Popen(
+        [*CLI, *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    try:
+        announcement = json.loads(read_line(process))
+        yield announcement, process
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, stderr
+
+
+def open_session(announcement: dict[str, Any], verify: ssl.SSLContext | bool = True) -> str:
+    """A new session's WebSocket URL, made with the announced connector and host."""
+    headers = {"X-Token": announcement["connector_token"], "X-Host": announcement["host"]}
+    with httpx.Client(base_url=announcement["base_url"], verify=verify, timeout=TIMEOUT) as http:
+        token = http.post("/api/v1/access-token", headers=headers).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        session_id = http.post("/api/v1/sessions", headers=auth).json()["session_id"]
+    return f"{announcement['ws_url']}?session_id={session_id}&access_token={token}"
+
+
+def test_the_first_line_is_json_with_a_working_url_and_the_heartbeat_interval() -> None:
+    with emulator("--port", "0", "--fast", "--heartbeat-interval", "2") as (announced, process):
+        assert set(announced) == ANNOUNCEMENT_KEYS
+        match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", announced["base_url"])
+        assert match is not None
+        assert int(match.group(1)) > 0
+        assert announced["ws_url"] == f"ws://127.0.0.1:{match.group(1)}/ws"
+        assert announced["tls"] is False
+        assert announced["ca_file"] is None
+        with connect(open_session(announced)) as ws:
+            (start,) = json.loads(ws.recv(timeout=TIMEOUT))["payload"]["events"]
+        assert start["payload"]["capabilities"]["heartbeat_interval_seconds"] == 2
+        # Human-readable lines follow the JSON one.
+        assert read_line(process).startswith("Emulator listening on ")
+
+
+def test_idle_timeout_option_ends_quiet_sessions() -> None:
+    with emulator("--port", "0", "--fast", "--idle-timeout", "0.3") as (announced, _):
+        with connect(open_session(announced)) as ws:
+            ws.recv(timeout=TIMEOUT)  # the replay
+            end = json.loads(ws.recv(timeout=TIMEOUT))
+        assert end["type"] == "EVENT_TYPE_SESSION_END"
+        assert end["payload"] == {"reason": "REASON_USER_ABANDONED"}
+
+
+def test_with_tls_the_first_line_names_the_ca_file(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    with emulator("--port", "0", "--fast", "--tls", "--ca-file", str(ca_file)) as (announced, _):
+        assert announced["tls"] is True
+        assert announced["ca_file"] == str(ca_file)
+        assert announced["base_url"].startswith("https://127.0.0.1:")
+        assert announced["ws_url"].startswith("wss://127.0.0.1:")
+        context = ssl.create_default_context(cafile=announced["ca_file"])
+        with connect(open_session(announced, context), ssl=context) as ws:
+            assert json.loads(ws.recv(timeout=TIMEOUT))["type"] == "EVENT_TYPE_EVENT_BATCH"
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_a_port_out_of_range_is_a_one_line_usage_error(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["emulator", "--port", port]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"polyai-messaging emulator: port must be between 0 and 65535, got {port}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--heartbeat-interval", "-1"), ("--idle-timeout", "0")]
+)
+def test_bad_timings_are_one_line_usage_errors(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["emulator", "--port", "0", option, value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("polyai-messaging emulator: ")
