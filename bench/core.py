@@ -10,6 +10,9 @@ Three figures:
 (c) ``out_of_order_vs_in_order``: the time to apply the same 20,000 events one by one sent
     evens-then-odds (10,000 gaps opened, then each filled), divided by the time in order.
     Target: <= 2.0 (a late event costs O(log n), not a pass over every gap).
+(e) ``bytes_per_event_held``: the memory a conversation of 50,000 events holds per event
+    (traced allocations that survive decoding and folding every frame), divided by the average
+    size of those events' JSON. Target: <= 2.0.
 (d) ``step_after_5000_sent_vs_0``: the cost of one driver ``step`` on a heartbeat echo in a
     session that has sent (and seen confirmed) 5,000 messages, divided by the same step in a
     session that sent none. Target: <= 1.2 (finished messages leave the outbox's pending set).
@@ -47,6 +50,7 @@ import random
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -62,6 +66,7 @@ from polyai_messaging.driver import (
     SendText,
     SessionState,
     Start,
+    event_to_wire,
     step,
 )
 
@@ -442,6 +447,26 @@ def driver_after(sent: int) -> SessionState:
     return state
 
 
+def held_per_event(count: int) -> tuple[float, float]:
+    """Bytes a ``count``-event conversation holds per event, and its events' mean JSON size."""
+    events, _ = history(count, 0, seed=4)
+    texts = [dumps(event_to_wire(event)) for event in events]
+    del events
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    decode, apply = wire.decode, reducer.apply
+    conversation = Conversation()
+    for text in texts:
+        conversation = apply(conversation, decode(text))
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    held = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert conversation.cursor == count
+    return held / count, sum(len(text.encode()) for text in texts) / count
+
+
 def stepping(state: SessionState, count: int) -> Callable[[], object]:
     """``count`` steps, each on a heartbeat echo, from the same ``state``."""
     echo = FrameReceived(state.generation, dumps({"type": "EVENT_TYPE_HEARTBEAT", "payload": {}}))
@@ -550,6 +575,10 @@ def main() -> int:
         applying(Conversation(), [chunks[-1], *chunks[:-1]]),
     )
 
+    # (e) memory held per event of a 50,000-event conversation, against its JSON -------------
+    held, json_size = held_per_event(50_000)
+    ratio_e = held / json_size
+
     # (d) a driver step after 5,000 sent messages vs after none ------------------------------
     step_count = 2_000
     fresh, seasoned = driver_after(0), driver_after(5_000)
@@ -597,6 +626,9 @@ def main() -> int:
         f"{t_step_5000 / step_count * 1e6:>11.2f} us"
     )
     print(f"  {'(d) step after 5,000 sent / after 0':<44}{ratio_d:>14.2f}   target <= 1.2")
+    print(f"  {'memory held per event of 50,000':<44}{held:>12.0f} B")
+    print(f"  {'their JSON, per event':<44}{json_size:>12.0f} B")
+    print(f"  {'(e) held / JSON':<44}{ratio_e:>14.2f}   target <= 2.0")
     print(f"  {'elapsed':<44}{elapsed:>12.1f} s")
     print(
         json.dumps(
@@ -605,6 +637,7 @@ def main() -> int:
                 "per_event_50k_vs_500": round(ratio_b, 3),
                 "out_of_order_vs_in_order": round(ratio_c, 3),
                 "step_after_5000_sent_vs_0": round(ratio_d, 3),
+                "bytes_per_event_held": round(ratio_e, 3),
             }
         )
     )

@@ -922,3 +922,24 @@ def test_mutated_valid_journals_decode_or_raise_and_fold(data: st.DataObject) ->
             continue
         conversation = reducer.apply(conversation, event)
     exercise(conversation)
+
+
+def test_events_hold_no_instance_dict_and_share_repeated_ids() -> None:
+    """A long conversation holds every event: they are slotted, and the chunks of one reply
+    share one copy of its message_id."""
+    first, second = (
+        wire.decode(
+            json.dumps(
+                {
+                    "type": "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK",
+                    "id": f"e{n}",
+                    "sequence": n,
+                    "payload": {"message_id": "msg_" + "x" * 30, "chunk_index": n, "text": "t"},
+                }
+            )
+        )
+        for n in (1, 2)
+    )
+    assert not hasattr(first, "__dict__")
+    assert not hasattr(first.payload, "__dict__")
+    assert first.payload.message_id is second.payload.message_id

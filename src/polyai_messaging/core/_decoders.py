@@ -15,6 +15,7 @@ and :mod:`.wire` asks the detailed cattrs converter to explain it. cattrs stays 
 
 from __future__ import annotations
 
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -40,6 +41,9 @@ EventDecoder = Callable[[dict[str, Any]], Any]
 """A generated decoder: a frame already parsed into a dict, to its event."""
 
 _SCALARS: Mapping[type, str] = {str: "str", int: "int", bool: "bool"}
+_SHARED_TEXT = frozenset({"message_id", "agent_id", "level", "state", "content_type"})
+"""String fields whose values repeat from event to event (every chunk of a reply carries its
+``message_id``): interned, so that a long conversation holds one copy of each value."""
 _MISSING = object()
 
 
@@ -71,6 +75,14 @@ _ENVELOPE = """\
 _ENVELOPE_FIELDS = (
     "'id': e_id, 'sequence': e_sequence, 'timestamp': e_timestamp, 'metadata': e_metadata"
 )
+_EVENT_FIELDS = (
+    ("id", "e_id"),
+    ("sequence", "e_sequence"),
+    ("timestamp", "e_timestamp"),
+    ("metadata", "e_metadata"),
+    ("payload", "payload"),
+    ("rejected", "()"),
+)
 _PAYLOAD = """\
     p = o.get('payload')
     if p is None:
@@ -92,6 +104,7 @@ class _Generator:
             # The common case of a timestamp; anything else goes to the ``timestamp`` given.
             "_fromisoformat": datetime.fromisoformat,
             "_new": object.__new__,
+            "_intern": sys.intern,
             "_set": object.__setattr__,
             "_RemoteProtocolError": RemoteProtocolError,
         }
@@ -156,17 +169,20 @@ class _Generator:
             if field.default is attrs.NOTHING:
                 lines.append(f"    {var} = {source}[{field.name!r}]")
                 lines += self.check(hints[field.name], var, "    ")
-                continue
-            if _passes_check(hints[field.name], field.default):
+            elif _passes_check(hints[field.name], field.default):
                 # The default is itself valid: read it as the value, and check once.
                 lines.append(f"    {var} = {source}.get({field.name!r}, {self.default(field)})")
                 lines += self.check(hints[field.name], var, "    ")
-                continue
-            lines.append(f"    {var} = {source}.get({field.name!r}, _MISSING)")
-            lines.append(f"    if {var} is _MISSING:")
-            lines.append(f"        {var} = {self.default(field)}")
-            lines.append("    else:")
-            lines += self.check(hints[field.name], var, "        ")
+            else:
+                lines.append(f"    {var} = {source}.get({field.name!r}, _MISSING)")
+                lines.append(f"    if {var} is _MISSING:")
+                lines.append(f"        {var} = {self.default(field)}")
+                lines.append("    else:")
+                lines += self.check(hints[field.name], var, "        ")
+            hint = hints[field.name]
+            if field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
+                lines.append(f"    if type({var}) is str:")
+                lines.append(f"        {var} = _intern({var})")
         return lines + self.build(cls, names, target)
 
     def default(self, field: attrs.Attribute[Any]) -> str:
@@ -179,17 +195,22 @@ class _Generator:
         self, cls: type, names: list[tuple[attrs.Attribute[Any], str]], target: str
     ) -> list[str]:
         """Lines that build ``cls`` from the checked values into ``target``."""
-        if not names and _plain_dict_class(cls):
+        if not names and _direct_class(cls):
             # Instances of a frozen class without fields are all equal: share one.
             return [f"    {target} = {self.name('_empty', cls())}"]
         ref = self.name("_cls", cls)
-        if _plain_dict_class(cls):
-            # All fields are known and checked: they become the instance dict, exactly what
+        if _direct_class(cls):
+            # All fields are known and checked: each goes straight into its slot, exactly what
             # attrs' own __init__ would write, without its keyword handling.
-            items = ", ".join(f"{field.name!r}: {var}" for field, var in names)
-            return [f"    {target} = _new({ref})", f"    _set({target}, '__dict__', {{{items}}})"]
+            return [f"    {target} = _new({ref})"] + [
+                f"    {self.setter(cls, field.name)}({target}, {var})" for field, var in names
+            ]
         arguments = ", ".join(f"{field.alias}={var}" for field, var in names)
         return [f"    {target} = {ref}({arguments})"]
+
+    def setter(self, cls: type, name: str) -> str:
+        """The name of the function that sets slot ``name`` of a ``cls`` instance."""
+        return self.name("_set_", getattr(cls, name).__set__)
 
     def decoder(self, cls: type) -> str:
         """The name of a generated function that decodes a JSON object into ``cls``."""
@@ -209,9 +230,9 @@ class _Generator:
         return name
 
 
-def _plain_dict_class(cls: type) -> bool:
-    """Whether setting the instance dict is equivalent to calling ``__init__``."""
-    if "__slots__" in cls.__dict__ or hasattr(cls, "__attrs_post_init__"):
+def _direct_class(cls: type) -> bool:
+    """Whether filling every slot is equivalent to calling ``__init__``."""
+    if "__slots__" not in cls.__dict__ or hasattr(cls, "__attrs_post_init__"):
         return False
     if hasattr(cls, "__attrs_pre_init__"):
         return False
@@ -258,8 +279,7 @@ def compile_event_decoder(
 ) -> EventDecoder:
     """The decoder of event class ``cls`` (fields: the envelope, ``payload`` and ``rejected``).
 
-    ``rejected`` is not read from the frame: a decoded event has rejected nothing, which it
-    gets from the class attribute (``()``) rather than from its own instance dict.
+    ``rejected`` is not read from the frame: a decoded event has rejected nothing (``()``).
 
     ``hook_for`` gives the cattrs hook of a type the generator does not inline; attrs classes
     in ``custom`` have their own hook and are not inlined either. ``timestamp`` and ``metadata``
@@ -268,11 +288,8 @@ def compile_event_decoder(
     expected = {"id", "sequence", "timestamp", "metadata", "payload", "rejected"}
     # The envelope is generated once for all types, so every event class must have its shape.
     names = {field.name for field in attrs.fields(cls)}
-    if names != expected or not _plain_dict_class(cls) or getattr(cls, "rejected", None) != ():
-        raise TypeError(
-            f"{cls.__name__}: an event class has exactly the fields {expected}, "
-            "and the class attribute rejected = ()"
-        )
+    if names != expected or not _direct_class(cls):
+        raise TypeError(f"{cls.__name__}: an event class has exactly the fields {expected}")
     generator = _Generator(hook_for, custom)
     generator.namespace.update(_timestamp=timestamp, _metadata=metadata, _max_sequence=max_sequence)
     payload_type = typing.get_type_hints(cls)["payload"]
@@ -285,7 +302,10 @@ def compile_event_decoder(
         _PAYLOAD,
         *lines,
         f"    event = _new({event})",
-        f"    _set(event, '__dict__', {{{_ENVELOPE_FIELDS}, 'payload': payload}})",
+        *(
+            f"    {generator.setter(cls, name)}(event, {value})"
+            for name, value in _EVENT_FIELDS
+        ),
         "    return event",
     )
     decoder: EventDecoder = generator.compile(name)

@@ -17,8 +17,9 @@ import attrs
 
 from ._errors import RemoteProtocolError
 
-# Event and payload classes are frozen but not slotted: attrs then writes fields straight into
-# the instance dict, which makes building them (twice per decoded event) about a third faster.
+# Event and payload classes are frozen and slotted: a conversation holds every event it received,
+# and a slotted instance takes a third of the memory of one with an instance dict. The generated
+# decoders fill the slots directly, which is as fast as building the dict.
 
 __all__ = [
     "ECHO_TYPES",
@@ -82,7 +83,7 @@ TYPING_STOPPED = "TYPING_STATE_STOPPED"
 # --- shared shapes (protocol §9) -------------------------------------------------------------
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class Attachment:
     """A rich content card (protocol §9.1). Every field is optional on the wire."""
 
@@ -94,14 +95,14 @@ class Attachment:
     call_to_action_text: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class Suggestion:
     """A quick reply (protocol §9.2); picking it sends ``message_text`` as a user message."""
 
     message_text: str
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class ChatCallAction:
     """A phone call an agent message offers (SDK extension): a titled number to dial."""
 
@@ -109,7 +110,7 @@ class ChatCallAction:
     contact_number: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class Metadata:
     """Envelope ``metadata``; ``custom`` holds the client's string pairs echoed back."""
 
@@ -121,7 +122,7 @@ class Metadata:
         return self.custom.get("client_event_id") or self.custom.get("local_id")
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class Capabilities:
     """``SESSION_START.capabilities``. Absent values stay ``None``; unknown keys are kept."""
 
@@ -136,19 +137,19 @@ class Capabilities:
 # --- payloads ---------------------------------------------------------------------------------
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class EmptyPayload:
     """Payload of events documented as ``{}``; extra keys are ignored."""
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class ReasonPayload:
     """Payload of LEFT / FAILED / TIMEOUT events: empty, with the SDKs' optional ``reason``."""
 
     reason: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class PolyAgentJoinedPayload:
     """Payload of ``POLY_AGENT_JOINED``: the agent's display name and avatar."""
 
@@ -162,7 +163,7 @@ class PolyAgentJoinedPayload:
         return self.agent_avatar_url or self.avatar_url
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class AgentMessagePayload:
     """A complete PolyAI agent message (``POLY_AGENT_MESSAGE``)."""
 
@@ -180,7 +181,7 @@ class AgentMessagePayload:
     """SDK extension: calls offered with the message; it may carry nothing else."""
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class ChunkPayload:
     """One streamed fragment (``POLY_AGENT_MESSAGE_CHUNK``); ``chunk_index`` is 1-based."""
 
@@ -192,7 +193,7 @@ class ChunkPayload:
     is_complete: bool = False
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class LiveAgent:
     """A human agent's identity."""
 
@@ -201,7 +202,7 @@ class LiveAgent:
     avatar_url: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class LiveAgentJoinedPayload:
     """Nested ``agent`` as documented, or the flat form the SDKs also accept (OP-29)."""
 
@@ -220,7 +221,7 @@ class LiveAgentJoinedPayload:
         )
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class LiveAgentTypingPayload:
     """Payload of ``LIVE_AGENT_TYPING``."""
 
@@ -229,7 +230,7 @@ class LiveAgentTypingPayload:
     agent_id: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class LiveAgentMessagePayload:
     """A live agent's message: like an agent message, plus who sent it (flat fields)."""
 
@@ -242,14 +243,14 @@ class LiveAgentMessagePayload:
     response_suggestions: tuple[Suggestion, ...] = ()
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class HandoffAcceptedPayload:
     """Payload of ``HANDOFF_ACCEPTED``: documented empty; ``queue_name`` is an SDK extra."""
 
     queue_name: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class QueueStatusPayload:
     """All fields optional (protocol §8.3); ``position`` is an alias the SDKs read."""
 
@@ -264,7 +265,7 @@ class QueueStatusPayload:
         return self.position_in_queue if self.position_in_queue is not None else self.position
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class ClientHandoffPayload:
     """Payload of ``CLIENT_HANDOFF_REQUIRED``: why, and where to send the user."""
 
@@ -274,14 +275,14 @@ class ClientHandoffPayload:
     route: str | None = None
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class CapabilitiesPayload:
     """Payload of ``SESSION_START``: the session's capabilities."""
 
     capabilities: Capabilities = attrs.field(factory=Capabilities)
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class SessionEndPayload:
     """Payload of ``SESSION_END``."""
 
@@ -289,7 +290,7 @@ class SessionEndPayload:
     """``REASON_USER_END``, ``REASON_USER_ABANDONED``, ``REASON_NATURAL_END`` or unknown."""
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class SystemMessagePayload:
     """Payload of ``SYSTEM_MESSAGE``: a notice, most often an error, with its level."""
 
@@ -303,14 +304,14 @@ class SystemMessagePayload:
         return self.level.upper() == "SYSTEM_MESSAGE_LEVEL_ERROR"
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class LanguagePayload:
     """Payload of ``LANGUAGE_CHANGED``: the new language as a BCP-47 tag."""
 
     language_code: str
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen
 class UserMessagePayload:
     """The echo of our own user message: original text plus the server's ``message_id``."""
 
@@ -321,7 +322,7 @@ class UserMessagePayload:
 # --- events -----------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class _Event:
     """Envelope fields shared by every server event (protocol §6.2)."""
 
@@ -340,12 +341,7 @@ class _Event:
     never read from the wire; a diagnostic, so it takes no part in equality."""
 
 
-# The generated decoders leave ``rejected`` out of a decoded event's instance dict, where a sixth
-# key would make every dict twice the size and slower to build; it is then read from here.
-_Event.rejected = ()
-
-
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentJoined(_Event):
     """The PolyAI agent joined (in answer to our join request)."""
 
@@ -353,7 +349,7 @@ class PolyAgentJoined(_Event):
     payload: PolyAgentJoinedPayload = attrs.field(factory=PolyAgentJoinedPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentThinking(_Event):
     """The PolyAI agent is composing a reply (cleared by its message or first chunk)."""
 
@@ -361,7 +357,7 @@ class PolyAgentThinking(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentMessage(_Event):
     """A complete PolyAI agent message (sessions without streaming)."""
 
@@ -369,7 +365,7 @@ class PolyAgentMessage(_Event):
     payload: AgentMessagePayload
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentMessageChunk(_Event):
     """One fragment of a streamed PolyAI agent message (streaming sessions)."""
 
@@ -377,7 +373,7 @@ class PolyAgentMessageChunk(_Event):
     payload: ChunkPayload
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentLeft(_Event):
     """The PolyAI agent left, usually before a handoff."""
 
@@ -385,7 +381,7 @@ class PolyAgentLeft(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentTriggeredHandoff(_Event):
     """The PolyAI agent decided that a human should take over."""
 
@@ -393,7 +389,7 @@ class PolyAgentTriggeredHandoff(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class LiveAgentJoined(_Event):
     """A human agent joined the conversation."""
 
@@ -401,7 +397,7 @@ class LiveAgentJoined(_Event):
     payload: LiveAgentJoinedPayload = attrs.field(factory=LiveAgentJoinedPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class LiveAgentTyping(_Event):
     """The live agent started or stopped typing (transient: no sequence)."""
 
@@ -409,7 +405,7 @@ class LiveAgentTyping(_Event):
     payload: LiveAgentTypingPayload = attrs.field(factory=LiveAgentTypingPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class LiveAgentMessage(_Event):
     """A message from the live agent."""
 
@@ -417,7 +413,7 @@ class LiveAgentMessage(_Event):
     payload: LiveAgentMessagePayload
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class LiveAgentLeft(_Event):
     """The live agent left."""
 
@@ -425,7 +421,7 @@ class LiveAgentLeft(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class HandoffAccepted(_Event):
     """The live-agent system accepted the handoff; the user may now be queued."""
 
@@ -433,7 +429,7 @@ class HandoffAccepted(_Event):
     payload: HandoffAcceptedPayload = attrs.field(factory=HandoffAcceptedPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class HandoffQueueStatus(_Event):
     """Where the user stands in the live-agent queue (sent while waiting)."""
 
@@ -441,7 +437,7 @@ class HandoffQueueStatus(_Event):
     payload: QueueStatusPayload = attrs.field(factory=QueueStatusPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class ClientHandoffRequired(_Event):
     """The server cannot hand over: the client must (another channel, a phone line)."""
 
@@ -449,7 +445,7 @@ class ClientHandoffRequired(_Event):
     payload: ClientHandoffPayload = attrs.field(factory=ClientHandoffPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class HandoffFailed(_Event):
     """The handoff was rejected or could not be completed."""
 
@@ -457,7 +453,7 @@ class HandoffFailed(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class HandoffTimeout(_Event):
     """The user waited in the queue too long."""
 
@@ -465,7 +461,7 @@ class HandoffTimeout(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class SessionStart(_Event):
     """The session's capabilities; the first event of its history."""
 
@@ -473,7 +469,7 @@ class SessionStart(_Event):
     payload: CapabilitiesPayload = attrs.field(factory=CapabilitiesPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class SessionEnd(_Event):
     """The session is over: nothing follows."""
 
@@ -481,7 +477,7 @@ class SessionEnd(_Event):
     payload: SessionEndPayload = attrs.field(factory=SessionEndPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class SystemMessage(_Event):
     """A system notice, most often an error caused by a client event."""
 
@@ -489,7 +485,7 @@ class SystemMessage(_Event):
     payload: SystemMessagePayload
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class LanguageChanged(_Event):
     """The conversation switched language (journaled: it may come again)."""
 
@@ -497,7 +493,7 @@ class LanguageChanged(_Event):
     payload: LanguagePayload
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class PolyAgentJoinRequested(_Event):
     """Echo of our ``REQUEST_POLY_AGENT_JOIN``."""
 
@@ -505,7 +501,7 @@ class PolyAgentJoinRequested(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class UserMessageEcho(_Event):
     """Echo of a ``USER_MESSAGE`` (ours, from another socket, or replayed): a delivery receipt."""
 
@@ -513,7 +509,7 @@ class UserMessageEcho(_Event):
     payload: UserMessagePayload = attrs.field(factory=UserMessagePayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class UserEndSessionEcho(_Event):
     """Echo of our ``USER_END_SESSION`` (``SESSION_END`` follows)."""
 
@@ -521,7 +517,7 @@ class UserEndSessionEcho(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class HeartbeatEcho(_Event):
     """Echo of a heartbeat (usually transient: no id, no sequence)."""
 
@@ -529,7 +525,7 @@ class HeartbeatEcho(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class EventBatch(_Event):
     """A replay frame. ``events`` are the good inner events; ``rejected`` the bad parts.
 
@@ -543,7 +539,7 @@ class EventBatch(_Event):
     events: tuple[ServerEvent, ...] = ()
 
 
-@attrs.frozen(kw_only=True, slots=False)
+@attrs.frozen(kw_only=True)
 class UnknownEvent(_Event):
     """A ``type`` this library does not know: kept, never fatal (cf. h2 UnknownFrameReceived)."""
 
