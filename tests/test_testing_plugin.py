@@ -17,17 +17,14 @@ pytest_plugins = ["pytester"]
 PLUGIN = "polyai_messaging.testing._plugin"
 
 USERS_TESTS = """
-import json
-
 import anyio
 import pytest
 import sniffio
 import trio
-import websockets
 
+from polyai_messaging.asyncio import open_session as open_asyncio_session
 from polyai_messaging.driver import Backoff, SessionConfig
 from polyai_messaging.emulator import EmulatorConfig
-from polyai_messaging.rest import create_session
 from polyai_messaging.trio import open_session
 
 QUICK = SessionConfig(replay_quiet_seconds=0.05, backoff=Backoff(base=0.05))
@@ -51,20 +48,17 @@ async def test_a_trio_session_survives_a_drop(messaging_emulator, messaging_toke
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_on_asyncio(messaging_emulator, messaging_token_provider):
+async def test_an_asyncio_session(messaging_emulator, messaging_token_provider):
     assert sniffio.current_async_library() == "asyncio"
-    token = await messaging_token_provider()
-    info = await create_session(messaging_emulator.base_url, token)
-    url = messaging_emulator.running.ws_connect_url(info.session_id, token.secret)
-    async with websockets.connect(url) as ws:
-        with anyio.fail_after(10):
-            batch = json.loads(await ws.recv())
-            await ws.send(json.dumps({"type": "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN", "payload": {}}))
-            while "EVENT_TYPE_POLY_AGENT_MESSAGE" not in messaging_emulator.journal(
-                info.session_id
-            ).types():
-                await ws.recv()
-    assert batch["payload"]["events"][0]["payload"]["capabilities"]["streaming"] is False
+    async with open_asyncio_session(
+        messaging_emulator.base_url, messaging_token_provider, config=QUICK
+    ) as session:
+        with anyio.fail_after(20):
+            await session.wait_reply()  # the greeting
+            update = await session.wait_reply(await session.send("hello"))
+    assert update.conversation.transcript[-1].text.startswith('You said: "hello"')
+    journal = messaging_emulator.journal(session.session_id).types()
+    assert journal.count("EVENT_TYPE_USER_MESSAGE") == 1
     assert messaging_emulator.state.config == EmulatorConfig.fast()
 
 

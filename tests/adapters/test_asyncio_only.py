@@ -1,0 +1,70 @@
+"""The asyncio adapter's own parts, which have no trio counterpart: its ``Link``, a task
+cancelled with ``Task.cancel``, and an import that needs no trio."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import anyio
+import pytest
+
+from polyai_messaging.asyncio._link import Link
+from polyai_messaging.runtime import QueuedClose
+from polyai_messaging.testing import LocalEmulator
+
+from .helpers import TIMEOUT, Adapter, no_client_task_left, replied, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Only asyncio, here."""
+    return "asyncio"
+
+
+async def test_a_close_already_queued_stands_and_closing_a_finished_writer_aborts() -> None:
+    link = Link(1)
+    link.task = asyncio.create_task(anyio.sleep(TIMEOUT))
+    assert link.send("hello")
+    link.close(1000, "resuming")
+    link.close(1000, "client closing")  # leaving the block while the first close is under way
+    assert not link.send("too late")
+    await anyio.sleep(0)
+    assert not link.task.cancelled()
+    queued = [link.outgoing.get_nowait() for _ in range(link.outgoing.qsize())]
+    assert queued == ["hello", QueuedClose(1000, "resuming")]
+    link.writable = False  # the writer has stopped
+    link.close(1000, "client closing")
+    with pytest.raises(asyncio.CancelledError):
+        await link.task
+
+
+async def test_a_task_cancelled_from_outside_leaves_nothing_running(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    entered = asyncio.Event()
+
+    async def run() -> None:
+        async with adapter.session(emulator) as session:
+            await wait_for(session, replied(1))
+            entered.set()
+            await asyncio.Event().wait()
+
+    with no_client_task_left():
+        task = asyncio.create_task(run())
+        with anyio.fail_after(TIMEOUT):
+            await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_the_adapter_imports_no_trio() -> None:
+    code = "import sys, polyai_messaging.asyncio; print('trio' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "False"
