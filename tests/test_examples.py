@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 
+from no_trio import run_without_trio
 from polyai_messaging.emulator import EmulatorConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -24,58 +25,28 @@ sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
-# The same in a process where trio cannot be imported, recording who tried. httpcore (under
-# httpx) probes for trio when it is imported and works without it; anything else that tries is
-# a module that needs trio.
-_WITHOUT_TRIO = (
-    """
-import importlib.abc, sys
-OPTIONAL = {"httpcore", "httpcore._synchronization", "httpcore._backends.trio"}
-tried = []
-class NoTrio(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "trio" or name.startswith(("trio.", "trio_websocket")):
-            frame = sys._getframe(1)
-            while frame.f_globals.get("__name__", "").startswith(("importlib", "_frozen")):
-                frame = frame.f_back
-            tried.append(frame.f_globals.get("__name__", "?"))
-            raise ImportError(name)
-        return None
-sys.meta_path.insert(0, NoTrio())
-"""
-    + _RUN
-    + """
-print("tried trio:", sorted(set(tried) - OPTIONAL))
-print("trio imported:", "trio" in sys.modules)
-"""
-)
 
-
-def run_example(name: str, *, without_trio: bool = False) -> tuple[str, list[str]]:
-    """Run ``examples/<name>`` as a script: its output, and (without trio) the verdict lines."""
+def run_example(name: str) -> str:
+    """Run ``examples/<name>`` as a script; its output."""
     result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TRIO if without_trio else _RUN, str(EXAMPLES / name)],
+        [sys.executable, "-c", _RUN, str(EXAMPLES / name)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    lines = result.stdout.splitlines()
-    if not without_trio:
-        return "\n".join(lines), []
-    return "\n".join(lines[:-2]), lines[-2:]
+    return result.stdout
 
 
 @pytest.mark.parametrize("name", ["quickstart_trio.py", "quickstart_asyncio.py"])
 def test_the_quickstarts_greet_and_get_a_reply(name: str) -> None:
-    output, _ = run_example(name)
-    assert output.splitlines() == [GREETING, REPLY]
+    assert run_example(name).splitlines() == [GREETING, REPLY]
 
 
 def test_the_asyncio_quickstart_runs_without_trio() -> None:
-    output, verdict = run_example("quickstart_asyncio.py", without_trio=True)
+    output, needed_trio = run_without_trio(_RUN, str(EXAMPLES / "quickstart_asyncio.py"))
     assert output.splitlines() == [GREETING, REPLY]
-    assert verdict == ["tried trio: []", "trio imported: False"]
+    assert needed_trio == set()
 
 
 def load(name: str) -> ModuleType:
@@ -102,6 +73,6 @@ def test_many_chats_stream_every_reply_to_its_own_user() -> None:
 
 
 def test_many_chats_runs_without_trio() -> None:
-    output, verdict = run_example("many_chats_asyncio.py", without_trio=True)
+    output, needed_trio = run_without_trio(_RUN, str(EXAMPLES / "many_chats_asyncio.py"))
     assert output.count("--- user-") == 20
-    assert verdict == ["tried trio: []", "trio imported: False"]
+    assert needed_trio == set()

@@ -129,7 +129,8 @@ async def _pump(engine: Engine, link: Link, ws: ClientConnection) -> tuple[int |
             while True:
                 engine.frame_received(link.generation, await ws.recv())
         except ConnectionClosed as closed:
-            close = closed.rcvd
+            # The server's close, or ours when it never answered (1009 for a message too big).
+            close = closed.rcvd if closed.rcvd is not None else closed.sent
             return (None, "") if close is None else (close.code, close.reason)
         finally:
             writer.cancel()

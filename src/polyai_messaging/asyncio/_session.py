@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ..driver import Now, OpenSocket
 from ..rest import SessionOpener
-from ..runtime import Clock, EngineOptions, SessionRuntime
+from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
 from ._link import Link, run_link
 
 __all__ = ["Session", "open_session"]
@@ -106,21 +106,17 @@ async def _run(
     options: EngineOptions, ssl_context: ssl.SSLContext | None
 ) -> AsyncIterator[Session]:
     """The loop's part of :func:`open_session`: the session's tasks in one task group."""
-    raised: BaseException | None = None
-    async with asyncio.TaskGroup() as tasks:
-        session = Session(tasks, ssl_context, options)
-        session.start()
-        try:
-            yield session
-            await session.shutdown()
-        except BaseException as exc:
-            # Raised again once the tasks are gone, so that the task group does not wrap it in
-            # a group. (A crashed task cancels this one: the group then raises the crash.)
-            raised = exc
-        finally:
-            session.stop()
-    if raised is not None:
-        raise raised
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            session = Session(tasks, ssl_context, options)
+            session.start()
+            try:
+                yield session
+                await session.shutdown()
+            finally:
+                session.stop()
+    except BaseExceptionGroup as group:
+        raise_unwrapped(group)
 
 
 def _loop_clock() -> Clock:

@@ -12,7 +12,7 @@ implement the :class:`Adapter` methods; the socket ones come for free when each 
 from ._engine import MIN_REWAKE_SECONDS, Clock, Engine, EngineOptions, LinkTarget, SessionFactory
 from ._feed import EventStream, Update, Updates
 from ._logs import RedactingLogger, redacted
-from ._loop import MAX_INBOUND_MESSAGE, Adapter, Event, LinkHandle, QueuedClose
+from ._loop import MAX_INBOUND_MESSAGE, Adapter, Event, LinkHandle, QueuedClose, raise_unwrapped
 from ._retry_after import parse_http_date, parse_retry_after
 from ._session import SessionRuntime
 from ._tokens import Token, TokenCache, TokenProvider, TokenUnavailableError
@@ -40,5 +40,6 @@ __all__ = [
     "Updates",
     "parse_http_date",
     "parse_retry_after",
+    "raise_unwrapped",
     "redacted",
 ]

@@ -8,13 +8,20 @@ and asyncio (and any loop an application adapts it to).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from typing import Final, NoReturn, Protocol
 
 import attrs
 
 from ..driver import OpenSocket
 
-__all__ = ["MAX_INBOUND_MESSAGE", "Adapter", "Event", "LinkHandle", "QueuedClose"]
+__all__ = [
+    "MAX_INBOUND_MESSAGE",
+    "Adapter",
+    "Event",
+    "LinkHandle",
+    "QueuedClose",
+    "raise_unwrapped",
+]
 
 MAX_INBOUND_MESSAGE: Final = 4 * 1024 * 1024
 """Largest inbound WebSocket message an adapter accepts (bytes): well above the protocol's 128 KiB,
@@ -84,3 +91,21 @@ class QueuedClose:
 
     code: int
     reason: str
+
+
+def raise_unwrapped(group: BaseExceptionGroup[BaseException]) -> NoReturn:
+    """Raise the lone exception of ``group`` as it is, or the group itself if it holds several.
+
+    A session's tasks end only by cancellation, so a lone exception from the task group or
+    nursery that runs them is the caller's own (raised in the ``async with`` block) or one
+    task's crash: either way the caller wants it, not a group around it, on every loop.
+    """
+    if len(group.exceptions) != 1:
+        raise group
+    exc = group.exceptions[0]
+    context = exc.__context__
+    try:
+        raise exc
+    finally:
+        exc.__context__ = context  # not the group it was unwrapped from
+        del exc, context

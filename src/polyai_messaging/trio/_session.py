@@ -12,13 +12,13 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final, NoReturn
+from typing import Final
 
 import trio
 
 from ..driver import Now, OpenSocket
 from ..rest import SessionOpener
-from ..runtime import Clock, EngineOptions, SessionRuntime
+from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
 from ._link import Link, run_link
 
 __all__ = ["Session", "open_session"]
@@ -102,21 +102,7 @@ async def _run(
                 session.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        # The background tasks only end by cancellation: a lone exception is the caller's own
-        # (or a cancellation); give it back unwrapped.
-        if len(group.exceptions) == 1:
-            _reraise(group.exceptions[0])
-        raise
-
-
-def _reraise(exc: BaseException) -> NoReturn:
-    """Raise ``exc`` again without chaining the group it was unwrapped from."""
-    context = exc.__context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context
+        raise_unwrapped(group)
 
 
 def _loop_clock() -> Clock:
