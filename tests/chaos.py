@@ -7,9 +7,9 @@ refused handshakes, sockets closed by the server, missing replays, failing REST 
 the chaos stops, every session must catch up, and then for every message the server's copies
 are counted and every client transcript is compared with the server's journal.
 
-Run it by hand for bigger figures::
+It runs on the adapter of whichever loop runs it. By hand, for bigger figures::
 
-    python tests/chaos.py --conversations 1000 --seconds 60
+    python tests/chaos.py --conversations 1000 --seconds 60 [--loop asyncio]
 
 It prints one JSON object: conversations, messages, stored_twice, lost, failed,
 transcripts_differ, and how long it took.
@@ -25,8 +25,9 @@ from collections import Counter
 from functools import partial
 from typing import Any
 
+import anyio
 import attrs
-import trio
+import sniffio
 
 from polyai_messaging.driver import Backoff, DeliveryStatus, SessionConfig
 from polyai_messaging.emulator import (
@@ -37,7 +38,7 @@ from polyai_messaging.emulator import (
     run_emulator,
 )
 from polyai_messaging.rest import connector_token_provider
-from polyai_messaging.trio import Session, open_session
+from polyai_messaging.runtime import SessionRuntime
 
 CLIENT = SessionConfig(
     backoff=Backoff(base=0.05, cap=0.5),
@@ -86,18 +87,18 @@ class Outcome:
     """How the session finished early, if it did (it should not)."""
 
 
-async def _chaos(emulator: RunningEmulator, rng: random.Random, stop: trio.Event) -> None:
+async def _chaos(emulator: RunningEmulator, rng: random.Random, stop: anyio.Event) -> None:
     while not stop.is_set():
         emulator.state.set_faults(random_faults(rng))
         # Mostly a few hundred milliseconds; now and then a fault holds for seconds.
-        with trio.move_on_after(rng.choice([0.1, 0.2, 0.3, 0.5, 0.6, 1.0, 3.0])):
+        with anyio.move_on_after(rng.choice([0.1, 0.2, 0.3, 0.5, 0.6, 1.0, 3.0])):
             await stop.wait()
     emulator.state.set_faults("")
 
 
-async def _caught_up(session: Session, emulator: RunningEmulator) -> bool:
+async def _caught_up(session: SessionRuntime, emulator: RunningEmulator) -> bool:
     """Wait (bounded) until the client holds the server's whole journal and nothing pending."""
-    with trio.move_on_after(30):
+    with anyio.move_on_after(30):
         while True:
             journal = emulator.state.session(session.session_id).journal
             state = session.state
@@ -109,26 +110,26 @@ async def _caught_up(session: Session, emulator: RunningEmulator) -> bool:
                 and state.conversation.cursor > 0
             ):
                 return True
-            await trio.sleep(0.05)
+            await anyio.sleep(0.05)
     return False
 
 
 async def _conversation(
     emulator: RunningEmulator,
     rng: random.Random,
-    chaos_over: trio.Event,
+    chaos_over: anyio.Event,
     outcomes: list[Outcome],
     messages: int,
     seconds: float,
 ) -> None:
     provider = connector_token_provider(emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST)
-    async with open_session(
+    async with _open_session()(
         emulator.base_url, provider, config=CLIENT, seed=rng.getrandbits(32)
     ) as session:
         outcome = Outcome(session.session_id)
         outcomes.append(outcome)
         for number in range(messages):
-            await trio.sleep(rng.uniform(0, seconds / messages))
+            await anyio.sleep(rng.uniform(0, seconds / messages))
             if session.finished is not None:
                 break
             outcome.sent.append(await session.send(f"message {number} of {outcome.session_id}"))
@@ -154,6 +155,15 @@ def _stored(emulator: RunningEmulator, outcome: Outcome) -> Counter[str]:
     return copies
 
 
+def _open_session() -> Any:
+    """The ``open_session`` of the adapter for the running loop."""
+    if sniffio.current_async_library() == "trio":
+        from polyai_messaging.trio import open_session
+    else:
+        from polyai_messaging.asyncio import open_session
+    return open_session
+
+
 async def run(
     conversations: int,
     seconds: float,
@@ -167,17 +177,17 @@ async def run(
     started = time.monotonic()
     outcomes: list[Outcome] = []
     async with run_emulator(SERVER) as emulator:
-        chaos_over = trio.Event()
-        async with trio.open_nursery() as nursery:
+        chaos_over = anyio.Event()
+        async with anyio.create_task_group() as nursery:
             nursery.start_soon(_chaos, emulator, random.Random(rng.random()), chaos_over)
-            async with trio.open_nursery() as talkers:
+            async with anyio.create_task_group() as talkers:
                 for _ in range(conversations):
                     talker_rng = random.Random(rng.random())
                     talkers.start_soon(
                         _conversation, emulator, talker_rng, chaos_over, outcomes, messages, seconds
                     )
-                    await trio.sleep(seconds / conversations)
-                await trio.sleep(seconds / 2)
+                    await anyio.sleep(seconds / conversations)
+                await anyio.sleep(seconds / 2)
                 chaos_over.set()
         copies = [(_stored(emulator, outcome), outcome) for outcome in outcomes]
     sent = [(cid, stored[cid]) for stored, outcome in copies for cid in outcome.sent]
@@ -206,10 +216,12 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the chaos")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loop", choices=["trio", "asyncio"], default="trio")
     args = parser.parse_args()
     details: list[dict[str, Any]] = []
-    figures = trio.run(
-        partial(run, args.conversations, args.seconds, seed=args.seed, details=details)
+    figures = anyio.run(
+        partial(run, args.conversations, args.seconds, seed=args.seed, details=details),
+        backend=args.loop,
     )
     for detail in details:
         print(json.dumps(detail))

@@ -3,10 +3,16 @@ switch at random (see ``tests/chaos.py``, which also runs by hand for bigger fig
 
 from __future__ import annotations
 
+import pytest
+
 from chaos import run
 
 
-async def test_no_message_stored_twice_or_lost_and_every_transcript_matches_the_server() -> None:
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
+async def test_no_message_stored_twice_or_lost_and_every_transcript_matches_the_server(
+    anyio_backend: str,
+) -> None:
     figures = await run(300, 20.0, seed=1)
     assert figures["conversations"] == 300
     assert figures["messages"] == 900
