@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -155,3 +156,13 @@ def test_a_bad_faults_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert "--faults" in err
     assert "Traceback" not in err
+
+
+def test_a_port_in_use_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["emulator", "--port", str(taken.getsockname()[1])]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "in use" in line
+    assert "--port 0" in line

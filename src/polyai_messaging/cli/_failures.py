@@ -11,6 +11,7 @@ building the parser stays cheap.
 
 from __future__ import annotations
 
+import errno
 import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -41,6 +42,8 @@ def describe(error: BaseException) -> str:
         text = _rest_failure(cause)
     elif isinstance(cause, RemoteProtocolError):
         text = f"the server's answer is not the Messaging API's ({cause}): check --base-url"
+    elif isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        text = f"the port is in use ({cause.strerror}): pick another, or --port 0 for a free one"
     else:
         text = str(cause) or type(cause).__name__
     return terminal_safe(text, multiline=False)
