@@ -1,4 +1,4 @@
-"""The terminal chat: pure rendering, the Terminal writer, and the CLI in script mode."""
+"""The terminal chat: pure rendering, the plain output, and the CLI in script mode."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import pytest
 from polyai_messaging.cli import _live as cli_live
 from polyai_messaging.cli import main
 from polyai_messaging.cli._chat import (
+    PlainOutput,
     Rendered,
-    Terminal,
     conversation_lines,
+    end_line,
     indicator_line,
     render,
     status_line,
@@ -298,7 +299,7 @@ def test_link_status_end_new_session_and_failed_delivery() -> None:
     result = render(before, ended)
     assert result.lines == (
         "(not delivered: 'hello')",
-        "Conversation ended: REASON_USER_END",
+        "Conversation ended: you left.",
     )
     assert result.indicator is None
 
@@ -363,21 +364,37 @@ def test_interrupted_stream_and_agent_errors_end_the_wait() -> None:
     assert broken.reply_complete("c2")
 
 
-def test_terminal_redraws_the_indicator_only_when_interactive() -> None:
-    out = io.StringIO()
-    terminal = Terminal(out, interactive=True, width=lambda: 20)
-    terminal.show(Rendered(("one",), "Ada is typing…"))
-    terminal.show(Rendered(("two",), "Ada: " + "x" * 40))
-    terminal.note("help")
-    terminal.show(Rendered((), None))
-    assert out.getvalue() == (
-        "one\nAda is typing…\r\x1b[Ktwo\n…" + "x" * 18 + "\r\x1b[Khelp\n…" + "x" * 18 + "\r\x1b[K"
+def test_the_end_is_said_in_words() -> None:
+    def said(kind: FinishKind, reason: str | None) -> str:
+        return end_line(Finished(kind, reason))
+
+    assert said(FinishKind.ENDED, "REASON_USER_END") == "Conversation ended: you left."
+    assert said(FinishKind.ENDED, "REASON_NATURAL_END") == (
+        "Conversation ended: the conversation is over."
     )
-    plain = io.StringIO()
-    quiet = Terminal(plain, interactive=False)
-    quiet.show(Rendered(("one",), "Ada is typing…"))
-    quiet.note("two")
-    assert plain.getvalue() == "one\ntwo\n"
+    assert said(FinishKind.ENDED, "REASON_USER_ABANDONED") == (
+        "Conversation ended: nothing was heard from you for too long."
+    )
+    assert said(FinishKind.ENDED, None) == "Conversation ended."
+    # A reason nobody documented is shown as it is, made safe.
+    assert said(FinishKind.ENDED, "REASON_\x1b]0;X\x07NEW") == (
+        "Conversation ended (reason: REASON_\u241b]0;X\u2407NEW)."
+    )
+    assert said(FinishKind.GAVE_UP, "5 reconnect attempts failed") == (
+        "Connection lost: could not reconnect (5 reconnect attempts failed)."
+    )
+    for kind in FinishKind:
+        line = said(kind, "why")
+        assert "_" not in line.split("(")[0], line  # never an enum's spelling
+        assert line.endswith("(why).") or kind is FinishKind.ENDED
+
+
+def test_plain_output_writes_permanent_lines_only() -> None:
+    out = io.StringIO()
+    plain = PlainOutput(out)
+    plain.show(Rendered(("one",), "Ada is typing…"))
+    plain.note("two")
+    assert out.getvalue() == "one\ntwo\n"
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -405,7 +422,7 @@ def test_demo_script_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "You: hello" in lines
     assert "You: Talk to a human" in lines  # "2" picked the second suggestion of the reply
     assert "Sarah (live agent) joined the conversation." in lines
-    assert lines[-1] == "Conversation ended: REASON_USER_END"
+    assert lines[-1] == "Conversation ended: you left."
     assert "never sent" not in output
     assert "\x1b[K" not in output  # no terminal control codes without a terminal
 
@@ -438,7 +455,7 @@ def test_demo_script_streaming_subprocess_with_debug_log(tmp_path: Path) -> None
     assert "[error] Sorry, I encountered an error. Please try again." in lines
     assert "Ada: Thanks for chatting with us. Goodbye!" in lines
     assert not [line for line in lines if line.startswith("!")]  # no reply wait timed out
-    assert lines[-1] == "Conversation ended: REASON_NATURAL_END"
+    assert lines[-1] == "Conversation ended: the conversation is over."
     # Every frame is logged, and no access token is.
     assert "#1] -> " in result.stderr
     assert "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" in result.stderr
@@ -474,11 +491,11 @@ def test_emulator_and_chat_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert result.returncode == 0, result.stderr
         assert "Ada: Hi, I'm Ada" in result.stdout
         assert 'Ada: You said: "hi" (1 word). What else can I do for you?' in result.stdout
-        assert result.stdout.splitlines()[-1] == "Conversation ended: REASON_USER_END"
+        assert result.stdout.splitlines()[-1] == "Conversation ended: you left."
     finally:
         emulator.send_signal(signal.SIGINT)
         _, stderr = emulator.communicate(timeout=30)
-    assert emulator.returncode == 0, stderr
+    assert emulator.returncode == 130, stderr  # Ctrl-C
     assert "Emulator stopped." in stderr
 
 
@@ -489,7 +506,8 @@ def test_cli_platforms_match_the_rest_module() -> None:
 def test_building_the_parser_imports_no_network_stack() -> None:
     code = (
         "import sys; from polyai_messaging.cli._main import build_parser; build_parser(); "
-        "print(sorted(m for m in ('trio', 'httpx', 'hypercorn') if m in sys.modules))"
+        "print(sorted(m for m in ('trio', 'httpx', 'hypercorn', 'websockets', 'prompt_toolkit')"
+        " if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
@@ -511,7 +529,7 @@ def test_chat_refuses_plain_http_to_a_remote_host(
 ) -> None:
     monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", "secret-connector-token")
     status = main(["chat", "--base-url", "http://example.com", "--host", "example.com"])
-    assert status == 1
+    assert status == 2  # a usage error: nothing was sent
     err = capsys.readouterr().err
     assert "TLS" in err or "https" in err
     assert "secret-connector-token" not in err

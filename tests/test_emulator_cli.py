@@ -1,4 +1,5 @@
-"""``polyai-messaging emulator``: the first line of stdout tells a program where it listens."""
+"""``polyai-messaging emulator``: the first line of stdout tells a program where it listens;
+bad options are one-line usage errors; Ctrl-C stops it with status 130."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -41,7 +43,8 @@ def read_line(process: subprocess.Popen[str], timeout: float = TIMEOUT) -> str:
 
 @contextmanager
 def emulator(*options: str) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
-    """``polyai-messaging emulator OPTIONS`` and its first line, parsed; stopped with Ctrl-C."""
+    """``polyai-messaging emulator OPTIONS`` and its first line, parsed; stopped with Ctrl-C,
+    which it reports with status 130."""
     process = subprocess.Popen(
         [*CLI, *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
     )
@@ -51,7 +54,9 @@ def emulator(*options: str) -> Iterator[tuple[dict[str, Any], subprocess.Popen[s
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr
+    assert "Emulator stopped." in stderr
+    assert "Traceback" not in stderr
 
 
 def open_session(announcement: dict[str, Any], verify: ssl.SSLContext | bool = True) -> str:
@@ -124,3 +129,40 @@ def test_bad_timings_are_one_line_usage_errors(
     assert captured.out == ""
     (line,) = captured.err.splitlines()
     assert line.startswith("polyai-messaging emulator: ")
+
+
+def test_bind_names_the_address_and_host_is_not_an_emulator_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with emulator("--port", "0", "--fast", "--bind", "localhost") as (announced, _):
+        assert announced["base_url"].startswith("http://127.0.0.1:")
+    # --host means the X-Host header (chat), nothing else.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emulator", "--host", "127.0.0.1"])
+    assert exit_info.value.code == 2
+    assert "--host" in capsys.readouterr().err
+
+
+def test_a_bind_address_off_loopback_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "--port", "0", "--bind", "0.0.0.0"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("polyai-messaging emulator: ")
+
+
+def test_a_bad_faults_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["emulator", "--port", "0", "--faults", "drop-after=x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--faults" in err
+    assert "Traceback" not in err
+
+
+def test_a_port_in_use_says_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["emulator", "--port", str(taken.getsockname()[1])]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "in use" in line
+    assert "--port 0" in line

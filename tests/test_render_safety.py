@@ -9,12 +9,18 @@ can pass for something the user typed.
 
 from __future__ import annotations
 
+import io
+import itertools
+import json
 import re
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from polyai_messaging.cli import _replay as replay
+from polyai_messaging.cli._main import build_parser
 from polyai_messaging.cli._render import render
 from polyai_messaging.cli._safe import terminal_safe
 from polyai_messaging.core import fold
@@ -85,3 +91,50 @@ def test_control_characters_become_visible_symbols() -> None:
     assert terminal_safe("tab\tand\nnewline") == "tab\tand\nnewline"
     assert terminal_safe("one\nline", multiline=False) == "one line"
     assert terminal_safe("\ud800\u202e\x85") == "\ufffd\ufffd\ufffd"
+
+
+# --- replay: a captured log is server text too ---------------------------------------------------
+
+
+def hostile_log(texts: list[str]) -> list[str]:
+    """A log of frames whose every free-text field holds one of ``texts``."""
+    t = itertools.cycle(texts)
+    frames = [
+        {"type": "EVENT_TYPE_POLY_AGENT_JOINED", "payload": {"agent_name": next(t)}},
+        {
+            "type": "EVENT_TYPE_POLY_AGENT_MESSAGE",
+            "payload": {
+                "message_id": "m1",
+                "text": next(t),
+                "attachments": [{"title": next(t), "content_url": next(t)}],
+                "response_suggestions": [{"message_text": next(t)}],
+            },
+        },
+        {
+            "type": "EVENT_TYPE_LIVE_AGENT_JOINED",
+            "payload": {"agent": {"id": next(t), "name": next(t)}},
+        },
+        {"type": "EVENT_TYPE_SYSTEM_MESSAGE", "payload": {"message": next(t), "level": next(t)}},
+        {"type": "EVENT_TYPE_HANDOFF_QUEUE_STATUS", "payload": {"queue_name": next(t)}},
+        {"type": "EVENT_TYPE_SESSION_END", "payload": {"reason": next(t)}},
+    ]
+    return [
+        json.dumps({"id": f"e{n}", "sequence": n, **frame}) for n, frame in enumerate(frames, 1)
+    ]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=4), st.booleans())
+def test_replay_shows_no_server_text_raw(texts: list[str], as_json: bool) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["replay", "-", *(["--json"] if as_json else [])]
+    args = build_parser().parse_args(argv)
+    with patch("sys.stdin", io.TextIOWrapper(io.BytesIO("\n".join(hostile_log(texts)).encode()))):
+        assert replay.run(args, out, err) == 0
+    for stream in (out, err):
+        text = stream.getvalue()
+        text.encode("utf-8")  # printable
+        assert not UNSAFE.search(text.replace("\n", "").replace("\t", "")), repr(text)
+    if as_json:
+        document = json.loads(out.getvalue())  # still JSON, with the same text in it
+        assert document["transcript"][0]["text"] == texts[1 % len(texts)]

@@ -1,27 +1,24 @@
-"""The terminal chat: the loop that runs a chat, and the terminal it writes to.
+"""The chat loop shared by the terminal and scripts, on asyncio.
 
-:func:`run_chat` drives a :class:`~polyai_messaging.trio.Session` from a terminal (lines
-typed on stdin) or from a script (a list of lines, each sent once the previous reply is over).
-Each new snapshot is turned into lines by the pure functions of
-:mod:`polyai_messaging.cli._render` (re-exported here) and written by a :class:`Terminal`.
+:func:`run_script` drives a :class:`~polyai_messaging.asyncio.Session` from lines (a file, or
+stdin when it is not a terminal), each sent once the previous reply is over, and prints the
+transcript. The interactive terminal, :func:`polyai_messaging.cli._prompt.run_interactive`,
+uses the same pieces: :func:`following`, which shows every new snapshot on an :class:`Output`
+(turned into lines by the pure functions of :mod:`polyai_messaging.cli._render`, re-exported
+here), and :func:`handle_line`, which acts on one input line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import logging
-import math
-import os
-import sys
-from collections.abc import Callable, Iterable
-from typing import Final, TextIO
-
-import trio
+import threading
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable
+from typing import Final, Protocol, TextIO, TypeVar
 
 from ..core import Conversation, LocalProtocolError
 from ..driver import Finished
-from ..runtime import Update
-from ..trio import Session
+from ..runtime import SessionRuntime, Update
 from ._render import (
     Rendered,
     conversation_lines,
@@ -38,114 +35,107 @@ from ._render import (
 __all__ = [
     "END_COMMANDS",
     "HELP_TEXT",
+    "LineReader",
+    "Output",
+    "PlainOutput",
     "Rendered",
-    "Terminal",
+    "background",
     "conversation_lines",
     "end_line",
     "event_line",
+    "following",
+    "handle_line",
     "indicator_line",
     "message_lines",
     "render",
-    "run_chat",
+    "run_script",
     "status_line",
+    "unless_finished",
+    "wait_end",
 ]
-
-logger = logging.getLogger(__name__)
 
 END_COMMANDS: Final = frozenset({"/end", "/leave", "/quit"})
 """Input lines that end the conversation (``USER_END_SESSION``)."""
 
-HELP_TEXT: Final = "Type a message and press Enter; a number picks a suggestion; /end leaves."
+HELP_TEXT: Final = (
+    "Type a message and press Enter; a number picks a suggestion; /end or Ctrl-D leaves the"
+    " conversation, Ctrl-C quits and leaves it open."
+)
 
-_ELLIPSIS: Final = "…"  # marks an indicator cut to the terminal width
 _TRAILING_QUIET: Final = 0.5
+_ANSWER_QUIET: Final = 1.0
+_T = TypeVar("_T")
 
 
-# --- the terminal -----------------------------------------------------------------------------
-
-
-class Terminal:
-    """Writes rendered output. Interactive terminals also get the indicator line, redrawn in
-    place (``\\r`` and erase-line); otherwise only permanent lines are written."""
-
-    def __init__(
-        self,
-        out: TextIO,
-        *,
-        interactive: bool,
-        width: Callable[[], int] | None = None,
-    ) -> None:
-        self._out = out
-        self._interactive = interactive
-        self._width = width or (lambda: 80)
-        self._indicator: str | None = None
+class Output(Protocol):
+    """Where the chat shows what happens."""
 
     def show(self, rendered: Rendered) -> None:
-        """Print the permanent lines, then (interactive only) the indicator."""
-        if self._interactive and self._indicator:
-            self._out.write("\r\x1b[K")
+        """Show the permanent lines, and the indicator where there is room for one."""
+
+    def note(self, line: str) -> None:
+        """Show one extra line (help, a refused input)."""
+
+
+class PlainOutput:
+    """Permanent lines only, flushed one snapshot at a time: a transcript, for a file or a
+    pipe (an indicator would only be noise there)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def show(self, rendered: Rendered) -> None:
+        """Write the permanent lines."""
         for line in rendered.lines:
             self._out.write(line + "\n")
-        self._indicator = rendered.indicator
-        if self._interactive and self._indicator:
-            self._out.write(_fit(self._indicator, self._width()))
         self._out.flush()
 
     def note(self, line: str) -> None:
-        """Print one extra line (help, errors), keeping the indicator."""
-        self.show(Rendered((line,), self._indicator))
-
-
-def _fit(text: str, width: int) -> str:
-    text = text.replace("\n", " ")
-    room = max(10, width - 1)
-    if len(text) <= room:
-        return text
-    return _ELLIPSIS + text[-(room - 1) :]
-
-
-# --- running a chat ---------------------------------------------------------------------------
+        """Write one line."""
+        self.show(Rendered((line,)))
 
 
 class _Renderer:
-    def __init__(self, session: Session, terminal: Terminal) -> None:
-        self._session = session
-        self._terminal = terminal
+    def __init__(self, output: Output) -> None:
+        self._output = output
         self._previous: Update | None = None
-
-    async def run(self) -> None:
-        async for update in self._session.updates():
-            self.draw(update)
 
     def draw(self, update: Update) -> None:
         if self._previous is not None and update.version <= self._previous.version:
             return
-        self._terminal.show(render(self._previous, update))
+        self._output.show(render(self._previous, update))
         self._previous = update
 
 
-async def _pump_lines(fd: int, send: trio.MemorySendChannel[str]) -> None:
-    """Send the lines read from ``fd`` (in a thread, abandoned on cancel); close at end of input."""
-    buffer = b""
-    async with send:
-        while True:
-            chunk = await trio.to_thread.run_sync(os.read, fd, 65536, abandon_on_cancel=True)
-            if not chunk:
-                if buffer:
-                    await send.send(buffer.decode("utf-8", "replace"))
-                return
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                await send.send(line.decode("utf-8", "replace"))
+@contextlib.asynccontextmanager
+async def background(*jobs: Coroutine[object, object, None]) -> AsyncIterator[None]:
+    """Run ``jobs`` as tasks for the duration of the block (cancelled on leaving it). A job
+    that fails cancels the block, and the block raises its error (in an exception group)."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(job) for job in jobs]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
 
 
-async def _cancel_when_finished(session: Session, scope: trio.CancelScope) -> None:
-    await session.wait_finished()
-    scope.cancel()
+@contextlib.asynccontextmanager
+async def following(session: SessionRuntime, output: Output) -> AsyncIterator[None]:
+    """Show every new snapshot of ``session`` on ``output`` during the block, and the latest
+    one on leaving it (so that the end is shown even if the block was quicker)."""
+    renderer = _Renderer(output)
+
+    async def follow() -> None:
+        async for update in session.updates():
+            renderer.draw(update)
+
+    async with background(follow()):
+        yield
+    renderer.draw(session.latest)
 
 
-async def _handle_line(session: Session, terminal: Terminal, line: str) -> str | bool | None:
+async def handle_line(session: SessionRuntime, output: Output, line: str) -> str | bool | None:
     """Act on one input line: ``False`` to stop, a ``client_event_id`` when a message was sent,
     ``None`` when nothing was sent."""
     text = line.strip()
@@ -155,40 +145,143 @@ async def _handle_line(session: Session, terminal: Terminal, line: str) -> str |
         try:
             await session.end()
         except LocalProtocolError as exc:
-            terminal.note(f"! {exc}")
+            output.note(f"! {exc}")
         return False
     if text.lower() in ("/help", "/?"):
-        terminal.note(HELP_TEXT)
+        output.note(HELP_TEXT)
         return None
     try:
         if text.isdigit() and 1 <= int(text) <= len(session.conversation.suggestions):
             return await session.pick(int(text) - 1)
         return await session.send(text)
     except LocalProtocolError as exc:
-        terminal.note(f"! {exc}")
+        output.note(f"! {exc}")
         return None
 
 
-async def _wait_reply(session: Session, client_event_id: str | None, timeout: float) -> bool:
-    """Wait until the reply is complete (``Conversation.reply_complete``), the session finished, or,
-    when the server answered with something other than a message (a handoff notice), until a
-    quiet second passed. ``False`` on timeout."""
-    quiet = 1.0
-    with trio.move_on_after(timeout):
-        update: Update | None = session.latest
-        while update is not None:
-            conversation = update.conversation
-            if update.finished is not None or conversation.reply_complete(client_event_id):
-                return True
-            if _answered(conversation, client_event_id) and not conversation.busy:
-                with trio.move_on_after(quiet) as scope:
-                    update = await session.next_update(update.version)
-                if scope.cancelled_caught:
-                    return True
-            else:
-                update = await session.next_update(update.version)
-        return True
-    return False
+async def wait_end(session: SessionRuntime, timeout: float) -> None:
+    """Wait (at most ``timeout``) for the end the server confirms after ``/end``."""
+    await _within(timeout, session.wait_finished())
+
+
+async def _within(timeout: float, waiting: Awaitable[_T]) -> _T | None:
+    """``waiting``'s result, or ``None`` if it took longer than ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await waiting
+    except TimeoutError:
+        return None
+
+
+async def unless_finished(session: SessionRuntime, waiting: Awaitable[_T]) -> _T | None:
+    """``waiting``'s result; ``None`` if the session finished first (``waiting`` is cancelled)."""
+    task = asyncio.ensure_future(waiting)
+    finished = asyncio.ensure_future(session.wait_finished())
+    try:
+        await asyncio.wait([task, finished], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, finished):
+            pending.cancel()
+            # A session closed before it finished (LocalProtocolError) has finished too.
+            with contextlib.suppress(asyncio.CancelledError, LocalProtocolError):
+                await pending
+    return task.result() if not task.cancelled() else None
+
+
+class LineReader:
+    """The lines of a text stream, read as they come: a pipe may be written while the chat
+    runs. A daemon thread reads, so that a read still waiting when the chat ends holds nothing
+    up; :meth:`readline` may be cancelled without losing a line."""
+
+    def __init__(self, stream: Iterable[str]) -> None:
+        loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def deliver(line: str | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is reading
+                loop.call_soon_threadsafe(self._lines.put_nowait, line)
+
+        def read() -> None:
+            for line in stream:
+                deliver(line)
+            deliver(None)
+
+        threading.Thread(target=read, name="polyai-messaging-input", daemon=True).start()
+
+    async def readline(self) -> str | None:
+        """The next line; ``None`` at the end of the stream."""
+        line = await self._lines.get()
+        if line is None:
+            self._lines.put_nowait(None)  # the end stays the end
+        return line
+
+
+# --- scripts ------------------------------------------------------------------------------------
+
+
+async def run_script(
+    session: SessionRuntime,
+    output: Output,
+    lines: LineReader,
+    *,
+    reply_timeout: float = 30.0,
+    end_timeout: float = 10.0,
+) -> Finished | None:
+    """Send ``lines`` one reply at a time; return how the session finished (``None`` if not).
+
+    Each line is sent once the previous reply is complete (or after ``reply_timeout``), the
+    first once the greeting is. ``/end`` ends the conversation; without it the chat stops after
+    the last reply, leaving the session open on the server.
+    """
+    async with following(session, output):
+        if await _within(reply_timeout, _reply(session, None)) is None:
+            output.note("! no greeting within the reply timeout")
+        ended = False
+        while (line := await unless_finished(session, lines.readline())) is not None:
+            result = await handle_line(session, output, line)
+            if result is False:
+                ended = True
+                break
+            if (
+                isinstance(result, str)
+                and await _within(reply_timeout, _reply(session, result)) is None
+            ):
+                output.note(f"! no complete reply to {line.strip()!r} within {reply_timeout:g} s")
+        if ended:
+            await wait_end(session, end_timeout)
+        else:
+            # Let trailing events (a SESSION_END right after the last reply) arrive and print.
+            await _within(reply_timeout, _quiet(session, _TRAILING_QUIET))
+    return session.finished
+
+
+async def _reply(session: SessionRuntime, client_event_id: str | None) -> bool:
+    """Wait until the reply is complete (``Conversation.reply_complete``), the session finished,
+    or, when the server answered with something other than a message (a handoff notice), until
+    a quiet second passed."""
+    update: Update | None = session.latest
+    while update is not None:
+        conversation = update.conversation
+        if update.finished is not None or conversation.reply_complete(client_event_id):
+            return True
+        following_update = _next(session, update)
+        if _answered(conversation, client_event_id) and not conversation.busy:
+            following_update = _within(_ANSWER_QUIET, following_update)
+        update = await following_update
+        if update is None:  # quiet (or closed): the answer is all there
+            return True
+    return True
+
+
+async def _next(session: SessionRuntime, update: Update) -> Update | None:
+    return await session.next_update(update.version)
+
+
+async def _quiet(session: SessionRuntime, quiet: float) -> None:
+    """Wait until no snapshot arrived for ``quiet`` seconds, or the end."""
+    update: Update | None = session.latest
+    while update is not None and update.finished is None:
+        update = await _within(quiet, _next(session, update))
 
 
 def _answered(conversation: Conversation, client_event_id: str | None) -> bool:
@@ -196,83 +289,3 @@ def _answered(conversation: Conversation, client_event_id: str | None) -> bool:
         return conversation.agent_joined
     mine = conversation.delivered(client_event_id)
     return mine is not None and mine.sequence is not None and conversation.cursor > mine.sequence
-
-
-async def run_chat(
-    session: Session,
-    terminal: Terminal,
-    *,
-    script: Iterable[str] | None = None,
-    input_fd: int | None = None,
-    reply_timeout: float = 30.0,
-    end_timeout: float = 10.0,
-) -> Finished | None:
-    """Run a chat until it ends; return how the session finished (``None`` if it did not).
-
-    With ``script``, each line is sent once the previous reply is complete (or after
-    ``reply_timeout``); without ``/end`` the chat stops after the last reply, leaving the session
-    open on the server. Otherwise lines are read from ``input_fd`` (default: stdin); end of input
-    ends the conversation. Input stops as soon as the session is over.
-    """
-    renderer = _Renderer(session, terminal)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(renderer.run)
-        if script is not None:
-            ended = await _run_script(session, terminal, script, reply_timeout)
-        else:
-            fd = sys.stdin.fileno() if input_fd is None else input_fd
-            ended = await _run_interactive(session, terminal, fd)
-        if ended:
-            with trio.move_on_after(end_timeout):
-                await session.wait_finished()
-        renderer.draw(session.latest)
-        nursery.cancel_scope.cancel()
-    return session.finished
-
-
-async def _run_script(
-    session: Session, terminal: Terminal, script: Iterable[str], reply_timeout: float
-) -> bool:
-    """Send the script's lines one reply at a time; ``True`` if the conversation was ended."""
-    if not await _wait_reply(session, None, reply_timeout):
-        terminal.note("! no greeting within the reply timeout")
-    for line in script:
-        if session.finished is not None:
-            return True
-        result = await _handle_line(session, terminal, line)
-        if result is False:
-            return True
-        if isinstance(result, str) and not await _wait_reply(session, result, reply_timeout):
-            terminal.note(f"! no complete reply to {line.strip()!r} within {reply_timeout:g} s")
-    # Let trailing events (a SESSION_END right after the last reply) arrive and print.
-    await _quiet(session, _TRAILING_QUIET, reply_timeout)
-    return session.finished is not None
-
-
-async def _quiet(session: Session, quiet: float, limit: float) -> None:
-    """Wait until no snapshot arrived for ``quiet`` seconds (at most ``limit``) or the end."""
-    with trio.move_on_after(limit):
-        update: Update | None = session.latest
-        while update is not None and update.finished is None:
-            with trio.move_on_after(quiet) as scope:
-                update = await session.next_update(update.version)
-            if scope.cancelled_caught:
-                return
-
-
-async def _run_interactive(session: Session, terminal: Terminal, fd: int) -> bool:
-    """Read and act on typed lines until ``/end``, end of input (which ends the conversation)
-    or the end of the session."""
-    send, receive = trio.open_memory_channel[str](math.inf)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_pump_lines, fd, send)
-        nursery.start_soon(_cancel_when_finished, session, nursery.cancel_scope)
-        async with receive:
-            async for line in receive:
-                if await _handle_line(session, terminal, line) is False:
-                    break
-            else:
-                with contextlib.suppress(LocalProtocolError):
-                    await session.end()
-        nursery.cancel_scope.cancel()
-    return True

@@ -1,44 +1,49 @@
-"""The live subcommands of ``polyai-messaging``: ``demo``, ``chat`` and ``emulator``.
+"""The live subcommands of ``polyai-messaging``: ``demo``, ``chat`` and ``emulator``, on asyncio.
 
 :func:`register` adds them to the main parser's subparsers; each sets ``func`` to a handler that
-takes the parsed :class:`argparse.Namespace` and returns the exit status.
+takes the parsed :class:`argparse.Namespace` and returns the exit status (or raises one of the
+errors :func:`polyai_messaging.cli.main` turns into a status; see ``_status``).
 
 - ``demo``: start the emulator in-process on a free loopback port and chat with its agent.
 - ``chat``: chat with a real deployment; the connector token comes from the environment
   variable ``POLYAI_CONNECTOR_TOKEN`` (never from a flag, which would leak into shell history).
+  ``--session-id`` resumes a conversation.
 - ``emulator``: serve the emulator until Ctrl-C; the first line of stdout is a JSON object
   saying where it listens (``--port 0`` picks a free port).
 
-``--script FILE`` (``demo``, ``chat``) sends the file's lines one reply at a time and prints the
-transcript, without a terminal. ``--log-level debug`` logs every frame (tokens redacted) to
-stderr.
+In a terminal, ``demo`` and ``chat`` are a line editor under the conversation (``_prompt``).
+With ``--script FILE``, or when stdin is not a terminal (``--script -``), they send the lines
+one reply at a time and print the transcript. ``--log-level debug`` logs every frame (tokens
+redacted) to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import logging
 import os
-import shutil
 import ssl
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
-from ..core import MessagingError
+from ._failures import CONNECTOR_TOKEN_ENV, reporting_retry
+from ._status import EXIT_STATUS_HELP, ExitStatus, UsageError
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..emulator import EmulatorConfig, RunningEmulator
+    from ..emulator import EmulatorConfig, Faults, RunningEmulator
+    from ..rest import AccessToken
     from ..runtime import TokenProvider
-    from ._chat import Terminal
 
-# trio, httpx, the emulator (hypercorn) and the chat are imported by the handlers only, so that
-# building the parser (for any subcommand, or --help) stays cheap.
+# The loop, httpx, the emulator (hypercorn), prompt_toolkit and the chat are imported by the
+# handlers only, so that building the parser (for any subcommand, or --help) stays cheap.
 
 __all__ = [
     "CONNECTOR_TOKEN_ENV",
@@ -50,14 +55,10 @@ __all__ = [
     "trigger_help",
 ]
 
-CONNECTOR_TOKEN_ENV: Final = "POLYAI_CONNECTOR_TOKEN"  # noqa: S105 (a variable name)
-"""The environment variable ``chat`` reads the connector token from."""
-
 PLATFORMS: Final = ("android", "android-web", "custom", "ios", "ios-web", "web")
 """The ``--platform`` values (those of :data:`polyai_messaging.rest.PLATFORMS`)."""
 
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-_T = TypeVar("_T")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,15 +67,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "demo",
         help="chat with the local emulator (started in-process)",
         description="Start the emulator on a free loopback port and chat with its agent.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
-    demo.add_argument(
-        "--no-streaming",
-        dest="streaming",
-        action="store_false",
-        help="ask for whole messages instead of streamed chunks",
-    )
-    demo.add_argument("--fast", action="store_true", help="no scripted delays in the agent")
-    demo.add_argument("--faults", default="", metavar="SPEC", help="emulator faults to inject")
+    _add_help_with_faults(demo)
+    _add_streaming(demo)
+    _add_emulator_behaviour(demo)
     _add_chat_options(demo)
     demo.set_defaults(func=run_demo_command)
 
@@ -82,13 +81,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "chat",
         help="chat with a deployment (connector token from $" + CONNECTOR_TOKEN_ENV + ")",
         description=(
-            f"Chat with a Messaging API deployment. The connector token is read from the "
+            "Chat with a Messaging API deployment. The connector token is read from the\n"
             f"environment variable {CONNECTOR_TOKEN_ENV}."
         ),
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chat.add_argument("--base-url", required=True, help="e.g. https://messaging.us-1.poly.ai")
     chat.add_argument("--host", required=True, help="the host identifier registered (X-Host)")
-    chat.add_argument("--streaming", action="store_true", help="ask for streamed replies")
+    chat.add_argument("--session-id", metavar="ID", help="resume this conversation")
+    _add_streaming(chat)
     chat.add_argument("--platform", default="custom", choices=PLATFORMS, help="default: custom")
     chat.add_argument("--ca-file", type=Path, help="extra CA certificate to trust (PEM)")
     _add_chat_options(chat)
@@ -101,13 +103,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Serve the Messaging API emulator on a loopback address until Ctrl-C. The first line"
             " of stdout is a JSON object: base_url, ws_url, connector_token, host, tls, ca_file."
         ),
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
+    _add_help_with_faults(emulator)
     emulator.add_argument("--port", type=int, help="default: 8765 (0 picks a free port)")
-    emulator.add_argument("--host", default="127.0.0.1", help="a loopback address")
+    emulator.add_argument(
+        "--bind", default="127.0.0.1", metavar="ADDRESS", help="a loopback address to listen on"
+    )
     emulator.add_argument("--tls", action="store_true", help="serve https/wss (trustme CA)")
     emulator.add_argument("--ca-file", type=Path, help="with --tls: where to write the CA (PEM)")
-    emulator.add_argument("--faults", default="", metavar="SPEC", help="e.g. drop-after=5:1")
-    emulator.add_argument("--fast", action="store_true", help="no scripted delays in the agent")
+    _add_emulator_behaviour(emulator)
     emulator.add_argument(
         "--heartbeat-interval",
         type=int,
@@ -124,19 +131,40 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     emulator.set_defaults(func=run_emulator_command)
 
 
+def _add_streaming(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--streaming",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask for replies streamed as they are written (default: on)",
+    )
+
+
+def _add_emulator_behaviour(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--faults",
+        type=_faults,
+        metavar="SPEC",
+        help="faults to inject, comma-separated (listed below)",
+    )
+    parser.add_argument("--fast", action="store_true", help="no scripted delays in the agent")
+
+
 def _add_chat_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--script",
-        type=Path,
         metavar="FILE",
-        help="send the file's lines (one per reply, '/end' leaves) and print the transcript",
+        help=(
+            "send the file's lines (one per reply, '/end' leaves) and print the transcript;"
+            " '-' reads stdin, the default when stdin is not a terminal"
+        ),
     )
     parser.add_argument(
         "--reply-timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
-        help="with --script: longest wait for each reply (default: %(default)s)",
+        help="with a script: longest wait for each reply (default: %(default)s)",
     )
     _add_log_level(parser)
 
@@ -149,6 +177,63 @@ def _add_log_level(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="log to stderr at this level (debug: every frame, tokens redacted)",
     )
+
+
+class _HelpWithFaults(argparse.Action):
+    """``-h/--help`` that also lists the fault specs. The list is read from the emulator only
+    when the help is asked for, so that building the parser imports no server."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: Any) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show this help message and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.print_help()
+        print("\n" + fault_help())
+        parser.exit()
+
+
+def _add_help_with_faults(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-h", "--help", action=_HelpWithFaults)
+
+
+def fault_help() -> str:
+    """The fault specs ``--faults`` takes, one per line."""
+    from ..emulator import FAULT_HELP  # noqa: PLC0415 - see the note on imports
+
+    width = max(map(len, FAULT_HELP))
+    lines = [f"  {spec:<{width}}  {meaning}" for spec, meaning in FAULT_HELP.items()]
+    return "\n".join(["faults (--faults SPEC,SPEC...):", *lines])
+
+
+def _faults(spec: str) -> Faults:
+    from ..emulator import parse_faults  # noqa: PLC0415 - see the note on imports
+
+    try:
+        return parse_faults(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def trigger_help() -> str:
@@ -164,64 +249,35 @@ def trigger_help() -> str:
 
 def run_demo_command(args: argparse.Namespace) -> int:
     """``polyai-messaging demo``."""
-    return _run(_demo, args)
+    _configure_logging(args)
+    return asyncio.run(_demo(args))
 
 
 def run_chat_command(args: argparse.Namespace) -> int:
     """``polyai-messaging chat``."""
-    return _run(_chat, args)
+    _configure_logging(args)
+    return asyncio.run(_chat(args))
 
 
 def run_emulator_command(args: argparse.Namespace) -> int:
     """``polyai-messaging emulator``."""
-    import trio  # noqa: PLC0415 - see the note on imports
-
     _configure_logging(args)
     try:
-        _unwrapped(trio.run, _emulator, args)
+        asyncio.run(_emulator(args))
     except KeyboardInterrupt:
         print("\nEmulator stopped.", file=sys.stderr)
-    except (ValueError, OSError) as exc:
-        print(f"polyai-messaging emulator: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK  # pragma: no cover - it serves until interrupted
 
 
-def _run(main: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
-    import trio  # noqa: PLC0415 - see the note on imports
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time: above the prompt while the terminal
+    chat runs (it patches stderr), instead of through it."""
 
-    _configure_logging(args)
-    try:
-        result: int = _unwrapped(trio.run, main, args)
-    except KeyboardInterrupt:
-        print("\nInterrupted.", file=sys.stderr)
-        return 130
-    except (MessagingError, OSError, ValueError) as exc:
-        print(f"polyai-messaging: {exc}", file=sys.stderr)
-        return 1
-    return result
-
-
-def _unwrapped(function: Callable[..., _T], *args: object) -> _T:
-    """Call ``function``; an exception group holding one exception (or a Ctrl-C among
-    cancellations) is raised as that exception, so the handlers above see what happened."""
-    try:
-        return function(*args)
-    except BaseExceptionGroup as group:
-        if group.subgroup(KeyboardInterrupt) is not None:
-            raise KeyboardInterrupt from None
-        leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0] from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record`` to the current stderr."""
+        self.stream = sys.stderr  # emit runs under the handler's lock
+        super().emit(record)
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -229,26 +285,44 @@ def _configure_logging(args: argparse.Namespace) -> None:
     if level is None:
         return
     # The library's own records only: a dependency's debug output (HTTP, the server) is noise
-    # here, and ours already says what happened on the wire.
-    handler = logging.StreamHandler(sys.stderr)
+    # here, and ours already says what happened on the wire. Stderr redirected away from the
+    # terminal keeps every record.
+    handler = _CurrentStderr() if sys.stderr.isatty() else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     library = logging.getLogger("polyai_messaging")
     library.addHandler(handler)
     library.setLevel(level.upper())
 
 
-def _script_lines(path: Path | None) -> list[str] | None:
-    if path is None:
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _token_provider(
+    base_url: str, connector_token: str, host: str, http: httpx.AsyncClient
+) -> TokenProvider:
+    """Mints access tokens with the connector token, saying so while a call is retried."""
+    from ..rest import mint_access_token  # noqa: PLC0415 - see the note on imports
+
+    async def provide() -> AccessToken:
+        retry = reporting_retry(_progress)
+        return await mint_access_token(base_url, connector_token, host, client=http, retry=retry)
+
+    return provide
+
+
+def _script(args: argparse.Namespace) -> Iterable[str] | None:
+    """The lines to send, or ``None`` for the terminal chat (stdin and stdout are terminals)."""
+    stdin = sys.stdin
+    if args.script is None and stdin is not None and stdin.isatty() and sys.stdout.isatty():
         return None
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    return text.splitlines()
-
-
-def _terminal(out: TextIO, script: list[str] | None) -> Terminal:
-    from ._chat import Terminal  # noqa: PLC0415 - see the note on imports
-
-    interactive = script is None and out.isatty()
-    return Terminal(out, interactive=interactive, width=lambda: shutil.get_terminal_size().columns)
+    if args.script in (None, "-"):
+        return stdin if stdin is not None else ()
+    try:
+        return Path(args.script).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read --script {args.script}: {reason or exc}") from None
 
 
 async def _converse(
@@ -256,108 +330,135 @@ async def _converse(
     base_url: str,
     provider: TokenProvider,
     *,
-    streaming: bool,
     platform: str = "custom",
+    session_id: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
     http: httpx.AsyncClient | None = None,
-    banner: tuple[str, ...] = (),
+    banner: Sequence[str] = (),
+    resumable: bool = False,
 ) -> int:
+    from ..asyncio import open_session  # noqa: PLC0415 - see the note on imports
     from ..driver import FinishKind, SessionConfig  # noqa: PLC0415
-    from ..trio import open_session  # noqa: PLC0415
-    from ._chat import run_chat  # noqa: PLC0415 - see the note on imports
+    from ._chat import LineReader, PlainOutput, run_script  # noqa: PLC0415
+    from ._safe import terminal_safe  # noqa: PLC0415
 
-    script = _script_lines(args.script)
-    terminal = _terminal(sys.stdout, script)
+    script = _script(args)  # a usage error shows before any connection
     async with open_session(
         base_url,
         provider,
-        streaming=streaming,
+        session_id=session_id,
+        streaming=args.streaming,
         platform=platform,
         user_agent="polyai-messaging-cli",
         ssl_context=ssl_context,
         http_client=http,
         config=SessionConfig(replay_quiet_seconds=0.2),
     ) as session:
-        if script is None:
-            for line in banner:
-                terminal.note(line)
-        finished = await run_chat(
-            session, terminal, script=script, reply_timeout=args.reply_timeout
-        )
+        if script is not None:
+            output = PlainOutput(sys.stdout)
+            lines = LineReader(script)
+            finished = await run_script(session, output, lines, reply_timeout=args.reply_timeout)
+        else:
+            from ._prompt import run_interactive  # noqa: PLC0415 - see the note on imports
+
+            if resumable:
+                sid = terminal_safe(session.session_id, multiline=False)
+                banner = [*banner, f"Session {sid} (resume it with --session-id {sid})."]
+            finished = await run_interactive(session, banner=banner)
     # A conversation left open (script without /end) or ended normally is a success.
-    return 0 if finished is None or finished.kind is FinishKind.ENDED else 1
+    if finished is None or finished.kind is FinishKind.ENDED:
+        return ExitStatus.OK
+    return ExitStatus.FAILED
 
 
-def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
-    from ..emulator import EmulatorConfig, parse_faults  # noqa: PLC0415 - see the note on imports
+def _emulator_config(args: argparse.Namespace, **timings: float | None) -> EmulatorConfig:
+    from ..emulator import EmulatorConfig  # noqa: PLC0415 - see the note on imports
 
     config = EmulatorConfig.fast() if args.fast else EmulatorConfig()
-    if args.faults:
-        config = config.replace(faults=parse_faults(args.faults))
-    return config
+    changes: dict[str, object] = {
+        name: value for name, value in timings.items() if value is not None
+    }
+    if args.faults is not None:
+        changes["faults"] = args.faults
+    try:
+        return config.replace(**changes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 async def _demo(args: argparse.Namespace) -> int:
     from ..emulator import DEMO_CONNECTOR_TOKEN, DEMO_HOST, run_emulator  # noqa: PLC0415
-    from ..rest import connector_token_provider  # noqa: PLC0415
+    from ..rest import http_client  # noqa: PLC0415
     from ._chat import HELP_TEXT  # noqa: PLC0415 - see the note on imports
 
-    async with run_emulator(_emulator_config(args)) as emulator:
-        provider = connector_token_provider(emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST)
+    async with run_emulator(_emulator_config(args)) as emulator, http_client(None, None) as http:
+        provider = _token_provider(emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST, http)
         mode = "streaming" if args.streaming else "whole messages"
         banner = (
             f"PolyAI Messaging demo: emulator at {emulator.base_url} ({mode}).",
             trigger_help(),
             HELP_TEXT,
         )
-        return await _converse(
-            args, emulator.base_url, provider, streaming=args.streaming, banner=banner
-        )
+        return await _converse(args, emulator.base_url, provider, http=http, banner=banner)
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from ..rest import connector_token_provider, http_client  # noqa: PLC0415
-    from ._chat import HELP_TEXT  # noqa: PLC0415 - see the note on imports
+    from ..core import LocalProtocolError  # noqa: PLC0415 - see the note on imports
+    from ..driver import check_transport_security  # noqa: PLC0415
+    from ..rest import http_client  # noqa: PLC0415
+    from ._chat import HELP_TEXT  # noqa: PLC0415
 
     connector_token = os.environ.get(CONNECTOR_TOKEN_ENV, "").strip()
     if not connector_token:
-        print(
-            f"polyai-messaging chat: set the connector token in ${CONNECTOR_TOKEN_ENV}",
-            file=sys.stderr,
-        )
-        return 2
-    context = ssl.create_default_context(cafile=str(args.ca_file)) if args.ca_file else None
+        raise UsageError(f"set the connector token in ${CONNECTOR_TOKEN_ENV}")
+    try:
+        check_transport_security(args.base_url)
+    except LocalProtocolError as exc:
+        raise UsageError(f"--base-url: {exc}") from None
+    context = _ssl_context(args.ca_file)
     async with http_client(None, context) as http:
-        provider = connector_token_provider(args.base_url, connector_token, args.host, client=http)
+        provider = _token_provider(args.base_url, connector_token, args.host, http)
         return await _converse(
             args,
             args.base_url,
             provider,
-            streaming=args.streaming,
             platform=args.platform,
+            session_id=args.session_id,
             ssl_context=context,
             http=http,
             banner=(f"Connected to {args.base_url}.", HELP_TEXT),
+            resumable=True,
         )
+
+
+def _ssl_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot use --ca-file {ca_file}: {exc.strerror or exc}") from None
 
 
 async def _emulator(args: argparse.Namespace) -> None:
-    import trio  # noqa: PLC0415 - see the note on imports
+    import anyio  # noqa: PLC0415 - see the note on imports
 
-    from ..emulator import DEFAULT_PORT, serve_forever  # noqa: PLC0415
+    from ..emulator import DEFAULT_PORT, run_emulator  # noqa: PLC0415
 
-    config = _emulator_config(args)
-    timings = {
-        "heartbeat_interval_seconds": args.heartbeat_interval,
-        "idle_timeout_seconds": args.idle_timeout,
-    }
-    config = config.replace(**{name: value for name, value in timings.items() if value is not None})
+    config = _emulator_config(
+        args, heartbeat_interval_seconds=args.heartbeat_interval,
+        idle_timeout_seconds=args.idle_timeout,
+    )  # fmt: skip
     port = DEFAULT_PORT if args.port is None else args.port
-    async with trio.open_nursery() as nursery:
-        emulator: RunningEmulator = await nursery.start(
-            serve_forever, config, args.host, port, args.tls
-        )
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            emulator = await stack.enter_async_context(
+                run_emulator(config, host=args.bind, port=port, tls=args.tls)
+            )
+        except ValueError as exc:  # the address or the port
+            raise UsageError(str(exc)) from None
         _announce(emulator, args.ca_file)
+        await anyio.sleep_forever()
 
 
 def _announce(emulator: RunningEmulator, ca_file: Path | None) -> None:

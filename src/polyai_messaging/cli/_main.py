@@ -4,7 +4,8 @@ Each subcommand lives in its own module, which exposes
 ``register(subparsers)``: it adds its parser(s) and sets ``func`` (``Namespace -> int``) as the
 handler. To add a subcommand, write such a module and list it in :data:`SUBCOMMAND_MODULES`;
 nothing else here changes. Modules are imported when the parser is built, so they should keep
-heavy imports cheap or inside their handlers.
+heavy imports cheap or inside their handlers. A handler returns an exit status or raises, and
+:func:`main` turns what it raised into one (see ``_status``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
+from typing import Final, TypeVar
 
-__all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
+from ..core import MessagingError
+from ._status import EXIT_STATUS_HELP, ExitStatus, Interrupted, UsageError
+
+__all__ = ["SUBCOMMAND_MODULES", "ExitStatus", "UsageError", "build_parser", "main"]
+
+_T = TypeVar("_T")
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "polyai_messaging.cli._replay",  # replay
@@ -37,9 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polyai-messaging",
         description="Client tools for the PolyAI Messaging API.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -52,21 +61,72 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (see :class:`ExitStatus`).
+
+    Whatever a command raises ends as a status and one line on stderr, never a traceback: a
+    :class:`UsageError` (2), Ctrl-C (130), a closed stdout (141, silently), a failure of the
+    conversation or the network (1, with its cause and what to do).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "func", None)
     if handler is None:
         parser.print_help(sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     try:
-        status: int = handler(args)
+        return int(_unwrapped(handler, args))
+    except UsageError as exc:
+        _say(f"{parser.prog} {args.command}: {exc}")
+        return ExitStatus.USAGE
+    except (KeyboardInterrupt, Interrupted):
+        _say("\nInterrupted.")
+        return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): silence the flush at exit, as a shell tool should.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    return status
+        return ExitStatus.PIPE_CLOSED
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        _say(f"{parser.prog}: this command needs pip install 'polyai-messaging[{extra}]'")
+        return ExitStatus.FAILED
+    except (MessagingError, OSError) as exc:
+        from ._failures import describe  # noqa: PLC0415 - only when something failed
+
+        _say(f"{parser.prog}: {describe(exc)}")
+        return ExitStatus.FAILED
+
+
+_EXTRAS: Final = {"websockets": "asyncio", "hypercorn": "emulator", "trustme": "emulator"}
+"""The modules of the optional extras, and the extra each comes with."""
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _unwrapped(function: Callable[..., _T], *args: object) -> _T:
+    """Call ``function``; an exception group holding one exception (or a Ctrl-C among
+    cancellations) is raised as that exception, so that :func:`main` sees what happened."""
+    try:
+        return function(*args)
+    except BaseExceptionGroup as group:
+        if group.subgroup(KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,7 @@ from ..core import (
     Role,
     ServerEvent,
 )
-from ..driver import DeliveryStatus, Finished, LinkStatus, StatusChanged
+from ..driver import DeliveryStatus, Finished, FinishKind, LinkStatus, StatusChanged
 from ._safe import terminal_safe
 
 if TYPE_CHECKING:
@@ -201,9 +201,34 @@ def status_line(previous: StatusChanged | None, new: StatusChanged | None) -> st
     return None
 
 
+_END_REASONS: Final = {
+    "REASON_USER_END": "you left",
+    "REASON_NATURAL_END": "the conversation is over",
+    "REASON_USER_ABANDONED": "nothing was heard from you for too long",
+}
+"""The documented reasons of ``SESSION_END``, in words."""
+
+_FINISHES: Final = {
+    FinishKind.ENDED_WHILE_DISCONNECTED: (
+        "Conversation ended while the connection was down, for longer than the server waits"
+    ),
+    FinishKind.GAVE_UP: "Connection lost: could not reconnect",
+    FinishKind.NEW_SESSION_REQUIRED: "Conversation lost: the server no longer knows it",
+    FinishKind.REJECTED: "Connection refused by the server",
+}
+"""How a session that did not end normally finished, in words."""
+
+
 def end_line(finished: Finished) -> str:
-    """``Conversation ended: REASON``."""
-    return f"Conversation ended: {_one_line(finished.reason) or finished.kind.value}"
+    """The end, in words: ``Conversation ended: you left.``; a reason the server sent that is
+    not a documented one is shown as it is, made safe."""
+    reason = _one_line(finished.reason)
+    if finished.kind is FinishKind.ENDED:
+        if finished.reason in _END_REASONS:
+            return f"Conversation ended: {_END_REASONS[finished.reason]}."
+        return f"Conversation ended (reason: {reason})." if reason else "Conversation ended."
+    words = _FINISHES.get(finished.kind, f"Session finished ({finished.kind.value})")
+    return words + (f" ({reason})." if reason else ".")
 
 
 def indicator_line(conversation: Conversation) -> str | None:

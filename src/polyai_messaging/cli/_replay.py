@@ -5,7 +5,8 @@ reconnect overlaps included). Lines without a ``type`` key are annotations and a
 blank lines are ignored. A malformed line (invalid JSON, or a frame the decoder rejects) is
 reported on stderr as ``FILE:LINE: reason`` and the rest is still folded; so are the rejected
 elements of a batch (the batch's good elements are kept). The exit status is 0 unless the
-file cannot be read (2).
+file cannot be read (2). What the log's frames say is server text: it is printed made safe for a
+terminal (``_safe``), in the text and in the JSON output.
 
 A file that is a *scripted conversation* (see :mod:`polyai_messaging.testing`) is also run
 through the session driver, and the driver's report is added to the output.
@@ -26,6 +27,7 @@ from ..core import Conversation, RemoteProtocolError, render_text, to_json
 from ..core import _reducer as reducer
 from ..core import _wire as wire
 from ..testing import _scripted as scripted
+from ._safe import json_safe, terminal_safe
 
 __all__ = ["Problem", "Replay", "read_lines", "register", "replay_lines", "run"]
 
@@ -143,18 +145,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print(f"polyai-messaging replay: cannot read {path}: {reason}", file=stderr)
         return 2
     result = replay_lines(lines)
+    # The log holds server text: it reaches the terminal only made safe.
     for problem in result.problems:
         where = f"{path}:{problem.line}" if problem.line else path
-        print(f"{where}: {problem.reason}", file=stderr)
+        print(terminal_safe(f"{where}: {problem.reason}", multiline=False), file=stderr)
     if args.json:
         document = to_json(result.conversation)
         if result.script is not None:
             document.update(result.script.report())
-        print(json.dumps(document, ensure_ascii=False, indent=2), file=stdout)
+        print(json_safe(json.dumps(document, ensure_ascii=False, indent=2)), file=stdout)
     else:
-        stdout.write(render_text(result.conversation))
+        stdout.write(terminal_safe(render_text(result.conversation)))
         if result.script is not None:
-            stdout.write(_script_text(result.script))
+            stdout.write(terminal_safe(_script_text(result.script)))
     return 0
 
 

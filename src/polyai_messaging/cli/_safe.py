@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["terminal_safe"]
+__all__ = ["json_safe", "terminal_safe"]
 
 _REPLACEMENT: Final = "\ufffd"
 
@@ -20,6 +20,8 @@ _REPLACEMENT: Final = "\ufffd"
 _C0: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # C1 controls, lone surrogates, and the bidirectional embeddings, overrides and isolates.
 _UNPRINTABLE: Final = re.compile(r"[\x80-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+# What json.dumps leaves raw (it escapes the C0 controls only) that a terminal would act on.
+_JSON_RAW: Final = re.compile(r"[\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
 def _picture(match: re.Match[str]) -> str:
@@ -35,3 +37,13 @@ def terminal_safe(text: str, *, multiline: bool = True) -> str:
     """
     text = _UNPRINTABLE.sub(_REPLACEMENT, _C0.sub(_picture, text))
     return text if multiline else text.replace("\n", " ")
+
+
+def json_safe(document: str) -> str:
+    """JSON text (as ``json.dumps`` writes it) with every character a terminal would act on,
+    or could not print, written as a ``\\uXXXX`` escape: the same JSON value, safe to print.
+
+    Such characters can only stand inside the document's strings, where an escape means the
+    same character.
+    """
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", document)

@@ -1,0 +1,323 @@
+"""The command line as a person or a program meets it: help, flags, exit statuses, failures.
+
+Exit statuses: 0 done, 1 the conversation failed, 2 a usage error, 130 Ctrl-C, 141 the output
+was closed. A failure is one line on stderr with the precise cause and what to do; never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from polyai_messaging.cli import main
+from polyai_messaging.cli._main import build_parser
+from polyai_messaging.emulator import FAULT_HELP
+
+CLI = [sys.executable, "-m", "polyai_messaging.cli"]
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+TOKEN = "demo-connector-token"
+TIMEOUT = 60
+
+
+def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**ENV, **env},
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[dict[str, Any]]:
+    """``polyai-messaging emulator --port 0 --fast``: its announcement."""
+    process = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--fast"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=TIMEOUT)
+
+
+def help_of(*command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``argv``, which must be refused as a usage error (status 2); return stderr."""
+    try:
+        status = main(argv)
+    except SystemExit as exit_info:  # refused by the parser
+        status = exit_info.code  # type: ignore[assignment]
+    assert status == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return captured.err
+
+
+# --- help -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [(), ("demo",), ("chat",), ("emulator",)])
+def test_help_lists_the_exit_statuses(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = help_of(*command, capsys=capsys)
+    statuses = re.findall(r"^ +(\d+) +\S", text.split("exit status:")[1], re.MULTILINE)
+    assert statuses == ["0", "1", "2", "130", "141"]
+
+
+@pytest.mark.parametrize("command", ["demo", "chat"])
+def test_script_help_says_dash_reads_stdin(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = " ".join(help_of(command, capsys=capsys).split())
+    assert "'-' reads stdin" in text
+    assert "when stdin is not a terminal" in text
+
+
+@pytest.mark.parametrize("command", ["demo", "emulator"])
+def test_faults_help_lists_every_spec(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    text = help_of(command, capsys=capsys)
+    for spec, meaning in FAULT_HELP.items():
+        assert re.search(rf"^  {re.escape(spec)} +{re.escape(meaning)}$", text, re.MULTILINE)
+
+
+# --- flags: one meaning per name ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "streaming"),
+    [
+        (["demo"], True),
+        (["demo", "--no-streaming"], False),
+        (["demo", "--streaming"], True),
+        (["chat", "--base-url", "https://x.example", "--host", "x.example"], True),
+        (
+            ["chat", "--base-url", "https://x.example", "--host", "x.example", "--no-streaming"],
+            False,
+        ),
+    ],
+)
+def test_streaming_is_one_flag_pair_with_one_default(argv: list[str], streaming: bool) -> None:
+    assert build_parser().parse_args(argv).streaming is streaming
+
+
+def test_chat_session_id_resumes_a_conversation(emulator: dict[str, Any], tmp_path: Path) -> None:
+    headers = {"X-Token": TOKEN, "X-Host": emulator["host"]}
+    with httpx.Client(base_url=emulator["base_url"], timeout=TIMEOUT) as http:
+        token = http.post("/api/v1/access-token", headers=headers).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        session_id = http.post("/api/v1/sessions", headers=auth).json()["session_id"]
+    chat = ["chat", "--base-url", emulator["base_url"], "--host", emulator["host"]]
+    first = run(
+        *chat,
+        "--session-id",
+        session_id,
+        stdin="remember me\n",
+        **{"POLYAI_CONNECTOR_TOKEN": TOKEN},
+    )
+    assert first.returncode == 0, first.stderr
+    assert 'Ada: You said: "remember me" (2 words). What else can I do for you?' in first.stdout
+    # The second run, in the same conversation, is shown its history first.
+    again = run(
+        *chat, "--session-id", session_id, stdin="/end\n", **{"POLYAI_CONNECTOR_TOKEN": TOKEN}
+    )
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.splitlines()
+    assert "You: remember me" in lines
+    assert lines[-1] == "Conversation ended: you left."
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+def test_piped_stdin_is_a_script_one_line_per_reply() -> None:
+    result = run("demo", "--fast", stdin="hello\nhow are you\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    hello = lines.index("You: hello")
+    assert lines.index("Ada: Hi, I'm Ada, the PolyAI demo agent. How can I help you today?") < hello
+    assert lines[hello + 1] == 'Ada: You said: "hello" (1 word). What else can I do for you?'
+    assert lines[hello + 3] == "You: how are you"
+    assert lines[hello + 4] == 'Ada: You said: "how are you" (3 words). What else can I do for you?'
+    assert "\x1b" not in result.stdout  # no terminal control without a terminal
+
+
+def test_text_echoed_by_the_server_reaches_the_terminal_made_safe() -> None:
+    result = run("demo", "--fast", stdin="\x1b]0;pwned\x07 \x1b[2J hi\n")
+    assert result.returncode == 0, result.stderr
+    assert "You: \u241b]0;pwned\u2407 \u241b[2J hi" in result.stdout.splitlines()
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", result.stdout)
+
+
+def test_an_unreadable_script_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(["demo", "--fast", "--script", str(tmp_path / "missing.txt")], capsys)
+    (line,) = err.splitlines()
+    assert "missing.txt" in line
+    assert "No such file" in line
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
+def test_a_reply_timeout_must_be_a_positive_number(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "--reply-timeout" in usage_error(["demo", "--reply-timeout", value], capsys)
+
+
+def test_a_bad_faults_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(["demo", "--faults", "drop-after=x"], capsys)
+    assert "--faults" in err
+
+
+# --- failures: the cause in one line, with what to do -----------------------------------------
+
+
+def chat_failure(
+    base_url: str,
+    host: str,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> list[str]:
+    """Run ``chat`` where it must fail (status 1); return stderr's lines."""
+    monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", token)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: a script
+    status = main(["chat", "--base-url", base_url, "--host", host])
+    captured = capsys.readouterr()
+    assert status == 1, captured
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    assert token not in captured.err
+    return captured.err.splitlines()
+
+
+def test_a_wrong_connector_token(
+    emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (line,) = chat_failure(emulator["base_url"], "localhost", "wrong-token", monkeypatch, capsys)
+    assert "Connector token does not exist" in line
+    assert "401" in line
+    assert "$POLYAI_CONNECTOR_TOKEN" in line  # what to check
+
+
+def test_a_wrong_host(
+    emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (line,) = chat_failure(emulator["base_url"], "wrong.example", TOKEN, monkeypatch, capsys)
+    assert "Failed to validate connector" in line
+    assert "--host" in line
+
+
+def test_an_unreachable_url_shows_its_retries(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.monotonic()
+    lines = chat_failure(f"http://127.0.0.1:{port}", "localhost", TOKEN, monkeypatch, capsys)
+    elapsed = time.monotonic() - start
+    *progress, failure = lines
+    assert len(progress) == 2
+    for number, line in enumerate(progress, start=2):
+        match = re.fullmatch(rf"connecting… retry {number} of 3 in (\d+\.\d) s", line)
+        assert match is not None, line
+    waited = sum(float(re.findall(r"in (\S+) s", line)[0]) for line in progress)
+    assert waited <= elapsed + 0.1  # the waits announced are the waits made
+    assert "could not reach the server" in failure
+    assert "--base-url" in failure
+
+
+def test_a_missing_extra_is_named(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['websockets'] = None;"
+        "from polyai_messaging.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    script = tmp_path / "script.txt"
+    script.write_text("/end\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--fast", "--script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=ENV,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "polyai-messaging: this command needs pip install 'polyai-messaging[asyncio]'"
+    ]
+
+
+# --- closed pipes and Ctrl-C ------------------------------------------------------------------
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """``demo | head -1``: no traceback, no 'Broken pipe', status 141 as for a shell tool."""
+    script = tmp_path / "script.txt"
+    script.write_text("hello\nhello again\n/end\n", encoding="utf-8")
+    process = subprocess.Popen(
+        [*CLI, "demo", "--no-streaming", "--script", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    assert process.stdout.readline() == "Connected.\n"
+    process.stdout.close()  # as `head -1` does; the demo has much more to say
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert process.wait(timeout=TIMEOUT) == 141
+    assert stderr == ""
+
+
+def test_ctrl_c_while_connecting_exits_130() -> None:
+    with socket.socket() as sock:  # accepts connections, never answers: connecting hangs
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        process = subprocess.Popen(
+            [*CLI, "chat", "--base-url", base_url, "--host", "localhost", "--script", "-"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**ENV, "POLYAI_CONNECTOR_TOKEN": TOKEN},
+        )
+        time.sleep(1.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130
+    assert stderr.strip() == "Interrupted."
