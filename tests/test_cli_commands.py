@@ -258,9 +258,10 @@ def test_an_unreachable_url_shows_its_retries(
     assert "--base-url" in failure
 
 
-def test_a_missing_extra_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["websockets", "hypercorn"])
+def test_a_missing_extra_is_named(tmp_path: Path, module: str) -> None:
     code = (
-        "import sys; sys.modules['websockets'] = None;"
+        f"import sys; sys.modules[{module!r}] = None;"
         "from polyai_messaging.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     script = tmp_path / "script.txt"
@@ -275,8 +276,27 @@ def test_a_missing_extra_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "polyai-messaging: this command needs pip install 'polyai-messaging[asyncio]'"
+        "polyai-messaging: this command needs pip install 'polyai-messaging[cli]'"
     ]
+
+
+def test_a_script_needs_no_line_editor(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['prompt_toolkit'] = None;"
+        "from polyai_messaging.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    script = tmp_path / "script.txt"
+    script.write_text("/end\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--fast", "--script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=ENV,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "Conversation ended: you left."
 
 
 # --- closed pipes and Ctrl-C ------------------------------------------------------------------

@@ -99,7 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.FAILED
 
 
-_EXTRAS: Final = {"websockets": "asyncio", "hypercorn": "emulator", "trustme": "emulator"}
+_EXTRAS: Final = {
+    "websockets": "cli",
+    "hypercorn": "cli",
+    "trustme": "cli",
+    "prompt_toolkit": "cli",
+}
 """The modules of the optional extras, and the extra each comes with."""
 
 
