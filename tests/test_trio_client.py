@@ -381,7 +381,8 @@ async def test_a_server_that_sends_no_replay_still_gets_a_join(
 async def test_expired_while_disconnected(virtual_clock: MockClock) -> None:
     # Production idle timeouts (600 s) on both sides, in virtual time; the wall clock the driver
     # reads follows the virtual one.
-    client = SessionConfig(replay_quiet_seconds=0.05, backoff=Backoff(base=900.0, cap=900.0))
+    backoff = Backoff(base=900.0, cap=900.0, jitter=0.0)
+    client = SessionConfig(replay_quiet_seconds=0.05, backoff=backoff)
     async with (
         run_emulator(EmulatorConfig.fast()) as emulator,
         session_on(emulator, config=client, clock=virtual_now) as session,
