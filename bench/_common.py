@@ -50,6 +50,16 @@ HEARTBEAT_FRAME = encode(Heartbeat())
 _MAX_LINE = 1 << 20
 
 
+def add_adapter_option(parser: argparse.ArgumentParser) -> None:
+    """``--adapter NAME``: run one adapter only (for profiling); the figures are then its own."""
+    parser.add_argument("--adapter", choices=BACKENDS, help="only this adapter (default: both)")
+
+
+def chosen_adapters(arguments: argparse.Namespace) -> tuple[str, ...]:
+    """The adapters ``--adapter`` asks for."""
+    return BACKENDS if arguments.adapter is None else (arguments.adapter,)
+
+
 # --- the machine and the output ------------------------------------------------------------
 
 
@@ -327,12 +337,15 @@ def gc_pauses() -> Iterator[GcPauses]:
 
 
 def _grow(state: Any, session_id: str, count: int) -> int:
-    """Journal ``count`` events in a session: user messages and agent replies, alternately,
+    """Journal ``count`` events in a session: the agent joining first (a conversation under
+    way, which the client need not join), then user messages and agent replies, alternately,
     of an ordinary size. Returns the last sequence."""
     session = state.session(session_id)
     first = session.journal.last_sequence + 1
     for number in range(first, first + count):
-        if number % 2:
+        if number == 2:
+            session.publish("EVENT_TYPE_POLY_AGENT_JOINED", {"agent_name": "Ada"})
+        elif number % 2:
             session.publish(
                 "EVENT_TYPE_USER_MESSAGE",
                 {"text": f"message {number}: a table for four at 7pm", "message_id": f"u{number}"},

@@ -46,6 +46,8 @@ from _common import (
     BACKENDS,
     HEARTBEAT_FRAME,
     Emulator,
+    add_adapter_option,
+    chosen_adapters,
     cli_emulator,
     client_for,
     emit,
@@ -183,6 +185,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="200 sessions held 10 s")
     parser.add_argument("--sessions", type=int, help="sessions in the client process")
     parser.add_argument("--hold", type=float, help="seconds the sessions are held")
+    add_adapter_option(parser)
     parser.add_argument("--client", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--connector-token", help=argparse.SUPPRESS)
@@ -196,7 +199,8 @@ def main() -> int:
     print("polyai-messaging idle-sessions benchmark")
     print(f"  {machine()}")
     by_adapter = {
-        backend: run_adapter(backend, arguments.sessions, arguments.hold) for backend in BACKENDS
+        backend: run_adapter(backend, arguments.sessions, arguments.hold)
+        for backend in chosen_adapters(arguments)
     }
     print(f"  elapsed {time.perf_counter() - started:.1f} s")
     emit(

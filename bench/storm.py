@@ -32,11 +32,13 @@ from typing import Any
 
 import anyio
 from _common import (
-    BACKENDS,
+    add_adapter_option,
     busiest_window,
+    chosen_adapters,
     client_for,
     controlled_emulator,
     emit,
+    gc_pauses,
     hold_sessions,
     machine,
     session_class,
@@ -116,11 +118,12 @@ async def run_storm(backend: str, count: int, patience: float) -> dict[str, Any]
                 opened_in = time.perf_counter() - opening
                 await anyio.sleep(1.0)  # every link settled after its replay
                 connect_timeout = sessions[0].state.config.connect_timeout_seconds
-                storm.arm()
-                answer = await control.command("drop")
-                with anyio.move_on_after(patience):
-                    while len(storm.opened) < count:
-                        await anyio.sleep(0.05)
+                with gc_pauses() as pauses:
+                    storm.arm()
+                    answer = await control.command("drop")
+                    with anyio.move_on_after(patience):
+                        while len(storm.opened) < count:
+                            await anyio.sleep(0.05)
                 release.set()
     attempts = [moment - storm.since for moment in storm.attempts.values()]
     back = [moment - storm.since for moment in storm.opened.values()]
@@ -138,7 +141,7 @@ async def run_storm(backend: str, count: int, patience: float) -> dict[str, Any]
         f"after the drop; busiest 100 ms: {busiest} ({figures['busiest_100ms_share']:.1%}, "
         f"target <= 15%)"
     )
-    print(f"    first attempts per 100 ms: {histogram(attempts)}")
+    print(f"    first attempts per 100 ms: {histogram(attempts)}; {pauses}")
     print(
         f"    back: {len(back)} of {count}, the last {max(back, default=float('nan')):.2f} s "
         f"after the drop (target <= 5 s)"
@@ -171,6 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="500 sessions instead of 1,000")
     parser.add_argument("--sessions", type=int, help="sessions an adapter")
+    add_adapter_option(parser)
     arguments = parser.parse_args()
     count = arguments.sessions or (500 if arguments.quick else 1000)
     patience = 10.0 if arguments.quick else 30.0
@@ -179,7 +183,7 @@ def main() -> int:
     print(f"  {machine()}")
     results = {
         backend: anyio.run(run_storm, backend, count, patience, backend=backend)
-        for backend in BACKENDS
+        for backend in chosen_adapters(arguments)
     }
     print(f"  elapsed {time.perf_counter() - started:.1f} s")
     emit(
