@@ -75,19 +75,21 @@ def _is_figure(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
-def run(name: str) -> list[str]:
-    """Run ``bench/<name>.py --quick``; return what is wrong (nothing: an empty list)."""
+def run(name: str) -> tuple[list[str], str]:
+    """Run ``bench/<name>.py --quick``; return what is wrong (nothing: an empty list) and the
+    output's last line."""
     command = [sys.executable, str(BENCH / f"{name}.py"), "--quick"]
     try:
         child = subprocess.run(  # noqa: S603 - our own benchmarks, run with this Python
             command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False, cwd=ROOT
         )
     except subprocess.TimeoutExpired:
-        return [f"it did not finish within {TIMEOUT_SECONDS} s"]
+        return [f"it did not finish within {TIMEOUT_SECONDS} s"], ""
     if child.returncode != 0:
         tail = "\n".join(child.stderr.rstrip().splitlines()[-20:])
-        return [f"it exited with status {child.returncode}:\n{tail}"]
-    return problems(child.stdout, FIGURES[name])
+        return [f"it exited with status {child.returncode}:\n{tail}"], ""
+    lines = child.stdout.rstrip().splitlines()
+    return problems(child.stdout, FIGURES[name]), lines[-1] if lines else ""
 
 
 def main() -> int:
@@ -100,7 +102,7 @@ def main() -> int:
     failed = 0
     for name in arguments.names or list(FIGURES):
         started = time.perf_counter()
-        found = run(name)
+        found, figures = run(name)
         elapsed = time.perf_counter() - started
         if found:
             failed += 1
@@ -109,6 +111,7 @@ def main() -> int:
                 print(f"  {problem}")
         else:
             print(f"bench/{name}.py --quick: printed its figures ({elapsed:.0f} s)")
+            print(f"  {figures}")
     return 1 if failed else 0
 
 
