@@ -9,8 +9,8 @@ always runs in another process, so that its work is neither timed nor counted as
   first line it prints (where it listens);
 * :func:`controlled_emulator` starts this file as a script (:func:`serve`): the same emulator,
   which also takes commands on its stdin, one JSON object a line, and answers each with one
-  (``drop`` the sockets of some or all sessions, ``grow`` a session's journal while its client
-  is away, ``last_sequence``).
+  (``drop`` the sockets of some or all sessions; ``grow`` a session's journal, dropping its
+  sockets first if asked, so that its client misses what is journaled).
 
 Run as a script, this file is that controlled emulator (``python bench/_common.py --help``).
 """
@@ -378,10 +378,6 @@ def _answer(state: Any, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("drop_first", False):
             state.drop_sockets(request["session"])
         return {"last_sequence": _grow(state, request["session"], int(request["events"]))}
-    if op == "last_sequence":
-        return {"last_sequence": state.session(request["session"]).journal.last_sequence}
-    if op == "sockets":
-        return {"sockets": sum(len(session.sockets) for session in state.sessions.values())}
     return {"error": f"unknown op {op!r}"}
 
 
@@ -393,11 +389,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
         run_emulator,
     )
 
-    config = EmulatorConfig.fast(
-        heartbeat_interval_seconds=arguments.heartbeat_interval,
-        always_prepend_session_start=arguments.prepend_session_start,
-        max_frame_bytes=arguments.max_frame_bytes,
-    )
+    config = EmulatorConfig.fast(always_prepend_session_start=arguments.prepend_session_start)
     async with run_emulator(config) as emulator:
         ready = {
             "base_url": emulator.base_url,
@@ -414,13 +406,11 @@ async def _serve(arguments: argparse.Namespace) -> None:
 def serve() -> None:
     """The controlled emulator: print where it listens, then answer commands until stdin ends."""
     parser = argparse.ArgumentParser(description=serve.__doc__)
-    parser.add_argument("--heartbeat-interval", type=int, default=30, metavar="SECONDS")
     parser.add_argument(
         "--prepend-session-start",
         action="store_true",
         help="re-send SESSION_START first in every replay that starts after it",
     )
-    parser.add_argument("--max-frame-bytes", type=int, default=131072)
     anyio.run(_serve, parser.parse_args(), backend="trio")
 
 

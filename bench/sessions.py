@@ -2,8 +2,9 @@
 
 For each adapter (trio, asyncio), a client process of its own (this file with ``--client``)
 opens N sessions against the emulator in another process (``polyai-messaging emulator --port 0
---fast --heartbeat-interval 2``), each until the agent's greeting, lets every heartbeat cycle
-start (two intervals), then holds them all for the hold time while only heartbeats flow.
+--fast --heartbeat-interval 2``), sharing one HTTP client and one access token as an application
+running many sessions would, each until the agent's greeting; lets every heartbeat cycle start
+(two intervals), then holds them all for the hold time while only heartbeats flow.
 
 Measured in the client process, over the hold:
 
@@ -18,15 +19,18 @@ Measured in the client process, over the hold:
 * ``kib_per_session``: the growth of the process's resident set size (RSS, from
   ``/proc/self/statm``) from before the sessions were opened (after one warm-up session) to
   the end of the hold, per session (target <= 24 KiB). RSS rather than tracemalloc: it is what
-  the sessions cost the machine (sockets' and the TLS/WebSocket libraries' C allocations
-  included, and the allocator's slack), and tracemalloc would slow every allocation, and so
-  the CPU figure taken in the same run, several times over.
+  the sessions cost the machine (C allocations included, such as zlib's for the WebSocket
+  compression websockets negotiates, and the allocator's slack), and tracemalloc would slow
+  every allocation, and so the CPU figure taken in the same run, several times over.
+
+Each adapter's lines also give the CPU time per heartbeat sent and the garbage collector's
+pauses during the hold (its full collections scan every object of every session).
 
 The figures (the last line, one JSON object) are the worse of the two adapters' (the larger
 ``cpu_share`` and ``kib_per_session``, the sum of ``late_heartbeats`` and ``aborts``), with each
 adapter's own under ``by_adapter``.
 
-Run: ``python bench/sessions.py`` (2,000 sessions held 60 s, about 4 minutes), or ``--quick``
+Run: ``python bench/sessions.py`` (2,000 sessions held 60 s, about 3 minutes), or ``--quick``
 (200 sessions held 10 s).
 """
 
