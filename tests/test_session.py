@@ -61,6 +61,7 @@ from polyai_messaging.driver import (
     WakeUp,
     step,
 )
+from polyai_messaging.driver._backoff import draw
 
 JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"
 HEARTBEAT = "EVENT_TYPE_HEARTBEAT"
@@ -333,12 +334,14 @@ def backoff_delays(n: int, seed: int = 7) -> list[float]:
 
 
 def test_backoff_exponential_with_cap_and_jitter_at_the_cap() -> None:
+    """Attempt n waits the nominal ``min(30, 2**(n-1))`` s scaled by the session's n-th draw
+    (full jitter: anywhere below the nominal delay)."""
     delays = backoff_delays(14)
-    for attempt, delay in enumerate(delays[:5], start=1):
-        nominal = 2.0 ** (attempt - 1)
-        assert 0.8 * nominal <= delay <= nominal
+    for attempt, delay in enumerate(delays, start=1):
+        nominal = min(30.0, 2.0 ** (attempt - 1))
+        assert delay == pytest.approx(nominal * (1.0 - draw(7, attempt - 1)))
     capped = delays[6:]
-    assert all(24.0 <= d <= 30.0 for d in capped)
+    assert all(0.0 < d <= 30.0 for d in capped)
     assert len(set(capped)) == len(capped), "jitter still applies at the cap"
 
 
@@ -933,7 +936,7 @@ def test_status_changed_fields() -> None:
         1,
     )
     assert status.retry_in is not None
-    assert 0.8 <= status.retry_in <= 1.0
+    assert 0.0 < status.retry_in <= 1.0
     effects = d.wake()
     assert of(StatusChanged, effects) == [
         StatusChanged(LinkStatus.CONNECTING, "reconnecting", 1, None, 2)

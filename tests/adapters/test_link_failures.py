@@ -134,11 +134,11 @@ async def test_an_existing_session_id_is_resumed(adapter: Adapter, emulator: Loc
 async def test_a_session_that_expires_while_disconnected_finishes(adapter: Adapter) -> None:
     idle = 1.0
     # The link drops and stays down: the backoff is longer than the idle timeout (the same on
-    # both sides).
+    # both sides). No jitter: a full-jitter draw could fall below the idle timeout.
     client = SessionConfig(
         replay_quiet_seconds=0.05,
         idle_timeout_seconds=idle,
-        backoff=Backoff(base=10 * idle, cap=10 * idle),
+        backoff=Backoff(base=10 * idle, cap=10 * idle, jitter=0.0),
     )
     async with (
         open_emulator(EmulatorConfig.fast(idle_timeout_seconds=idle)) as emulator,

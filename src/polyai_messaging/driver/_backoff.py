@@ -1,4 +1,4 @@
-"""Reconnect backoff: exponential from 1 s to a 30 s cap, with jitter that still applies at the cap.
+"""Reconnect backoff: exponential from 1 s to a 30 s cap, with full jitter, also at the cap.
 
 Pure: the random draw comes in as an argument (a float in ``[0, 1)``) so that a seeded session
 replays the same delays.
@@ -17,14 +17,17 @@ __all__ = ["Backoff", "draw", "random_bits"]
 class Backoff:
     """``delay(n) = min(cap, base * 2**(n-1)) * (1 - jitter * u)`` for attempt ``n >= 1``.
 
-    The jitter only shortens a delay, so no delay exceeds ``cap`` and capped delays still differ
-    (a fleet of clients that lost the same server does not come back in lockstep).
+    The jitter only shortens a delay, so no delay exceeds ``cap`` and capped delays still differ.
+    The default, ``jitter=1.0``, is "full jitter" (AWS, "Exponential Backoff And Jitter"): a
+    wait drawn uniformly below the nominal delay. Clients that lost the same server at the same
+    instant then come back spread evenly over the first second rather than together in its last
+    fifth, as a 20 % jitter had them, and a single client still reconnects within a second.
     """
 
     base: float = 1.0
     cap: float = 30.0
     jitter: float = attrs.field(
-        default=0.2,
+        default=1.0,
         validator=attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0)),
     )
 

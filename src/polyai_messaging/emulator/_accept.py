@@ -16,7 +16,12 @@ from typing import Any, Protocol
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config
 
-__all__ = ["Accepted", "Acceptor", "OpenAcceptor", "RawSocket"]
+__all__ = ["LISTEN_BACKLOG", "Accepted", "Acceptor", "OpenAcceptor", "RawSocket"]
+
+LISTEN_BACKLOG = 4096
+"""Connections the kernel completes and queues before the accept loop takes them (it caps this
+at ``net.core.somaxconn``). Deep enough for a thousand clients reconnecting at once: a
+connection that finds the queue full has its SYN dropped and only tries again a second later."""
 
 
 class RawSocket(Protocol):

@@ -15,7 +15,7 @@ from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 
-from ._accept import Accepted
+from ._accept import LISTEN_BACKLOG, Accepted
 
 __all__ = ["AsyncioAcceptor", "open_asyncio_acceptor"]
 
@@ -38,7 +38,10 @@ class AsyncioAcceptor:
 
     async def listen(self, sock: socket.socket, ssl_context: ssl.SSLContext | None) -> None:
         """Start accepting on ``sock``."""
-        self._server = await asyncio.start_server(self._arrive, sock=sock, ssl=ssl_context)
+        # asyncio listens on ``sock`` again, with a backlog of 100 unless told.
+        self._server = await asyncio.start_server(
+            self._arrive, sock=sock, ssl=ssl_context, backlog=LISTEN_BACKLOG
+        )
 
     def _arrive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

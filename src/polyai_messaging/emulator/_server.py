@@ -31,7 +31,7 @@ import sniffio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
 
-from ._accept import Accepted, Acceptor, OpenAcceptor, RawSocket
+from ._accept import LISTEN_BACKLOG, Accepted, Acceptor, OpenAcceptor, RawSocket
 from ._app import WS_PATH, EmulatorApp
 from ._config import EmulatorConfig
 from ._state import EmulatorState
@@ -205,7 +205,7 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
