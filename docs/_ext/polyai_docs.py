@@ -280,18 +280,22 @@ class AutoReexports(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         module = importlib.import_module(self.arguments[0])
-        by_home: dict[str, list[str]] = {}
-        lines = StringList()
+        by_home: dict[str, list[str]] = {home: [] for home in PUBLIC_MODULES}
+        own: list[str] = []
         for name in module.__all__:
             public = _public_names().get(id(getattr(module, name)))
             if public is None:
-                lines.append(f".. autodata:: {self.arguments[0]}.{name}", "<autoreexports>")
-                lines.append("", "<autoreexports>")
+                own.append(name)
             else:
-                by_home.setdefault(public.rpartition(".")[0], []).append(public)
+                by_home[public.rpartition(".")[0]].append(public)
+        lines = StringList()
         for home, names in by_home.items():
-            refs = ", ".join(f":py:obj:`~{name}`" for name in names)
-            lines.append(f"- From :py:mod:`{home}`: {refs}.", "<autoreexports>")
+            if names:
+                refs = ", ".join(f":py:obj:`~{name}`" for name in names)
+                lines.append(f"- From :py:mod:`{home}`: {refs}.", "<autoreexports>")
+        for name in own:
+            lines.append("", "<autoreexports>")
+            lines.append(f".. autodata:: {self.arguments[0]}.{name}", "<autoreexports>")
         container = nodes.section()
         self.state.nested_parse(lines, self.content_offset, container)
         return list(container.children)
