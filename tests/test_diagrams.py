@@ -34,11 +34,14 @@ def test_check_mode(capsys: object) -> None:
     assert load_script().main(["--check"]) == 0
 
 
-def test_readme_embeds_the_generated_diagram() -> None:
-    script = load_script()
+def test_the_site_renders_the_committed_diagrams_and_the_readme_links_to_them() -> None:
+    concepts = (ROOT / "docs" / "concepts.md").read_text(encoding="utf-8")
+    for name in ("phases.mmd", "connect-replay-join.mmd"):
+        assert f"```{{mermaid}} ../diagrams/{name}\n```" in concepts
+    # A package index shows the README without Mermaid: it links to the rendered page instead.
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"```mermaid\n{script.phases_mermaid()}```" in readme
-    assert script.readme_with_diagram(readme, script.phases_mermaid()) == readme
+    assert "```mermaid" not in readme
+    assert "/concepts.html#phases)" in readme
 
 
 def edges(source: str) -> set[tuple[str, str, str]]:

@@ -1,7 +1,7 @@
-"""Outbound client events: the five types a client may send (protocol §7).
+"""Outbound client events: the five types a client may send (:ref:`protocol-sending`).
 
 A command carries only ``type``, ``payload`` and optional ``metadata.custom``: never ``id``,
-``sequence`` or ``timestamp``, which the server assigns (protocol §6.1).
+``sequence`` or ``timestamp``, which the server assigns.
 """
 
 from __future__ import annotations

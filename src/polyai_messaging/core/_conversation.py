@@ -2,7 +2,7 @@
 
 A :class:`Conversation` is only ever produced by :func:`polyai_messaging.core.apply`. It is
 built on persistent structures (``immutables.Map``, a HAMT, for what is looked up by key; an
-:class:`~.event_log.EventLog` for the sequenced events), so applying one event costs the same at
+:class:`~._history.EventLog` for the sequenced events), so applying one event costs the same at
 50,000 events of history as at 500: nothing is copied whole. Ordered views (``transcript``,
 ``timeline``, ``journal``) are built when asked for, not on every event.
 
@@ -79,7 +79,7 @@ class Role(enum.Enum):
 
 
 class SystemHint(enum.Enum):
-    """What a catalogue system message (protocol §13.3) asks the client to do."""
+    """What a catalogue system message asks the client to do (:ref:`protocol-system-messages`)."""
 
     RETRY_LATER = "retry_later"
     REJOIN = "rejoin"
@@ -112,7 +112,7 @@ _HINTS: tuple[tuple[str, SystemHint], ...] = (
 def hint_for(message: str) -> SystemHint:
     """Classify a system message text by the catalogue.
 
-    A case-insensitive substring match, as the vendor SDKs do: the server's ``Error: `` prefix
+    A case-insensitive substring match, as the vendor SDKs do: the server's ``Error:`` prefix
     and any surrounding text are optional. No catalogue text contains another class's needle.
     """
     lowered = message.lower()
@@ -246,7 +246,7 @@ class Message:
     """False for a stream still missing chunks (shown as partial)."""
     interrupted: bool = False
     """An incomplete stream that will not be completed: a later agent, live-agent or system
-    message came after it (for example ``Sorry, I encountered an error``, OP-13), or the
+    message came after it (for example ``Sorry, I encountered an error``), or the
     conversation has ended."""
     client_event_id: str | None = None
     message_id: str | None = None
@@ -318,7 +318,7 @@ class Conversation:
     live_typing: tuple[float, str] | None = None
     live_output_rank: float = -1.0
     notices: tuple[Notice, ...] = ()
-    """Transient system messages in arrival order (the last :data:`NOTICE_MEMORY`)."""
+    """Transient system messages in arrival order (the last 100)."""
     duplicates_dropped: int = 0
     protocol_errors: tuple[str, ...] = ()
     """Descriptions of rejected input (malformed batch or array elements); bounded."""
@@ -496,7 +496,7 @@ class Conversation:
 
     @property
     def agent_joined(self) -> bool:
-        """Whether any ``POLY_AGENT_JOINED`` was received (the join decision, protocol §5.4)."""
+        """Whether any ``POLY_AGENT_JOINED`` was received (:ref:`protocol-join`)."""
         return "agent" in self.facts
 
     @property

@@ -9,7 +9,7 @@ handed to the hook the cattrs converter has for that type.
 
 The functions only decide *whether* a frame is valid. On a bad envelope they raise
 :class:`RemoteProtocolError` with its path; on a bad payload they raise some other exception,
-and :mod:`.wire` asks the detailed cattrs converter to explain it. cattrs stays the reference:
+and :mod:`._wire` asks the detailed cattrs converter to explain it. cattrs stays the reference:
 ``tests/test_decoders.py`` checks that both accept the same frames and build equal events.
 """
 

@@ -1,6 +1,6 @@
-"""Inbound server events: every ``type`` a client can receive (protocol §8), as attrs classes.
+"""Inbound server events: every ``type`` a client can receive, as attrs classes.
 
-Each event carries the envelope of protocol §6.2 (``id``, ``sequence``, ``timestamp``,
+Each event carries the envelope (``id``, ``sequence``, ``timestamp``,
 ``metadata``) and a typed ``payload`` shaped exactly like the wire, so that a decoding error
 names a wire path such as ``payload.chunk_index``. Optional fields the vendor's SDKs read
 (protocol Appendix B) are accepted too; unknown fields are ignored. Unknown ``type`` values
@@ -80,12 +80,12 @@ TYPING_STARTED = "TYPING_STATE_STARTED"
 TYPING_STOPPED = "TYPING_STATE_STOPPED"
 
 
-# --- shared shapes (protocol §9) -------------------------------------------------------------
+# --- shared shapes ---------------------------------------------------------------------------
 
 
 @attrs.frozen
 class Attachment:
-    """A rich content card (protocol §9.1). Every field is optional on the wire."""
+    """A rich content card. Every field is optional on the wire."""
 
     title: str | None = None
     preview_image_url: str | None = None
@@ -97,7 +97,7 @@ class Attachment:
 
 @attrs.frozen
 class Suggestion:
-    """A quick reply (protocol §9.2); picking it sends ``message_text`` as a user message."""
+    """A quick reply; picking it sends ``message_text`` as a user message."""
 
     message_text: str
 
@@ -204,7 +204,8 @@ class LiveAgent:
 
 @attrs.frozen
 class LiveAgentJoinedPayload:
-    """Nested ``agent`` as documented, or the flat form the SDKs also accept (OP-29)."""
+    """Nested ``agent`` as documented, or the flat form the vendor SDKs also accept
+    (:ref:`protocol-events`)."""
 
     agent: LiveAgent | None = None
     agent_id: str | None = None
@@ -252,7 +253,7 @@ class HandoffAcceptedPayload:
 
 @attrs.frozen
 class QueueStatusPayload:
-    """All fields optional (protocol §8.3); ``position`` is an alias the SDKs read."""
+    """All fields optional, as documented; ``position`` is an alias the vendor SDKs read."""
 
     queue_name: str | None = None
     position_in_queue: int | None = None
@@ -270,7 +271,8 @@ class ClientHandoffPayload:
     """Payload of ``CLIENT_HANDOFF_REQUIRED``: why, and where to send the user."""
 
     reason: str | None = None
-    """``COMPLEX_QUERY``, ``AGENT_DECISION`` or ``POLICY``; unknown values are kept (OP-30)."""
+    """``COMPLEX_QUERY``, ``AGENT_DECISION`` or ``POLICY`` (no prefix, unlike the other enums);
+    unknown values are kept."""
     queue_name: str | None = None
     route: str | None = None
 
@@ -296,7 +298,7 @@ class SystemMessagePayload:
 
     message: str
     level: str = "SYSTEM_MESSAGE_LEVEL_ERROR"
-    """A missing level is read as ERROR (OP-25)."""
+    """A missing level is read as ERROR (:ref:`protocol-system-messages`)."""
 
     @property
     def is_error(self) -> bool:
@@ -324,7 +326,7 @@ class UserMessagePayload:
 
 @attrs.frozen(kw_only=True)
 class _Event:
-    """Envelope fields shared by every server event (protocol §6.2)."""
+    """Envelope fields shared by every server event (:ref:`protocol-envelope`)."""
 
     TYPE: ClassVar[str] = ""
     id: str | None = None
@@ -610,4 +612,4 @@ KNOWN_TYPES: Mapping[str, type[Any]] = {
 ECHO_TYPES = frozenset(
     {PolyAgentJoinRequested.TYPE, UserMessageEcho.TYPE, UserEndSessionEcho.TYPE, HeartbeatEcho.TYPE}
 )
-"""Types that are echoes of client events (protocol §6.3)."""
+"""Types that are echoes of client events (:ref:`protocol-delivery`)."""

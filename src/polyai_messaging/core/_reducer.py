@@ -14,7 +14,7 @@ Rules, in the order they are applied to each event:
    session driver detects as a diverged history on replay.
 3. Log, cursor and gaps: every sequenced event (unknown types too) is appended to the log; the
    cursor is the highest sequence; gaps are the missing ranges below it.
-4. Facts: each known type updates its facts, "latest by rank" (see :mod:`.conversation`).
+4. Facts: each known type updates its facts, "latest by rank" (see :mod:`._conversation`).
 
 Nothing here depends on arrival order except the transient parts (indicators, notices) and the
 diagnostics (``duplicates_dropped``, ``protocol_errors``) and the log's order.
@@ -179,7 +179,8 @@ def _placed(
             MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
         )
     if rank < record.rank:
-        # The event that places the message also dates it, even without a timestamp (OP-5):
+        # The event that places the message also dates it, even without a timestamp (replayed
+        # events may lack one; docs: protocol-batches):
         # keeping an earlier-arrived timestamp would make the result depend on arrival order.
         return record._replace(rank=rank, timestamp=event.timestamp)
     return record

@@ -5,7 +5,7 @@
 :class:`~polyai_messaging.core.RemoteProtocolError` with a readable path; it never raises
 anything else. :func:`encode` produces only the five client types, compact JSON.
 
-Decoding runs a generated straight-line decoder per type first (:mod:`.decoders`); only when it
+Decoding runs a generated straight-line decoder per type first (:mod:`._decoders`); only when it
 fails is the frame structured again by cattrs with detailed validation, to name the offending
 path. Bad input is rare, so the common path pays nothing for good error messages. cattrs also
 declares the tagged union and structures what the generated decoders do not inline.
@@ -55,7 +55,7 @@ MAX_SEQUENCE = 2**53 - 1
 """Largest accepted ``sequence``: the exact-integer range of JSON numbers (I-JSON, RFC 7493).
 
 Beyond it a sequence cannot be ranked exactly (the reducer ranks events with floats), and a
-huge one would overflow; a negative one cannot be a resume cursor (protocol §5.1).
+huge one would overflow; a negative one cannot be a resume cursor (:ref:`protocol-websocket`).
 """
 
 MAX_BATCH_DEPTH = 8
@@ -204,7 +204,7 @@ def _list_of(
 
 
 def _payload_object(value: Mapping[str, Any]) -> dict[str, Any]:
-    """The frame's payload: absent or null means ``{}`` (OP-34); anything else must be an object."""
+    """The frame's payload: absent or null means ``{}``; anything else must be an object."""
     payload = value.get("payload")
     if payload is None:
         return {}
@@ -234,7 +234,7 @@ def _envelope_metadata(value: Any) -> Metadata:
 _envelope = compile_envelope_decoder(
     timestamp=_envelope_timestamp, metadata=_envelope_metadata, max_sequence=MAX_SEQUENCE
 )
-"""The envelope fields of protocol §6.2, checked (for the hand-written batch and unknown hooks)."""
+"""The envelope fields, checked (for the hand-written batch and unknown hooks)."""
 
 
 def _batch(value: Any, depth: int) -> EventBatch:

@@ -44,7 +44,7 @@ class LinkStatus(enum.Enum):
 
 
 class DeliveryStatus(enum.Enum):
-    """Protocol §6.4: ``pending`` until the echo is folded (``sent``), or ``failed``."""
+    """``pending`` until the echo is folded (``sent``), or ``failed`` (:ref:`protocol-delivery`)."""
 
     PENDING = "pending"
     SENT = "sent"

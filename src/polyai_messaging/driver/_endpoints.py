@@ -1,12 +1,12 @@
-"""Where the Messaging API lives: clusters, base URLs, REST and WebSocket URLs (protocol §2, §5.1).
+"""Where the Messaging API lives: clusters, base URLs, REST and WebSocket URLs.
 
 Everything here is pure: no sockets, no clocks, no environment. The functions only build and check
 strings.
 
-Transport security (§17): the access token travels in the WebSocket query string and the
-connector token in a REST header, so only TLS (``https://`` / ``wss://``) is allowed. Plain
-``http://`` / ``ws://`` is accepted only for a loopback host (``127.0.0.0/8``, ``::1``,
-``localhost``), which is what a local emulator uses. Violations raise
+Transport security (:ref:`protocol-security`): the access token travels in the WebSocket query
+string and the connector token in a REST header, so only TLS (``https://`` / ``wss://``) is
+allowed. Plain ``http://`` / ``ws://`` is accepted only for a loopback host (``127.0.0.0/8``,
+``::1``, ``localhost``), which is what a local emulator uses. Violations raise
 :class:`~polyai_messaging.core.LocalProtocolError`.
 
 No function here puts a token, or a URL carrying one, into an exception message. Use
@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://messaging.poly.ai"
-"""The region-agnostic default host listed by the latest documentation revision (OP-35)."""
+"""The region-agnostic default host, listed by the latest revision of the vendor's documentation
+(an earlier one said there was none; :ref:`protocol-endpoints`)."""
 
 API_PREFIX = "/api/v1"
 """Path prefix of the REST endpoints, relative to the base URL."""
@@ -57,7 +58,7 @@ _REDACTED = "***"
 
 
 class Cluster(enum.Enum):
-    """A regional Messaging API deployment (§2)."""
+    """A regional Messaging API deployment (:ref:`protocol-endpoints`)."""
 
     US_1 = "us-1"
     """US mainland: ``https://messaging.us-1.poly.ai``."""
@@ -163,7 +164,7 @@ def _quote(value: str) -> str:
 
 
 def websocket_url(base_url: str, session_id: str, access_token: str, cursor: int = 0) -> str:
-    """The WebSocket URL ``wss://<host>/ws?session_id=..&access_token=..[&cursor=n]`` (§5.1).
+    """The WebSocket URL ``wss://<host>/ws?session_id=..&access_token=..[&cursor=n]``.
 
     ``base_url`` is the REST base URL (``https://`` becomes ``wss://``, loopback ``http://``
     becomes ``ws://``) or an explicit ``wss://``/``ws://`` URL (which may already end in ``/ws``);

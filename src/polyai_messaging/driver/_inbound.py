@@ -59,7 +59,8 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         _fold(turn, item)
     s = turn.state
     if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:
-        # SESSION_START announced a different interval: reschedule (0 disables, §14).
+        # SESSION_START announced a different interval: reschedule (0 disables).
+        # (docs: protocol-heartbeat)
         interval = s.heartbeat_interval
         turn.update(next_heartbeat=turn.t + interval if interval > 0 else None)
         s = turn.state

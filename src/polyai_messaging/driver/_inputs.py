@@ -70,7 +70,7 @@ class LinkClosed:
 
 @attrs.frozen
 class HandshakeFailed:
-    """The server answered the upgrade with an HTTP error (protocol §5.2)."""
+    """The server answered the upgrade with an HTTP error (:ref:`protocol-websocket`)."""
 
     generation: int
     status: int

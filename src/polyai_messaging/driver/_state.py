@@ -144,7 +144,7 @@ class SessionState:
 
     @property
     def heartbeat_interval(self) -> float:
-        """Seconds between heartbeats; 0 means disabled (protocol §14)."""
+        """Seconds between heartbeats; 0 means disabled (:ref:`protocol-heartbeat`)."""
         caps = self.conversation.capabilities
         value = caps.heartbeat_interval_seconds if caps else None
         if value is None or value < 0:

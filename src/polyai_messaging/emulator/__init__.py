@@ -12,12 +12,12 @@ on whichever event loop starts it, trio or asyncio::
         journal = emulator.state.session(session_id).journal      # what replays are cut from
         emulator.state.expire_session(session_id)                 # as the idle timeout would
 
-Module map: :mod:`.config` (settings), :mod:`.faults` (fault spec and counters),
-:mod:`.wire` (event names, envelopes, cursors, batches), :mod:`.journal` (per-session history),
-:mod:`.auth` (connectors, host matching, access tokens), :mod:`.sessions` (sessions, sockets,
-fan-out), :mod:`.agent` (the scripted agent), :mod:`.state` (everything in memory),
-:mod:`.rest` and :mod:`.websocket` (the endpoints), :mod:`.app` (the ASGI app),
-:mod:`.server` (hypercorn, TLS, the accept loop) and :mod:`.serve_trio` / :mod:`.serve_asyncio`
+Module map (the modules are private; their public names are exported here): ``_config``
+(settings), ``_faults`` (fault spec and counters), ``_wire`` (event names, envelopes, cursors,
+batches), ``_journal`` (per-session history), ``_auth`` (connectors, host matching, access
+tokens), ``_sessions`` (sessions, sockets, fan-out), ``_agent`` (the scripted agent), ``_state``
+(everything in memory), ``_rest`` and ``_websocket`` (the endpoints), ``_app`` (the ASGI app),
+``_server`` (hypercorn, TLS, the accept loop) and ``_serve_trio`` / ``_serve_asyncio``
 (accepting connections on each loop).
 
 The emulator is independent of the client library: it imports nothing else from

@@ -2,7 +2,7 @@
 
 One agent task runs per session and handles that session's joins and user messages strictly in
 arrival order, so every script's events stay contiguous. The echo of each client event is sent
-earlier, as soon as the frame arrives (see :mod:`.websocket`), so that receipts are immediate even
+earlier, as soon as the frame arrives (see :mod:`._websocket`), so that receipts are immediate even
 while a long script is still running.
 
 Trigger words are matched case-insensitively as substrings of the user's text; see
@@ -67,11 +67,13 @@ ERROR_TRIGGERS: Mapping[str, str] = MappingProxyType(
         "handoff-not-initiated": "Sorry, handoff could not be initiated.",
     }
 )
-"""``error:<name>`` trigger name -> the exact §13.3 catalogue string it produces."""
+"""``error:<name>`` trigger name -> the exact catalogue string it produces
+(:ref:`protocol-system-messages`)."""
 
 # Agent-side errors come after THINKING, like a reply that failed.
 _AGENT_ERRORS = frozenset({"high-load", "unable-to-start", "trouble-responding", "stream-error"})
-# After these the conversation is gone, so REQUEST_POLY_AGENT_JOIN works again (§13.3 advice).
+# After these the conversation is gone, so REQUEST_POLY_AGENT_JOIN works again, as the
+# catalogue advises (docs: protocol-system-messages).
 _CONVERSATION_LOST = frozenset(
     {"unable-to-start", "conversation-not-found", "conversation-id-not-found"}
 )
@@ -121,7 +123,7 @@ async def _pause(session: Session) -> None:
 
 async def _join(session: Session) -> None:
     if session.phase in (AgentPhase.POLY_AGENT, AgentPhase.LIVE_AGENT):
-        return  # OP-33: a second join only gets its echo
+        return  # a second join only gets its echo (docs: protocol-emulator)
     session.phase = AgentPhase.POLY_AGENT
     session.publish(
         EventType.POLY_AGENT_JOINED,
@@ -134,7 +136,7 @@ async def _join(session: Session) -> None:
 async def _user_message(session: Session, job: AgentJob) -> None:
     text = job.text.lower()
     if session.phase not in (AgentPhase.POLY_AGENT, AgentPhase.LIVE_AGENT):
-        _system_error(session, CONVERSATION_NOT_FOUND, job.metadata)  # OP-33
+        _system_error(session, CONVERSATION_NOT_FOUND, job.metadata)  # docs: protocol-emulator
         return
     error = _ERROR_PATTERN.search(text)
     if error is not None:
@@ -185,7 +187,7 @@ async def _think(session: Session) -> None:
 
 
 def _system_error(session: Session, message: str, metadata: dict[str, Any] | None) -> None:
-    # OP-25/OP-26: agent, session and handoff errors are journaled at ERROR level.
+    # Agent, session and handoff errors are journaled at ERROR level (docs: protocol-emulator).
     session.publish(
         EventType.SYSTEM_MESSAGE,
         {"level": SYSTEM_LEVEL_ERROR, "message": message},
@@ -203,7 +205,8 @@ async def _error_trigger(session: Session, name: str, job: AgentJob) -> None:
     if name in _AGENT_ERRORS:
         await _think(session)
     if name == "stream-error" and session.streaming:
-        # A stream that breaks midway: some chunks, no final chunk, then the error (§10.7).
+        # A stream that breaks midway: some chunks, no final chunk, then the error
+        # (docs: protocol-streaming).
         message_id = _message_id()
         for index, piece in enumerate(_pieces("I was about to answer that when"), start=1):
             session.publish(EventType.POLY_AGENT_MESSAGE_CHUNK, _chunk(message_id, piece, index))
@@ -251,7 +254,8 @@ async def _reply(
     suggestions: Sequence[str],
     attachments: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """One PolyAI reply: a message, or in streaming sessions a chunk series (§10)."""
+    """One PolyAI reply: a message, or in streaming sessions a chunk series
+    (:ref:`protocol-streaming`)."""
     message_id = _message_id()
     if not session.streaming:
         session.publish(
@@ -265,7 +269,7 @@ async def _reply(
         )
         return
     # Attachments ride on the first chunk; the suggestions on a final chunk with empty text,
-    # which the protocol allows (§10.5) and clients must handle.
+    # which the protocol allows and clients must handle (docs: protocol-streaming).
     for index, piece in enumerate(_pieces(text), start=1):
         extra = attachments if index == 1 else ()
         session.publish(

@@ -10,7 +10,7 @@ from ._websocket import reject_handshake, serve_websocket
 __all__ = ["WS_PATH", "EmulatorApp"]
 
 WS_PATH = "/ws"
-"""Where the WebSocket endpoint lives (§2)."""
+"""Where the WebSocket endpoint lives (:ref:`protocol-endpoints`)."""
 
 
 class EmulatorApp:

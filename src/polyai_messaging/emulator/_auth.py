@@ -1,4 +1,4 @@
-"""Connectors, host matching and access tokens (§3, §4.1, OP-17, OP-20).
+"""Connectors, host matching and access tokens (:ref:`protocol-emulator`).
 
 Access tokens are opaque random strings, not JWTs: clients must treat them as opaque anyway.
 Token values never appear in a ``repr``, a log line or an error message.

@@ -29,7 +29,7 @@ def _default_connectors() -> Mapping[str, str | None]:
 class EmulatorConfig:
     """Everything that shapes the emulator's behaviour.
 
-    The defaults match the documented production values (protocol §5.3, §16) and give a
+    The defaults match the documented production values (:ref:`protocol-limits`) and give a
     human-paced agent for demos. Tests usually want :meth:`fast`.
     """
 
@@ -38,8 +38,8 @@ class EmulatorConfig:
     ``https://www.yourcompany.com``) or an app namespace (``com.yourcompany.app``). An ``X-Host``
     is accepted if, scheme, path and port aside, it equals the registered host or adds whole
     labels on its left (a subdomain, ``app.yourcompany.com``); so an app namespace, whose
-    children add labels on the right, in effect matches exactly (see
-    :func:`~polyai_messaging.emulator.auth.host_matches`). ``None`` or ``""`` registers a
+    children add labels on the right, in effect matches exactly (:ref:`protocol-emulator`).
+    ``None`` or ``""`` registers a
     connector with no host, which answers ``Connector missing host domain``. Default: the demo
     connector only."""
     expires_in: int = 86400
@@ -60,7 +60,8 @@ class EmulatorConfig:
     close_grace_seconds: float = 0.2
     """Pause between ``SESSION_END`` and the server's close (code 1000) of each socket."""
     always_prepend_session_start: bool = False
-    """OP-6: when true, a replay after a cursor past ``SESSION_START`` still starts with it."""
+    """When true, a replay after a cursor past ``SESSION_START`` still starts with it (the API
+    says both; :ref:`protocol-emulator`)."""
     heartbeat_interval_seconds: int = 30
     """Advertised in ``SESSION_START.capabilities``."""
     max_reconnect_attempts: int = 5
@@ -72,7 +73,7 @@ class EmulatorConfig:
     """Optional per-session WebSocket frame rate limit; excess frames are silently dropped.
     ``None`` (default) disables it."""
     faults: Faults = field(default_factory=Faults)
-    """The faults active at start-up; see :mod:`polyai_messaging.emulator.faults`."""
+    """The faults active at start-up; see :class:`Faults` and :doc:`/reference/faults`."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "connectors", MappingProxyType(dict(self.connectors)))

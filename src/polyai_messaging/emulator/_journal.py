@@ -46,7 +46,8 @@ def make_entry(
 
 
 class Journal:
-    """Persistent events of one session, with consecutive sequences from 1 (OP-1)."""
+    """Persistent events of one session, with consecutive sequences from 1
+    (:ref:`protocol-emulator`)."""
 
     def __init__(self) -> None:
         self._entries: list[JournalEntry] = []
@@ -64,7 +65,7 @@ class Journal:
         return entry
 
     def after(self, cursor: int) -> Sequence[JournalEntry]:
-        """Entries whose sequence is greater than ``cursor`` (exclusive, OP-8)."""
+        """Entries whose sequence is greater than ``cursor`` (the cursor is exclusive)."""
         # Sequences are 1..n without gaps, so entry i has sequence i + 1.
         return self._entries[max(cursor, 0) :]
 

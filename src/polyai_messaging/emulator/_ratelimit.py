@@ -1,4 +1,5 @@
-"""The optional rate limiter (§4.3, OP-36): a token bucket per key, off by default."""
+"""The optional rate limiter: a token bucket per key, off by default (the API publishes no
+limits; :ref:`protocol-emulator`)."""
 
 from __future__ import annotations
 

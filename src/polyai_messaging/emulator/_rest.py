@@ -1,6 +1,7 @@
-"""The two REST endpoints of §4, as ASGI HTTP handlers.
+"""The two REST endpoints, as ASGI HTTP handlers.
 
-Error bodies are ``{"error": s, "message": s}`` (OP-18) with the documented strings.
+Error bodies are ``{"error": s, "message": s}`` with the documented strings (the API documents
+the strings, not the body; :ref:`protocol-emulator`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _access_token(state: EmulatorState, scope: Scope) -> dict[str, Any]:
     presented_host = header(scope, b"x-host")
     if not connector_token or not presented_host:
         raise _HttpError(401, "Missing authentication headers")
-    # OP-19: the body may be empty or "{}"; it carries nothing, so it is not parsed.
+    # The body may be empty or "{}"; it carries nothing, so it is not parsed.
     if connector_token not in state.config.connectors:
         raise _HttpError(401, "Connector token does not exist")
     registered = state.config.connectors[connector_token]
@@ -121,7 +122,7 @@ def _create_session(state: EmulatorState, scope: Scope, body: bytes | None) -> d
 
 def _parse_session_body(body: bytes | None) -> dict[str, Any]:
     """``streaming_enabled`` (default false) and ``platform`` (default web, not validated:
-    OP-21) from an optional JSON object body."""
+    the API does not say whether it is) from an optional JSON object body."""
     if body is None:
         raise _HttpError(400, "Error parsing request")
     if not body.strip():

@@ -41,7 +41,7 @@ class AgentPhase(enum.Enum):
     LIVE_AGENT = "live_agent"
     """The scripted live agent answers."""
     NO_AGENT = "no_agent"
-    """The AI left after a client-managed, failed or timed-out handoff (OP-27)."""
+    """The AI left after a client-managed, failed or timed-out handoff (:ref:`protocol-phases`)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,8 @@ class Session:
         return self.end_reason is not None
 
     def accepts_token(self, access_token: str, connector_token: str) -> bool:
-        """OP-17: the token that created the session, or any token of the same connector."""
+        """The token that created the session, or any token of the same connector
+        (:ref:`protocol-emulator`)."""
         return access_token == self._access_token or connector_token == self._connector_token
 
     def touch(self, now: float) -> None:
@@ -205,7 +206,8 @@ class Session:
         return entry
 
     def end(self, reason: str) -> None:
-        """Journal ``SESSION_END``, stop the agent and close every socket with 1000 (OP-15)."""
+        """Journal ``SESSION_END``, stop the agent and close every socket with 1000
+        (:ref:`protocol-emulator`)."""
         if self.ended:
             return
         self.publish(EventType.SESSION_END, {"reason": reason})

@@ -1,4 +1,4 @@
-"""The ``/ws`` endpoint (§5): handshake checks, replay, client frames, fan-out and faults.
+"""The ``/ws`` endpoint: handshake checks, replay, client frames, fan-out and faults.
 
 Each socket runs two tasks. The *receiver* validates client frames, journals echoes and queues
 agent work. The *sender* is the only task that writes to the socket: first the replay batches,
@@ -8,7 +8,8 @@ faults that shape a socket's opening (overlap, reorder, no-replay, close) are de
 socket joins the fan-out.
 
 Every event of a session, echoes and heartbeat echoes included, goes to every open socket of
-that session (OP-32); only invalid-frame errors go to the offending socket alone.
+that session (:ref:`protocol-emulator`); only invalid-frame errors go to the offending socket
+alone.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ async def serve_websocket(state: EmulatorState, scope: Scope, receive: Receive, 
 
 
 async def reject_handshake(scope: Scope, send: Send, status: int, message: str) -> None:
-    """Answer the upgrade request with a plain HTTP error response (§5.2)."""
+    """Answer the upgrade request with a plain HTTP error response (:ref:`protocol-websocket`)."""
     if "websocket.http.response" in scope.get("extensions", {}):
         await send_json(send, status, {"error": message, "message": message}, websocket=True)
     else:  # pragma: no cover - hypercorn supports the extension
@@ -135,7 +136,7 @@ def _opening_frames(state: EmulatorState, session: Session, cursor: int) -> list
 def _replay_frames(state: EmulatorState, session: Session, cursor: int) -> list[str]:
     entries = list(session.journal.after(cursor))
     if state.config.always_prepend_session_start and cursor >= 1:
-        entries.insert(0, session.journal.after(0)[0])  # OP-6 option
+        entries.insert(0, session.journal.after(0)[0])  # docs: protocol-emulator
     texts = [entry.text for entry in entries]
     return batch_frames(texts, state.config.max_frame_bytes, reverse_each=state.faults.reorder)
 
@@ -154,7 +155,7 @@ async def _receive_frames(
         now = anyio.current_time()
         session.touch(now)
         if state.ws_limiter is not None and state.ws_limiter.acquire(session.id, now) > 0:
-            continue  # §4.3: excess frames may be dropped silently
+            continue  # excess frames may be dropped silently (docs: protocol-limits)
         text = message.get("text")
         if text is None:  # binary frames are not part of the protocol
             _reject_frame(connection, FrameError(MESSAGE_UNKNOWN_OR_INVALID))
@@ -169,16 +170,18 @@ async def _receive_frames(
 
 
 def _reject_frame(connection: SocketConnection, error: FrameError) -> None:
-    # Invalid-input errors go to the offending socket only and are not journaled (OP-26).
+    # Invalid-input errors go to the offending socket only and are not journaled
+    # (docs: protocol-emulator).
     payload = {"level": SYSTEM_LEVEL_ERROR, "message": error.message}
     entry = make_entry(EventType.SYSTEM_MESSAGE, payload, sequence=None, metadata=error.metadata)
     connection.deliver(entry.text)
 
 
 def _handle_frame(session: Session, frame: ClientFrame) -> None:
-    """Echo a valid client event (§6.3) and hand it to the agent where needed."""
+    """Echo a valid client event (:ref:`protocol-delivery`) and hand it to the agent where
+    needed."""
     if frame.type is EventType.USER_TYPING:
-        return  # not echoed, not journaled (OP-11); there is nobody to show it to
+        return  # not echoed, not journaled: there is nobody to show it to (docs: protocol-emulator)
     if frame.type is EventType.HEARTBEAT:
         session.publish(frame.type, frame.payload, metadata=frame.metadata, transient=True)
     elif frame.type is EventType.USER_END_SESSION:

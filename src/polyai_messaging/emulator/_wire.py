@@ -34,7 +34,7 @@ Json = dict[str, Any]
 
 
 class EventType(StrEnum):
-    """Every ``type`` value of protocol §8.5."""
+    """Every ``type`` value of the protocol, sent or received (:ref:`protocol-events`)."""
 
     REQUEST_POLY_AGENT_JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"
     USER_MESSAGE = "EVENT_TYPE_USER_MESSAGE"
@@ -72,10 +72,10 @@ CLIENT_EVENT_TYPES = frozenset(
         EventType.HEARTBEAT,
     }
 )
-"""The five types a client may send (§7)."""
+"""The five types a client may send (:ref:`protocol-sending`)."""
 
 ECHOED_EVENT_TYPES = CLIENT_EVENT_TYPES - {EventType.USER_TYPING}
-"""The four client types the server echoes (§6.3)."""
+"""The four client types the server echoes (:ref:`protocol-delivery`)."""
 
 SERVER_EVENT_TYPES = frozenset(EventType) - CLIENT_EVENT_TYPES
 """The twenty server-only types; a client sending one gets ``Event type not allowed``."""
@@ -100,7 +100,8 @@ def make_event(
     sequence: int | None,
     metadata: Json | None = None,
 ) -> Json:
-    """A full server envelope (§6.2) with a fresh UUIDv4 ``id`` and the current timestamp."""
+    """A full server envelope (:ref:`protocol-envelope`) with a fresh UUIDv4 ``id`` and the
+    current timestamp."""
     event: Json = {
         "id": str(uuid.uuid4()),
         "sequence": sequence,
@@ -124,7 +125,8 @@ def utf8_len(text: str) -> int:
 
 
 def parse_cursor(raw: str | None) -> int:
-    """The replay cursor of §5.1: ``12`` or ``seq:12``; absent or invalid values mean 0."""
+    """The replay cursor: ``12`` or ``seq:12``; absent or invalid values mean 0
+    (:ref:`protocol-websocket`)."""
     if raw is None:
         return 0
     text = raw.strip()
@@ -162,7 +164,8 @@ def _echoable_metadata(frame: Json) -> Json | None:
 
 
 def parse_client_frame(text: str) -> ClientFrame | FrameError:
-    """Validate one client text frame against §7 and §13.2."""
+    """Validate one client text frame: JSON, one of the five client types, an object payload
+    (:ref:`protocol-emulator`)."""
     try:
         frame = json.loads(text)
     except ValueError:
@@ -176,7 +179,7 @@ def parse_client_frame(text: str) -> ClientFrame | FrameError:
     event_type = EventType(raw_type)
     if event_type in SERVER_EVENT_TYPES:
         return FrameError(f"Event type not allowed: {event_type}", metadata)
-    # A missing payload is read as {} (OP-34); anything else that is not an object is invalid.
+    # A missing payload is read as {}; anything else that is not an object is invalid.
     payload = frame.get("payload", {})
     if payload is None:
         payload = {}
@@ -200,7 +203,8 @@ def batch_frames(
     """Pack encoded events into ``EVENT_BATCH`` frames of at most ``max_bytes`` UTF-8 bytes.
 
     Events stay in order and are never split; an event that alone exceeds the limit travels in
-    a batch of its own. No events give one batch with an empty ``events`` list (OP-6).
+    a batch of its own. No events give one batch with an empty ``events`` list
+    (:ref:`protocol-emulator`).
     ``reverse_each`` reverses the events inside each batch (the ``reorder`` fault).
     """
     groups: list[list[str]] = [[]]

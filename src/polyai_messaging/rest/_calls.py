@@ -1,4 +1,4 @@
-"""The two REST calls of the Messaging API (protocol §4): mint an access token, create a session.
+"""The two REST calls of the Messaging API: mint an access token, create a session.
 
 Built on :class:`httpx.AsyncClient`, so it runs under trio and asyncio alike. Pass your own
 ``client`` to reuse connections (and to plug in a transport for tests); otherwise a short-lived
@@ -10,7 +10,7 @@ access token only as ``Authorization: Bearer`` to ``POST /api/v1/sessions``. Nei
 and neither appears in an exception message or ``repr``, even if a server echoes it back.
 
 Errors: a non-2xx answer raises a :class:`RestError` subclass chosen from the documented error
-strings (§4.1, §4.2), falling back to a class per status (§4.3). A 2xx answer whose body is not
+strings, falling back to a class per status (:ref:`protocol-rest`). A 2xx answer whose body is not
 the documented JSON raises :class:`~polyai_messaging.core.RemoteProtocolError`. A network
 failure raises :class:`TransportError`. Retries follow :class:`RetryPolicy`. The error classes
 (and :class:`Endpoint`) are defined in :mod:`polyai_messaging.rest` and re-exported here.
@@ -106,7 +106,7 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0)
 """Timeout of the client opened when the caller does not pass one."""
 
 PLATFORMS: Final = frozenset({"web", "ios", "android", "ios-web", "android-web", "custom"})
-"""The documented values of the ``platform`` field of Create Session (§4.2)."""
+"""The documented values of the ``platform`` field of Create Session (:ref:`protocol-rest`)."""
 
 _CORRELATION_HEADER: Final = "X-Polyai-Correlation-Id"
 _VISIBLE_ASCII: Final = re.compile(r"[\x21-\x7e]+")
@@ -470,12 +470,12 @@ async def mint_access_token(
     retry: RetryPolicy | None = None,
     clock: Clock = time.time,
 ) -> AccessToken:
-    """Exchange a connector token for an access token: ``POST /api/v1/access-token`` (§4.1).
+    """Exchange a connector token for an access token: ``POST /api/v1/access-token``.
 
     Sends ``X-Token: <connector_token>``, ``X-Host: <host>``, ``Content-Type: application/json``
     and the body ``{}``. This is the only request that ever carries the connector token, which
-    belongs on a trusted backend (§17). ``obtained_at`` of the result is ``clock()`` at the start
-    of the successful attempt.
+    belongs on a trusted backend (:ref:`protocol-security`). ``obtained_at`` of the result is
+    ``clock()`` at the start of the successful attempt.
 
     Raises :class:`RestError` subclasses for error answers and network failures,
     :class:`~polyai_messaging.core.RemoteProtocolError` for a malformed success body and
@@ -512,7 +512,7 @@ async def create_session(
     retry: RetryPolicy | None = None,
     clock: Clock = time.time,
 ) -> SessionInfo:
-    """Create a session: ``POST /api/v1/sessions`` (§4.2).
+    """Create a session: ``POST /api/v1/sessions`` (:ref:`protocol-rest`).
 
     Sends ``Authorization: Bearer <token>``, ``Content-Type: application/json``, the body
     ``{"streaming_enabled": streaming, "platform": platform}`` and, if given, ``User-Agent``.

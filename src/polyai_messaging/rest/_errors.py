@@ -1,8 +1,8 @@
-"""The typed errors of the REST calls, and how a failed call becomes one (§4.1, §4.2, §4.3).
+"""The typed errors of the REST calls, and how a failed call becomes one (:ref:`protocol-rest`).
 
 :class:`RestError` is the root. A non-2xx answer becomes the subclass picked by
-:func:`error_class_for`: a documented error string (§4.1, §4.2) selects its own class, anything else
-falls back to a class per status (§4.3). A network failure becomes :class:`TransportError`.
+:func:`error_class_for`: a documented error string selects its own class, anything else falls
+back to a class per status. A network failure becomes :class:`TransportError`.
 
 Building an error is also where secrets are kept out of it: the server's error text is read from
 the body, then scrubbed of the token that was sent (raw or escaped), stripped of control
@@ -116,7 +116,8 @@ class BadRequestError(ClientError):
 
 
 class AuthenticationError(ClientError):
-    """401 (or 403, treated the same per OP-23): a token or the host identifier was refused."""
+    """401 (or 403, which the API does not document and is read the same): a token or the host
+    identifier was refused."""
 
 
 class SessionNotFoundError(ClientError):
@@ -277,7 +278,8 @@ def _sanitise(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def _error_text(response: httpx.Response) -> str:
-    """The error text of a failed response (OP-18): JSON ``message``, else ``error``, else body."""
+    """The error text of a failed response: JSON ``message``, else ``error``, else the body (the
+    API documents the strings, not the body's shape)."""
     try:
         data: object = json.loads(response.content)
     except (ValueError, RecursionError):

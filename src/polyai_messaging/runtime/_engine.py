@@ -187,7 +187,7 @@ class Engine:
             link.abort()
 
     def rearm_timer(self, deadline: float | None) -> None:
-        """Call :meth:`wake` at ``deadline``."""
+        """Call :meth:`~polyai_messaging.runtime.Engine.wake` at ``deadline``."""
         raise NotImplementedError
 
     async def checkpoint(self) -> None:

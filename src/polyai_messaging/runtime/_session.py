@@ -98,8 +98,8 @@ class SessionRuntime(Engine):
 
     async def wait_reply(self, client_event_id: str | None = None) -> Update:
         """Wait until the reply to the message ``client_event_id`` (``None``: the agent's
-        greeting) is complete (see :meth:`Conversation.reply_complete`), or the session is over;
-        return that snapshot."""
+        greeting) is complete (see :meth:`~polyai_messaging.core.Conversation.reply_complete`),
+        or the session is over; return that snapshot."""
         update = self.latest
         while update.finished is None and not update.conversation.reply_complete(client_event_id):
             following = await self.next_update(update.version)

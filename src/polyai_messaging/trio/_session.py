@@ -111,7 +111,6 @@ def _loop_clock() -> Clock:
 
 open_session: Final = SessionOpener(_run, new_event=trio.Event, loop_clock=_loop_clock)
 """Open a session on trio: ``async with open_session(base_url, token_provider, ...) as
-session``. The arguments are :meth:`SessionOpener.__call__ <polyai_messaging.rest.SessionOpener.
-__call__>`'s, the same on every adapter; ``clock`` defaults to ``Now(trio.current_time(),
-time.time())``.
+session``, with the same arguments on every adapter (:class:`~polyai_messaging.rest.SessionOpener`);
+``clock`` defaults to ``Now(trio.current_time(), time.time())``.
 """
