@@ -622,8 +622,7 @@ def main() -> int:
     )
     print(f"  {'step on a heartbeat echo, 0 sent':<44}{t_step_0 / step_count * 1e6:>11.2f} us")
     print(
-        f"  {'step on a heartbeat echo, 5,000 sent':<44}"
-        f"{t_step_5000 / step_count * 1e6:>11.2f} us"
+        f"  {'step on a heartbeat echo, 5,000 sent':<44}{t_step_5000 / step_count * 1e6:>11.2f} us"
     )
     print(f"  {'(d) step after 5,000 sent / after 0':<44}{ratio_d:>14.2f}   target <= 1.2")
     print(f"  {'memory held per event of 50,000':<44}{held:>12.0f} B")

@@ -80,7 +80,7 @@ def run(name: str) -> tuple[list[str], str]:
     output's last line."""
     command = [sys.executable, str(BENCH / f"{name}.py"), "--quick"]
     try:
-        child = subprocess.run(  # noqa: S603 - our own benchmarks, run with this Python
+        child = subprocess.run(
             command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False, cwd=ROOT
         )
     except subprocess.TimeoutExpired:

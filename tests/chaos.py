@@ -195,9 +195,15 @@ async def run(
         for stored, outcome in copies:
             twice = [cid for cid in outcome.sent if stored[cid] > 1]
             if twice or not outcome.timeline_matches or not outcome.caught_up:
-                details.append({"session_id": outcome.session_id, "twice": twice,
-                                "caught_up": outcome.caught_up, "finished": outcome.finished,
-                                "timeline_matches": outcome.timeline_matches})
+                details.append(
+                    {
+                        "session_id": outcome.session_id,
+                        "twice": twice,
+                        "caught_up": outcome.caught_up,
+                        "finished": outcome.finished,
+                        "timeline_matches": outcome.timeline_matches,
+                    }
+                )
     return {
         "conversations": len(outcomes),
         "messages": len(sent),

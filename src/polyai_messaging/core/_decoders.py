@@ -302,10 +302,7 @@ def compile_event_decoder(
         _PAYLOAD,
         *lines,
         f"    event = _new({event})",
-        *(
-            f"    {generator.setter(cls, name)}(event, {value})"
-            for name, value in _EVENT_FIELDS
-        ),
+        *(f"    {generator.setter(cls, name)}(event, {value})" for name, value in _EVENT_FIELDS),
         "    return event",
     )
     decoder: EventDecoder = generator.compile(name)

@@ -278,5 +278,3 @@ def on_start_new_session(turn: Turn, event: StartNewSession) -> None:
         new_sessions_in_a_row=s.new_sessions_in_a_row,
     )
     open_link(turn, "new session")
-
-
