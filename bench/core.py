@@ -132,7 +132,7 @@ class Server:
         self.sent.append(frame)
 
     def replay(self, cursor: int, per_batch: int = 25) -> None:
-        """Connect: the history after ``cursor`` in one or more batches (OP-7)."""
+        """Connect: the history after ``cursor`` in batches (the server may split it)."""
         history = self.journal[cursor:]
         for start in range(0, max(1, len(history)), per_batch):
             self.sent.append(

@@ -1,7 +1,7 @@
 """Benchmark: resuming a session costs the events missed, not the history held.
 
 For each adapter (trio, asyncio) and each server behaviour (plain; and re-sending
-``SESSION_START`` first in every replay, the OP-6 option), against an emulator in another
+``SESSION_START`` first in every replay, which the server may do), against an emulator in another
 process (this directory's ``_common.py``, which takes commands): three sessions whose histories
 hold about 100, 10,000 and 100,000 events (user messages and agent replies; the client receives
 them once, untimed), each then resumed round after round, the three sizes taking turns:
@@ -16,7 +16,7 @@ them once, untimed), each then resumed round after round, the three sizes taking
 
 Replayed events are counted from the frames the new link receives (watching
 ``Engine.frame_received``): the events in its replay batches, less a ``SESSION_START`` the
-server prepends (OP-6), which is the server's choice, not the client's cursor.
+server prepends, which is the server's choice, not the client's cursor.
 
 Figures (the last line, one JSON object): ``replayed_vs_missed``, events replayed / events
 missed, the round furthest from 1.0 of every case (target exactly 1.0); ``resume_100k_vs_100``

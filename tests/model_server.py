@@ -1,9 +1,9 @@
 """A tiny in-memory model of the PolyAI Messaging server, and a harness around the driver.
 
 :class:`ModelServer` keeps a journal (consecutive sequences from 1, unique ids), echoes client
-frames the way the protocol says (§6.3: user messages gain a ``message_id`` and keep their
+frames the way the protocol says (user messages gain a ``message_id`` and keep their
 ``metadata``; heartbeat echoes are transient), answers the join request with the agent joining,
-and replays everything after a cursor as ``EVENT_BATCH`` frames (§5.4).
+and replays everything after a cursor as ``EVENT_BATCH`` frames.
 
 :class:`Link` connects a :class:`~polyai_messaging.driver.SessionState` to a model server
 through a fake socket that can lose frames in either direction, duplicate inbound frames and

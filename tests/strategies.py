@@ -78,7 +78,7 @@ CATALOGUE: tuple[str, ...] = (
     "Failed to forward message to live agent",
     "Sorry, handoff could not be initiated.",
 )
-"""Every exact ``message`` string of protocol §13.3."""
+"""Every exact ``message`` string the server documents."""
 
 LEVELS = ("SYSTEM_MESSAGE_LEVEL_INFO", "SYSTEM_MESSAGE_LEVEL_WARNING", "SYSTEM_MESSAGE_LEVEL_ERROR")
 LANGUAGES = ("en-US", "fr-FR", "de-DE", "es-ES", "ar-EG", "ja-JP")
@@ -202,7 +202,7 @@ class _Builder:
             "payload": {} if payload is None else payload,
         }
         if self.draw(st.integers(0, 9)) == 0:
-            del frame["timestamp"]  # OP-5: replayed inner events may lack it
+            del frame["timestamp"]  # replayed inner events may lack it
         if custom:
             frame["metadata"] = {"custom": custom}
         self.frames.append(frame)
@@ -357,7 +357,7 @@ class _Builder:
                     a["content_url"] for c in plan for a in c["attachments"]
                 )
         for plan in plans:
-            # OP-12: a replay may also hold the consolidated message for a finished stream.
+            # A replay may also hold the consolidated message for a finished stream.
             if plan[-1]["is_complete"] and self.draw(st.integers(0, 3)) == 0:
                 key = plan[0]["message_id"]
                 message = self.by_key[key]
@@ -401,7 +401,7 @@ class _Builder:
         if routed_to_live:
             self.live_reply()
         elif self.expected.phase is not Phase.ACTIVE:
-            # Nobody to answer: the server reports it (protocol §13.3, OP-33).
+            # Nobody to answer: the server reports it (a documented system message).
             frame = self.emit(
                 "EVENT_TYPE_SYSTEM_MESSAGE",
                 {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: Conversation not found"},
@@ -634,7 +634,7 @@ def inner_form(frame: Frame) -> Frame:
 
 
 def batch_frame(events: Iterable[Frame], *, batch_id: str | None = None) -> Frame:
-    """An ``EVENT_BATCH`` frame (its own envelope has ``sequence: null``, OP-5)."""
+    """An ``EVENT_BATCH`` frame (its own envelope has ``sequence: null``)."""
     frame: Frame = {"type": "EVENT_TYPE_EVENT_BATCH", "payload": {"events": list(events)}}
     if batch_id is not None:
         frame["id"] = batch_id

@@ -70,9 +70,12 @@ def test_the_example_runs(where: str, code: str, tmp_path: Path) -> None:
 # --- citations ---------------------------------------------------------------------------------
 
 CITATION = re.compile(r"protocol\.md|§|\bOP-\d")
-CHECKED = ["src", "docs", "diagrams", "README.md", "CHANGELOG.md"]
-BEING_EDITED_ELSEWHERE = {"src/polyai_messaging/emulator/_server.py"}
-"""Files another branch is rewriting now; their citations are replaced when it lands."""
+CHECKED = [
+    *("src", "docs", "diagrams", "tests", "bench", "scripts", "examples"),
+    *("README.md", "CHANGELOG.md"),
+]
+GUARD = "tests/test_docs.py"
+"""This file names the citations it looks for."""
 LABEL_MENTION = re.compile(r":ref:`(protocol-[a-z-]+)`|\(docs: (protocol-[a-z-]+)\)")
 
 
@@ -98,7 +101,7 @@ def test_no_text_cites_the_external_protocol_reference() -> None:
     citing = [
         f"{file.relative_to(ROOT)}:{number}: {line.strip()}"
         for file in checked_files()
-        if str(file.relative_to(ROOT)) not in BEING_EDITED_ELSEWHERE
+        if str(file.relative_to(ROOT)) != GUARD
         for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1)
         if CITATION.search(line)
     ]

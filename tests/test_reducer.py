@@ -229,7 +229,7 @@ def test_a_first_event_above_one_leaves_a_gap_from_one() -> None:
 
 
 def worked_example() -> list[ServerEvent]:
-    """Protocol §10's worked example."""
+    """The documented worked example of a streamed reply."""
     return [
         chunk(5, 1, "Hello ", attachments=[A1], suggestions=["S1"]),
         chunk(6, 2, "there, "),
@@ -309,7 +309,8 @@ def test_concurrent_streams() -> None:
 
 def test_duplicate_chunks_are_ignored() -> None:
     events = worked_example()
-    # the same event twice, and the same chunk replayed under a new id and sequence (OP-12)
+    # the same event twice, and the same chunk replayed under a new id and
+    # sequence (the server may do either)
     replayed = chunk(9, 2, "there, ", event_id="replay-2")
     conversation = fold(events[0], events[1], events[1], replayed, events[2])
     (message,) = conversation.transcript
@@ -522,7 +523,7 @@ def test_system_messages_have_level_and_hint(
     text: str, hint: SystemHint, level: str | None
 ) -> None:
     payload = {"message": text} if level is None else {"message": text, "level": level}
-    expected_level = level or "SYSTEM_MESSAGE_LEVEL_ERROR"  # OP-25: missing level is ERROR
+    expected_level = level or "SYSTEM_MESSAGE_LEVEL_ERROR"  # a missing level reads as ERROR
     assert hint_for(text) is hint
     assert hint_for(text.upper()) is hint
     # journaled: a transcript entry
@@ -743,7 +744,7 @@ def test_summary() -> None:
 
 
 def test_message_timestamp_is_that_of_the_event_that_places_it() -> None:
-    late = chunk(5, 1, "a")  # no timestamp (OP-5)
+    late = chunk(5, 1, "a")  # no timestamp (replayed events may lack it)
     early = ev(
         "POLY_AGENT_MESSAGE_CHUNK",
         6,

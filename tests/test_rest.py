@@ -436,7 +436,7 @@ def test_documented_string_in_wrong_place_falls_back(
     assert error_class_for(endpoint, status, text) is cls
 
 
-# --- OP-18 error body shapes ---------------------------------------------------------------------
+# --- error body shapes (either documented form) --------------------------------------------------
 
 TEXT = "Invalid access token"
 

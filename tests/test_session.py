@@ -1,4 +1,5 @@
-"""Unit tests of the sans-I/O session driver (protocol §5, §6.4, §7, §14, §15, §20)."""
+"""Unit tests of the sans-I/O session driver (connect, replay, join, delivery,
+liveness, reconnects and the end of a session)."""
 
 from __future__ import annotations
 

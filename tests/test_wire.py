@@ -1,7 +1,7 @@
 """Wire format: decoding every receivable type, the envelope, tolerance, errors, encoding.
 
-Examples are the documented shapes of protocol §8 (and §6, §9, Appendix B). Malformed frames
-must raise :class:`RemoteProtocolError` with the readable path of the offending field, and a
+Examples are the documented shapes of the server's events and the client's commands. Malformed
+frames must raise :class:`RemoteProtocolError` with the readable path of the offending field, and a
 fuzz test in the spirit of h11's (``fuzz/afl-server.py``) checks that ``decode`` never raises
 anything else and that ``apply`` accepts whatever ``decode`` returns.
 """

@@ -1,4 +1,4 @@
-"""The scripted agent: join, echoes, replies, streaming and every trigger (§7, §8, §10, §11)."""
+"""The scripted agent: join, echoes, replies, streaming and every trigger."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ CUSTOM = {"custom": {"client_event_id": "ce-1", "local_id": "draft_1"}}
 
 
 def assembled(chunks: list[Event]) -> tuple[str, list[object], list[object]]:
-    """Text, attachments and suggestions of a chunk series, checking its shape (§10)."""
+    """Text, attachments and suggestions of a chunk series, checking its shape."""
     assert {chunk["payload"]["message_id"] for chunk in chunks} == {
         chunks[0]["payload"]["message_id"]
     }
@@ -80,7 +80,7 @@ async def test_streaming_greeting(harness: Harness) -> None:
     assert len(attachments) == 1
     assert 2 <= len(suggestions) <= 3
     assert chunks[-1]["payload"]["text"] == ""  # the final chunk only carries the suggestions
-    # OP-12: every chunk is journaled with its own sequence.
+    # Every chunk is journaled with its own sequence.
     sequences = [chunk["sequence"] for chunk in chunks]
     assert sequences == list(range(sequences[0], sequences[0] + len(chunks)))
 
@@ -138,7 +138,7 @@ async def test_message_before_join_is_conversation_not_found(harness: Harness) -
         "message": "Error: Conversation not found",
     }
     assert error["metadata"] == CUSTOM
-    assert isinstance(error["sequence"], int)  # journaled (OP-26)
+    assert isinstance(error["sequence"], int)  # journaled: everyone in the session sees it
 
 
 async def test_second_join_is_only_echoed(harness: Harness) -> None:
@@ -225,7 +225,7 @@ async def test_failed_handoff_then_rejoin(harness: Harness) -> None:
             "HANDOFF_ACCEPTED",
             "HANDOFF_FAILED",
         ]
-        # OP-27: no agent now; the client may bring the AI back.
+        # No agent now; the client may bring the AI back.
         await client.say("anyone?")
         assert (await client.until("SYSTEM_MESSAGE"))[-1]["payload"]["message"] == (
             "Error: Conversation not found"

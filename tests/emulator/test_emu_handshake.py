@@ -1,4 +1,4 @@
-"""WebSocket handshake failures (§5.2) and replay on connect (§5.4, OP-5..OP-8)."""
+"""WebSocket handshake failures and replay on connect."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ async def test_token_of_other_connector_401() -> None:
         rejected = await rejection(harness, session_id=session_id, access_token=token_b)
         assert rejected.status_code == 401
         assert body_message(rejected) == "authentication failed"
-        # OP-17: another token of the same connector is accepted.
+        # Tokens are per connector: another token of the same connector is accepted.
         async with harness.connect(session_id, token_a2) as client:
             assert types(await client.batch()) == ["SESSION_START"]
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/access-token and POST /api/v1/sessions (§4), every documented error."""
+"""POST /api/v1/access-token and POST /api/v1/sessions, every documented error."""
 
 from __future__ import annotations
 

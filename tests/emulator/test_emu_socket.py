@@ -40,7 +40,7 @@ async def test_invalid_frames_get_a_system_message_and_the_socket_stays_open(
         error = await client.frame()
         assert error["type"] == "EVENT_TYPE_SYSTEM_MESSAGE"
         assert error["payload"] == {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": message}
-        assert error["sequence"] is None  # not journaled (OP-26)
+        assert error["sequence"] is None  # not journaled: it answers one socket
         await client.send("HEARTBEAT")
         assert (await client.frame())["type"] == "EVENT_TYPE_HEARTBEAT"
     assert harness.state.session(client.session_id).journal.types() == ["EVENT_TYPE_SESSION_START"]

@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see :class:`ExitStatus`).
 
     Whatever a command raises ends as a status and one line on stderr, never a traceback: a
-    :class:`UsageError` (2), Ctrl-C (130), a closed stdout (141, silently), a failure of the
+    usage error (2), Ctrl-C (130), a closed stdout (141, silently), a failure of the
     conversation or the network (1, with its cause and what to do).
     """
     parser = build_parser()

@@ -82,7 +82,8 @@ class RunningEmulator:
         return f"{'wss' if self.tls else 'ws'}://{self._netloc}{WS_PATH}"
 
     def ws_connect_url(self, session_id: str, access_token: str, cursor: int | None = None) -> str:
-        """:attr:`ws_url` with the §5.1 query parameters filled in."""
+        """:attr:`ws_url` with the session's query parameters filled in
+        (:ref:`protocol-websocket`)."""
         query: dict[str, str | int] = {"session_id": session_id, "access_token": access_token}
         if cursor is not None:
             query["cursor"] = cursor
