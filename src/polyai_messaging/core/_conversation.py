@@ -42,6 +42,7 @@ __all__ = [
     "Agent",
     "Conversation",
     "Fields",
+    "Marks",
     "Message",
     "MessageRecord",
     "Notice",
@@ -262,6 +263,26 @@ class Message:
     timestamp: datetime | None = None
 
 
+class Marks(NamedTuple):
+    """Where the views that look at the end of the transcript find it, without sorting it.
+
+    Each mark is the greatest ``(value, key)`` over a set of message records, so it is a
+    function of the records alone (arrival order plays no part). The reducer raises a mark as
+    it stores each record, and recounts the marks from every record in the rare case that the
+    record a mark names moves earlier (a copy of it arrives at a lower rank).
+    """
+
+    last: tuple[float, str] | None
+    """``(rank, key)`` of the last message in the transcript."""
+    breaker: tuple[float, str] | None
+    """``(rank, key)`` of the last agent, live-agent or system message (complete or not):
+    every stream before it is interrupted."""
+    reply: tuple[float, str] | None
+    """``(sequence or 0, key)`` of the latest complete agent, live-agent or system message."""
+
+
+NO_MARKS = Marks(None, None, None)
+
 _EMPTY_MAP: Map[Any, Any] = Map()
 _NO_GAPS = Gaps()
 _NEVER = float("-inf")
@@ -319,6 +340,10 @@ class Conversation:
     live_output_rank: float = -1.0
     notices: tuple[Notice, ...] = ()
     """Transient system messages in arrival order (the last 100)."""
+    marks: Marks = attrs.field(default=NO_MARKS, eq=False, repr=False)
+    """Derived from :attr:`records` and :attr:`open_streams`, kept so that the views of the
+    transcript's end (:attr:`streams`, :attr:`suggestions`, :meth:`reply_complete`) cost the
+    same at any length of history."""
     duplicates_dropped: int = 0
     protocol_errors: tuple[str, ...] = ()
     """Descriptions of rejected input (malformed batch or array elements); bounded."""
@@ -479,7 +504,16 @@ class Conversation:
     @property
     def streams(self) -> tuple[Message, ...]:
         """Streams still missing chunks, interrupted ones included (each flagged)."""
-        return tuple(m for m in self.transcript if not m.complete)
+        # Incomplete messages are exactly the open streams, few at any time: the transcript
+        # (every message, sorted) is not built. A stream is interrupted as in it.
+        breaker = self.marks.breaker
+        ended = self.ended
+        return tuple(
+            record.view(interrupted=ended or (breaker is not None and breaker > point))
+            for point, record in sorted(
+                ((record.rank, record.key), record) for record in self.open_streams.values()
+            )
+        )
 
     @property
     def streaming(self) -> tuple[Message, ...]:
@@ -489,10 +523,11 @@ class Conversation:
     @property
     def suggestions(self) -> tuple[Suggestion, ...]:
         """Quick replies of the last message, if an agent sent it."""
-        records = self._sorted_records()
-        if not records or records[-1].role not in (Role.AGENT, Role.LIVE_AGENT):
+        last = self.marks.last
+        record = None if last is None else self.record(last[1])
+        if record is None or record.role not in (Role.AGENT, Role.LIVE_AGENT):
             return ()
-        return records[-1].view().suggestions
+        return record.view().suggestions
 
     @property
     def agent_joined(self) -> bool:
@@ -517,10 +552,8 @@ class Conversation:
             if mine is None or mine.sequence is None:
                 return False
             after = mine.sequence
-        return any(
-            message.role is not Role.USER and message.complete and (message.sequence or 0) > after
-            for message in self.transcript
-        )
+        reply = self.marks.reply
+        return reply is not None and reply[0] > after
 
     @property
     def join_requested(self) -> bool:

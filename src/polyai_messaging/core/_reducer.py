@@ -29,11 +29,13 @@ from immutables import Map
 
 from ._conversation import (
     END_CONVERSATION_REASON,
+    NO_MARKS,
     NOTICE_MEMORY,
     RECENT_ID_MEMORY,
     Agent,
     Conversation,
     Fields,
+    Marks,
     MessageRecord,
     Notice,
     Role,
@@ -90,6 +92,8 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     # copy, as one transaction.
     fields = conversation.fields()
     _apply_into(fields, event)
+    if fields["marks"] is None:  # a marked message moved earlier (see _placed)
+        fields["marks"] = _recount(fields)
     return Conversation.from_fields(fields)
 
 
@@ -171,7 +175,12 @@ def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple
 
 
 def _placed(
-    record: MessageRecord | None, key: str, role: Role, rank: float, event: ServerEvent
+    fields: Fields,
+    record: MessageRecord | None,
+    key: str,
+    role: Role,
+    rank: float,
+    event: ServerEvent,
 ) -> MessageRecord:
     """``record`` (a new one for ``key`` if none), placed at the lowest rank that carried it."""
     if record is None:
@@ -179,6 +188,10 @@ def _placed(
             MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
         )
     if rank < record.rank:
+        marks = fields["marks"]
+        if marks is not None and any(mark is not None and mark[1] == key for mark in marks):
+            # The mark's record moves earlier, so another may now be last: recount (rare).
+            fields["marks"] = None
         # The event that places the message also dates it, even without a timestamp (replayed
         # events may lack one; docs: protocol-batches):
         # keeping an earlier-arrived timestamp would make the result depend on arrival order.
@@ -209,10 +222,10 @@ def _whole(
     client_event_id: str | None = None,
 ) -> None:
     """Record a message that only ever arrives whole (not an agent message)."""
-    record = _placed(fields["records"].get(key), key, role, rank, event)
-    fields["records"] = fields["records"].set(
-        key, _with_whole(record, rank, payload, client_event_id)
-    )
+    record = _placed(fields, fields["records"].get(key), key, role, rank, event)
+    record = _with_whole(record, rank, payload, client_event_id)
+    fields["records"] = fields["records"].set(key, record)
+    _mark(fields, record, complete=True)
 
 
 def _agent_record(
@@ -223,10 +236,10 @@ def _agent_record(
     if record is not None:
         if record.rank <= rank:
             return record  # the usual case: a later chunk of an open stream
-        return _placed(record, record.key, Role.AGENT, rank, event)
+        return _placed(fields, record, record.key, Role.AGENT, rank, event)
     # The key is built only here, once per message: chunks find their stream by message_id.
     key = f"agent:{message_id}"
-    return _placed(fields["records"].get(key), key, Role.AGENT, rank, event)
+    return _placed(fields, fields["records"].get(key), key, Role.AGENT, rank, event)
 
 
 def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
@@ -234,10 +247,44 @@ def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None
     # A stream stays open until its final chunk is known and every chunk before it arrived.
     if record.whole is None and (record.final_index is None or not record.complete):
         fields["open_streams"] = streams.set(message_id, record)
+        _mark(fields, record, complete=False)
         return
     if message_id in streams:
         fields["open_streams"] = streams.delete(message_id)
     fields["records"] = fields["records"].set(record.key, record)
+    _mark(fields, record, complete=True)
+
+
+def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
+    """Raise the marks (see :class:`Marks`) to ``record`` as stored, where it is greater."""
+    marks: Marks | None = fields["marks"]
+    if marks is None:
+        return  # recounted at the end of apply
+    last, breaker, reply = marks
+    rank = record.rank
+    point = (rank, record.key)
+    if last is None or point > last:
+        last = point
+    elif record.role is Role.USER:
+        return  # the usual case for a user message: not the last, and it marks nothing else
+    if record.role is not Role.USER:
+        if breaker is None or point > breaker:
+            breaker = point
+        if complete:
+            scored = (rank if rank.is_integer() else 0.0, record.key)
+            if reply is None or scored > reply:
+                reply = scored
+    fields["marks"] = Marks(last, breaker, reply)
+
+
+def _recount(fields: Fields) -> Marks:
+    """The marks counted afresh from every record."""
+    marks_fields: Fields = {"marks": NO_MARKS}
+    for record in fields["records"].values():
+        _mark(marks_fields, record, complete=True)
+    for record in fields["open_streams"].values():
+        _mark(marks_fields, record, complete=False)
+    return marks_fields["marks"]  # type: ignore[no-any-return]
 
 
 # Record keys are "<kind>:<value>" with a kind from a fixed set containing no ":", so two keys
