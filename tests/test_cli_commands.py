@@ -323,6 +323,26 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     assert stderr == ""
 
 
+@pytest.mark.parametrize("command", [[], ["emulator"], ["demo"], ["chat"], ["replay"]])
+def test_help_into_a_closed_stdout_ends_quietly(command: list[str]) -> None:
+    """``polyai-messaging emulator --help | head -1``: the help is printed while the command
+    line is parsed, before any command runs; a closed pipe there ends as quietly."""
+    process = subprocess.Popen(
+        [*CLI, *command, "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # before the interpreter has started: every write meets a closed pipe
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert process.wait(timeout=TIMEOUT) == 141
+    assert stderr == ""
+
+
 def test_ctrl_c_while_connecting_exits_130() -> None:
     with socket.socket() as sock:  # accepts connections, never answers: connecting hangs
         sock.bind(("127.0.0.1", 0))

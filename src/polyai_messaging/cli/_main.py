@@ -16,7 +16,10 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from importlib import metadata
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from ..core import MessagingError
 from ._status import EXIT_STATUS_HELP, ExitStatus, Interrupted, UsageError
@@ -39,9 +42,21 @@ def _version() -> str:
         return "unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose help lets a closed stdout be seen (argparse swallows the error), so
+    that ``--help | head -1`` ends as quietly as any other command into a closed pipe."""
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        if file is not None:
+            super().print_help(file)
+            return
+        sys.stdout.write(self.format_help())
+        sys.stdout.flush()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The main parser with every available subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="polyai-messaging",
         description="Client tools for the PolyAI Messaging API.",
         epilog=EXIT_STATUS_HELP,
@@ -68,7 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     conversation or the network (1, with its cause and what to do).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # --help prints here
+    except BrokenPipeError:
+        return _pipe_closed()
     handler = getattr(args, "func", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -82,10 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say("\nInterrupted.")
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (``| head``): silence the flush at exit, as a shell tool should.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return ExitStatus.PIPE_CLOSED
+        return _pipe_closed()
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").partition(".")[0])
         if extra is None:
@@ -106,6 +121,13 @@ _EXTRAS: Final = {
     "prompt_toolkit": "cli",
 }
 """The modules of the optional extras, and the extra each comes with."""
+
+
+def _pipe_closed() -> ExitStatus:
+    # The reader went away (``| head``): silence the flush at exit, as a shell tool should.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return ExitStatus.PIPE_CLOSED
 
 
 def _say(line: str) -> None:
