@@ -230,6 +230,34 @@ def test_a_wrong_connector_token(
     assert "$POLYAI_CONNECTOR_TOKEN" in line  # what to check
 
 
+def test_creating_the_session_shows_its_retries(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The emulator refuses the first create-session call (500): the chat says it retries,
+    then carries on; nothing is silent for the second of the wait."""
+    process = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--fast", "--faults", "fail-session=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        announced = json.loads(process.stdout.readline())
+        monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", TOKEN)
+        monkeypatch.setattr("sys.stdin", io.StringIO("/end\n"))
+        status = main(["chat", "--base-url", announced["base_url"], "--host", announced["host"]])
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=TIMEOUT)
+    captured = capsys.readouterr()
+    assert status == 0, captured
+    (progress,) = captured.err.splitlines()
+    assert re.fullmatch(r"connecting… retry 2 of 3 in \d+\.\d s", progress), progress
+    assert captured.out.splitlines()[-1] == "Conversation ended: you left."
+
+
 def test_a_wrong_host(
     emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

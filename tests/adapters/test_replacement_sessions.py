@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from polyai_messaging.driver import Backoff, DeliveryStatus, FinishKind, LinkStatus
-from polyai_messaging.rest import ServerError
+from polyai_messaging.rest import RetryPolicy, ServerError
 from polyai_messaging.testing import LocalEmulator
 
 from .helpers import FAST, TIMEOUT, Adapter, CountingProvider, replied, wait_for
@@ -114,3 +114,34 @@ async def test_a_replacement_that_cannot_be_created_finishes_the_session(
         assert isinstance(session.error, ServerError)
         assert session.latest.finished == finished
         assert len(emulator.state.sessions) == 1
+
+
+async def test_creating_sessions_retries_as_the_retry_policy_says(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    """``open_session(retry=...)``: creating the first session and a replacement both follow
+    the policy, whose ``on_retry`` sees every retry (so a program can show progress)."""
+    notices: list[tuple[int, int, float]] = []
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)  # the policy's waits, not made: the test needs no real time
+
+    def on_retry(error: Exception, attempt: int, delay: float) -> None:
+        assert isinstance(error, ServerError)
+        notices.append((error.status or 0, attempt, delay))
+
+    retry = RetryPolicy(max_attempts=4, sleep=sleep, on_retry=on_retry)
+    emulator.set_faults("fail-session=2")
+    async with adapter.session(emulator, retry=retry) as session:
+        await wait_for(session, replied(1))
+        assert [(status, attempt) for status, attempt, _ in notices] == [(500, 2), (500, 3)]
+        assert [delay for *_, delay in notices] == slept
+        first_id = session.session_id
+        emulator.set_faults("refuse=401:1,fail-session=1")
+        emulator.state.drop_sockets(first_id)
+        await wait_for(
+            session, lambda u: u.state.session_id != first_id and replied(1)(u), timeout=8
+        )
+    assert [attempt for _, attempt, _ in notices] == [2, 3, 2]
+    assert len(slept) == 3

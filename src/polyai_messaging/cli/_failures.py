@@ -12,7 +12,6 @@ building the parser stays cheap.
 from __future__ import annotations
 
 import errno
-import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -97,17 +96,12 @@ def _rest_failure(error: RestError) -> str:
 
 def reporting_retry(report: Callable[[str], None]) -> RetryPolicy:
     """The default REST retry policy, which calls ``report`` with a line such as
-    ``connecting… retry 2 of 3 in 1.8 s`` before each wait. Make one per call: it counts the
-    retries of one call."""
-    import anyio  # noqa: PLC0415 - see the module docstring
-
+    ``connecting… retry 2 of 3 in 1.8 s`` before each wait."""
     from ..rest import RetryPolicy  # noqa: PLC0415 - see the module docstring
 
     policy = RetryPolicy()
-    attempts = itertools.count(2)
 
-    async def sleep(delay: float) -> None:
-        report(f"connecting… retry {next(attempts)} of {policy.max_attempts} in {delay:.1f} s")
-        await anyio.sleep(delay)
+    def on_retry(error: RestError, attempt: int, delay: float) -> None:
+        report(f"connecting… retry {attempt} of {policy.max_attempts} in {delay:.1f} s")
 
-    return attrs.evolve(policy, sleep=sleep)
+    return attrs.evolve(policy, on_retry=on_retry)

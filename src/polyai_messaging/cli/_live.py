@@ -304,8 +304,9 @@ def _token_provider(
     """Mints access tokens with the connector token, saying so while a call is retried."""
     from ..rest import mint_access_token  # noqa: PLC0415 - see the note on imports
 
+    retry = reporting_retry(_progress)
+
     async def provide() -> AccessToken:
-        retry = reporting_retry(_progress)
         return await mint_access_token(base_url, connector_token, host, client=http, retry=retry)
 
     return provide
@@ -353,6 +354,7 @@ async def _converse(
         ssl_context=ssl_context,
         http_client=http,
         config=SessionConfig(replay_quiet_seconds=0.2),
+        retry=reporting_retry(_progress),  # creating the session (and any replacement)
     ) as session:
         if script is not None:
             output = PlainOutput(sys.stdout)

@@ -36,58 +36,23 @@ from ..core import LocalProtocolError, RemoteProtocolError
 from ..driver import Backoff, access_token_url, redact_url, sessions_url
 from ..runtime import parse_http_date, parse_retry_after
 from ._errors import (
-    AccessTokenCreationError,
-    AuthenticationError,
-    BadRequestError,
-    ClientError,
-    ConnectorMissingHostError,
-    ConnectorTokenNotFoundError,
-    ConnectorValidationError,
     Endpoint,
-    InvalidAccessTokenError,
-    MissingAccessTokenError,
-    MissingAuthenticationHeadersError,
     RateLimitedError,
-    RequestParseError,
     RestError,
     ServerError,
-    SessionCreationError,
-    SessionNotFoundError,
     TransportError,
-    error_class_for,
     error_from_response,
     transport_error,
 )
 
-# The error names are re-exported so that ``polyai_messaging.rest`` stays the one import callers
-# need; ``error_from_response`` and ``transport_error`` are used here only and are not.
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",
     "DEFAULT_TIMEOUT",
     "PLATFORMS",
     "AccessToken",
-    "AccessTokenCreationError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ClientError",
-    "ConnectorMissingHostError",
-    "ConnectorTokenNotFoundError",
-    "ConnectorValidationError",
-    "Endpoint",
-    "InvalidAccessTokenError",
-    "MissingAccessTokenError",
-    "MissingAuthenticationHeadersError",
-    "RateLimitedError",
-    "RequestParseError",
-    "RestError",
     "RetryPolicy",
-    "ServerError",
-    "SessionCreationError",
     "SessionInfo",
-    "SessionNotFoundError",
-    "TransportError",
     "create_session",
-    "error_class_for",
     "mint_access_token",
 ]
 
@@ -246,6 +211,12 @@ class RetryPolicy:
     """Source of jitter; inject a seeded one for reproducible delays."""
     sleep: Sleep = attrs.field(default=anyio.sleep, eq=False, repr=False)
     """Async sleep; the default works under trio and asyncio. Inject one to record delays."""
+    on_retry: Callable[[RestError, int, float], None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+    """Called before each wait with the error, the number of the attempt to come (2 for the
+    first retry) and the delay in seconds: where a program shows progress (``connecting…
+    retry 2 of 3 in 1.8 s``) instead of staying silent through the retries."""
 
     @classmethod
     def no_retry(cls) -> RetryPolicy:
@@ -411,6 +382,8 @@ async def _post(
                 attempt + 1,
                 policy.max_attempts,
             )
+            if policy.on_retry is not None:
+                policy.on_retry(outcome.error, attempt + 1, delay)
             await policy.sleep(delay)
 
 

@@ -53,6 +53,8 @@ class SessionMaker:
     streaming: bool = False
     platform: str = "custom"
     user_agent: str | None = None
+    retry: RetryPolicy | None = None
+    """How each creation is retried (the default policy if ``None``)."""
 
     async def create(self) -> str:
         """A new session's id, created with a current access token."""
@@ -66,6 +68,7 @@ class SessionMaker:
             platform=self.platform,
             user_agent=self.user_agent,
             client=self.http,
+            retry=self.retry,
         )
         return info.session_id
 

@@ -19,6 +19,7 @@ import httpx
 
 from ..driver import SessionConfig, SessionState, check_transport_security
 from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, TokenProvider
+from ._calls import RetryPolicy
 from ._maker import SessionMaker, http_client
 
 __all__ = ["Opening", "SessionLoop", "SessionOpener", "opening"]
@@ -51,6 +52,7 @@ async def opening(
     client: httpx.AsyncClient | None,
     clock: Clock,
     new_event: Callable[[], Event],
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Opening]:
     """Set up a session as described in the module docstring; the HTTP client lives as long
     as the block."""
@@ -59,7 +61,7 @@ async def opening(
         raise ValueError("session_id and state name different sessions")
     tokens = TokenCache(token_provider, lambda: clock().wall, new_event)
     async with http_client(client, ssl_context) as http:
-        maker = SessionMaker(base_url, tokens, http, streaming, platform, user_agent)
+        maker = SessionMaker(base_url, tokens, http, streaming, platform, user_agent, retry)
         if state is None:
             state = SessionState.new(
                 session_id if session_id is not None else await maker.create(),
@@ -114,6 +116,7 @@ class SessionOpener(Generic[_S_co]):
         clock: Clock | None = None,
         http_client: httpx.AsyncClient | None = None,
         events_capacity: int = 1024,
+        retry: RetryPolicy | None = None,
     ) -> AbstractAsyncContextManager[_S_co]:
         """Connect a session and run it until the block exits (or an outer cancel).
 
@@ -123,7 +126,10 @@ class SessionOpener(Generic[_S_co]):
         (``load_state``) to resume from its cursor without replaying what it holds.
         ``ssl_context`` verifies ``wss://`` and, unless ``http_client`` is given, the REST
         calls. ``seed`` makes backoff jitter and generated ids repeatable. ``clock`` defaults to
-        the loop's own clock for monotonic time and ``time.time()`` for wall time.
+        the loop's own clock for monotonic time and ``time.time()`` for wall time. ``retry``
+        is how creating a session (the first and any replacement) is retried; its
+        ``on_retry`` is where to show progress. Access tokens are retried as the token provider
+        decides.
 
         A replacement session is created with a fresh token when the server no longer knows
         this one (at most ``config.max_new_sessions`` in a row). Leaving the block closes the
@@ -148,6 +154,7 @@ class SessionOpener(Generic[_S_co]):
                 client=http_client,
                 clock=read_clock,
                 new_event=self._new_event,
+                retry=retry,
             ) as ready:
                 options = EngineOptions(
                     state=ready.state,
