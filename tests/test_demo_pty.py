@@ -232,8 +232,12 @@ def test_the_end_from_the_server_closes_the_prompt(terminal: Terminal) -> None:
     assert terminal.exit_status() == 0
 
 
-def test_ctrl_c_quits_with_status_130(terminal: Terminal) -> None:
+def test_ctrl_c_quits_with_status_130(terminal: Terminal, tmp_path: Path) -> None:
     greeted(terminal)
     terminal.type("half a line" + CTRL_C)
     assert terminal.exit_status() == 130
     assert "Traceback" not in terminal.text
+    stderr = (tmp_path / "log").read_text()  # the screen shows stdout; stderr went here
+    assert "Interrupted." in stderr
+    assert "Traceback" not in stderr
+    assert "never retrieved" not in stderr

@@ -174,7 +174,11 @@ async def _within(timeout: float, waiting: Awaitable[_T]) -> _T | None:
 
 
 async def unless_finished(session: SessionRuntime, waiting: Awaitable[_T]) -> _T | None:
-    """``waiting``'s result; ``None`` if the session finished first (``waiting`` is cancelled)."""
+    """``waiting``'s result; ``None`` if the session finished first (``waiting`` is cancelled).
+
+    Whatever ``waiting`` raises (Ctrl-C at the prompt) is raised here, after both tasks are
+    done: a task left unawaited would print its error when the program exits.
+    """
     task = asyncio.ensure_future(waiting)
     finished = asyncio.ensure_future(session.wait_finished())
     try:
@@ -182,9 +186,11 @@ async def unless_finished(session: SessionRuntime, waiting: Awaitable[_T]) -> _T
     finally:
         for pending in (task, finished):
             pending.cancel()
-            # A session closed before it finished (LocalProtocolError) has finished too.
-            with contextlib.suppress(asyncio.CancelledError, LocalProtocolError):
-                await pending
+        await asyncio.wait([task, finished])
+    # A session closed before it finished (LocalProtocolError) has finished too.
+    ended = None if finished.cancelled() else finished.exception()
+    if ended is not None and not isinstance(ended, LocalProtocolError):
+        raise ended
     return task.result() if not task.cancelled() else None
 
 
