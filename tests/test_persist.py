@@ -145,11 +145,19 @@ def _journal_with(index: int, frame: Any) -> str:
         (_outbox_with(status="maybe"), r"outbox\[0\]"),
         (_outbox_with(transmissions="1"), r"outbox\[0\]: transmissions: expected int"),
         (_outbox_with(text=None), r"outbox\[0\]: text"),
+        (_with(last_sent_wall="yesterday"), "last_sent_wall: expected a number or null"),
+        (_with(last_sent_wall=True), "last_sent_wall: expected a number or null"),
     ],
 )
 def test_malformed_state_raises_state_format_error(text: str, message: str) -> None:
     with pytest.raises(StateFormatError, match=message):
         load_state(text)
+
+
+def test_a_state_saved_before_last_sent_wall_was_kept_still_loads() -> None:
+    restored = load_state(_with(last_sent_wall=...))
+    assert restored.last_sent_wall is None
+    assert load_state(dump_state(_conversation()[0].state)).last_sent_wall is not None
 
 
 def test_outbox_entry_not_an_object() -> None:

@@ -60,6 +60,8 @@ from polyai_messaging.driver import (
     StatusChanged,
     WakeAt,
     WakeUp,
+    dump_state,
+    load_state,
     step,
 )
 from polyai_messaging.driver._backoff import draw
@@ -439,6 +441,37 @@ def test_404_after_idle_timeout_is_expired_while_disconnected() -> None:
     d.wake()
     effects = d(HandshakeFailed(d.state.generation, 404), at=d.t + 1, jump=650.0)
     assert of(Finished, effects)[0].kind is FinishKind.ENDED_WHILE_DISCONNECTED
+
+
+@pytest.mark.parametrize("refusal", ["404", "connect-failed"])
+def test_a_restored_session_that_expired_meanwhile_is_not_replaced(refusal: str) -> None:
+    """Saved, the process stops, and it is restored after the server's idle timeout: the
+    server no longer knows the session, and the conversation is over (no replacement)."""
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("hello", "c1"), at=5.0)  # the last client frame, at wall WALL_EPOCH + 5
+    saved = dump_state(d.state)
+    later = Drive(load_state(saved))
+    later.wall = d.wall + 700.0  # a new process, 700 s of wall time later; a new monotonic clock
+    later(Start(), at=0.0)
+    if refusal == "404":
+        effects = later(HandshakeFailed(later.state.generation, 404), at=0.5)
+    else:
+        effects = later(ConnectFailed(later.state.generation), at=0.5)
+    assert not of(NeedNewSession, effects)
+    assert of(Finished, effects)[0].kind is FinishKind.ENDED_WHILE_DISCONNECTED
+
+
+def test_a_restored_session_still_alive_resumes_and_keeps_its_idle_deadline() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    d(SendText("hello", "c1"), at=5.0)
+    later = Drive(load_state(dump_state(d.state)))
+    later.wall = d.wall + 100.0  # restored 100 s after the last frame: still alive
+    later.open(batch(*HISTORY), at=0.0)
+    assert later.state.link is LinkStatus.OPEN
+    # The idle deadline counts from the last frame sent before the save, not from the restore.
+    assert later.state.last_sent_monotonic == pytest.approx(-100.0)
 
 
 def test_429_honours_retry_after() -> None:

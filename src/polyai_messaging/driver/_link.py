@@ -111,6 +111,9 @@ def on_opened(turn: Turn, event: LinkOpened) -> None:
     if s.last_sent_wall is None:
         # The server's idle clock starts with the connection, even before we send anything.
         turn.update(last_sent_wall=turn.now.wall, last_sent_monotonic=turn.t)
+    elif s.last_sent_monotonic is None:
+        # Restored from a save: the last frame's wall time, placed on this process's clock.
+        turn.update(last_sent_monotonic=turn.t - max(0.0, turn.now.wall - s.last_sent_wall))
     turn.status(LinkStatus.OPEN, "connected")
 
 
@@ -196,11 +199,14 @@ def schedule_reconnect(turn: Turn, reason: str, floor: float = 0.0) -> None:
 
 def idle_expired(turn: Turn) -> bool:
     s = turn.state
-    if s.last_sent_wall is None or s.last_sent_monotonic is None:
+    if s.last_sent_wall is None:
         return False
     # Wall time sees a sleep, monotonic time sees a wall clock stepped back; either suffices.
-    # (The deadline is monotonic, so a wake-up at it must find the session expired.)
-    elapsed = max(turn.now.wall - s.last_sent_wall, turn.t - s.last_sent_monotonic)
+    # (The deadline is monotonic, so a wake-up at it must find the session expired.) A state
+    # restored in another process knows only the wall time until its first link opens.
+    elapsed = turn.now.wall - s.last_sent_wall
+    if s.last_sent_monotonic is not None:
+        elapsed = max(elapsed, turn.t - s.last_sent_monotonic)
     return elapsed >= s.config.idle_timeout_seconds
 
 

@@ -1,7 +1,9 @@
 """Save a :class:`~polyai_messaging.driver.SessionState` as JSON and restore it elsewhere.
 
 What is kept is what resuming needs: the session id, the folded journal (as wire frames, so a
-restore is just a re-fold), the outbox, the join-retry budget and the random stream position.
+restore is just a re-fold), the outbox, the join-retry budget, the random stream position and the
+wall time of the last frame sent (so that a session the server has since ended for idleness is
+known as ended, not replaced).
 Link bookkeeping is not kept: a restored state starts disconnected and resumes from the cursor.
 The JSON never contains a token.
 """
@@ -77,6 +79,7 @@ def dump_state(state: SessionState) -> str:
             "draws": state.draws,
             "joins_sent": state.joins_sent,
             "join_retries": state.join_retries,
+            "last_sent_wall": state.last_sent_wall,
             "cursor": state.conversation.cursor,
             "journal": [event_to_wire(event) for event in state.conversation.timeline],
             "outbox": [
@@ -143,6 +146,7 @@ def load_state(text: str, *, config: SessionConfig | None = None) -> SessionStat
         join_retries=_field(data, "join_retries", int),
         conversation=conversation,
         outbox=Outbox.from_entries(outbox),
+        last_sent_wall=_optional_number(data, "last_sent_wall"),
         # A restored session has been connected before: its reconnect reports a resume outcome.
         was_connected=bool(events),
     )
@@ -154,6 +158,15 @@ def _string_map(value: Any) -> dict[str, str]:
     ):
         raise StateFormatError("custom: expected an object of strings")
     return value
+
+
+def _optional_number(data: Any, name: str) -> float | None:
+    value = data.get(name)  # absent from states saved by earlier versions
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StateFormatError(f"{name}: expected a number or null")
+    return float(value)
 
 
 def _optional_str(data: Any, name: str) -> str | None:
