@@ -258,6 +258,26 @@ def test_creating_the_session_shows_its_retries(
     assert captured.out.splitlines()[-1] == "Conversation ended: you left."
 
 
+def test_a_failing_token_service_is_named_with_what_to_do(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``demo --faults fail-token=5``: every access-token call answers 500; the last line says
+    so (the cause, not just 'the token provider failed') and what to do."""
+    script = tmp_path / "script.txt"
+    script.write_text("hi\n", encoding="utf-8")
+    status = main(["demo", "--fast", "--faults", "fail-token=5", "--script", str(script)])
+    captured = capsys.readouterr()
+    assert status == 1, captured
+    *progress, failure = captured.err.splitlines()
+    assert [line.split(" in ")[0] for line in progress] == [
+        "connecting… retry 2 of 3",
+        "connecting… retry 3 of 3",
+    ]
+    assert "the server failed" in failure
+    assert "HTTP 500" in failure
+    assert "try again later" in failure
+
+
 def test_a_wrong_host(
     emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -50,3 +50,23 @@ async def test_token_provider_failure_is_wrapped(adapter: Adapter) -> None:
     with pytest.raises(TokenUnavailableError) as caught:
         await cache.get()
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+async def test_token_provider_failure_names_its_cause(adapter: Adapter) -> None:
+    """The library's own error is said in full (its texts hold no secret); a provider's other
+    exceptions only by type, since their text is the application's and may hold anything."""
+    from polyai_messaging.rest import ServerError
+
+    async def failing_rest() -> AccessToken:
+        raise ServerError("POST /api/v1/access-token failed with HTTP 500", status=500)
+
+    async def leaky() -> AccessToken:
+        raise RuntimeError("connector token abc123 rejected")
+
+    cache = TokenCache(failing_rest, wall=lambda: 0.0, new_event=adapter.new_event)
+    with pytest.raises(TokenUnavailableError, match=r"provider failed: POST .* HTTP 500"):
+        await cache.get()
+    cache = TokenCache(leaky, wall=lambda: 0.0, new_event=adapter.new_event)
+    with pytest.raises(TokenUnavailableError) as caught:
+        await cache.get()
+    assert str(caught.value) == "the token provider failed: RuntimeError"

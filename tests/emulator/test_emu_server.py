@@ -20,6 +20,24 @@ from .helpers import Harness, close_code, start, types
 pytestmark = pytest.mark.anyio
 
 
+async def test_an_error_raised_in_the_block_comes_out_as_raised_cause_and_all() -> None:
+    """What the ``async with`` body raises is handed back as it is, not in a group, and keeps
+    its own cause: a caller explaining a failure reads the cause."""
+    cause = OSError("the real reason")
+
+    async def fail_inside() -> None:
+        async with run_emulator():
+            try:
+                raise cause
+            except OSError as exc:
+                raise LookupError("what failed") from exc
+
+    with pytest.raises(LookupError) as caught:
+        await fail_inside()
+    assert caught.value.__cause__ is cause
+    assert not isinstance(caught.value.__context__, BaseExceptionGroup)
+
+
 async def test_port_zero_picks_a_free_port() -> None:
     async with run_emulator() as first, run_emulator() as second:
         assert first.port > 0

@@ -144,7 +144,9 @@ def _unwrapped(function: Callable[..., _T], *args: object) -> _T:
             raise KeyboardInterrupt from None
         leaves = list(_leaves(group))
         if len(leaves) == 1:
-            raise leaves[0] from None
+            # Keep the leaf's own cause (``from None`` would erase it: a TokenUnavailableError
+            # says why there is no token only through its cause).
+            raise leaves[0] from leaves[0].__cause__
         raise
 
 

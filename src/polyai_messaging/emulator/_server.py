@@ -149,7 +149,13 @@ async def run_emulator(
             # The task group wraps whatever the ``async with`` body raised in a group; hand the
             # caller its own exception back, so ``pytest.raises`` and ``except`` work as expected.
             if body_error is not None and list(group.exceptions) == [body_error]:
-                raise body_error from None
+                # As it was raised: its own cause kept (``from None`` would erase it), its
+                # context not the group.
+                context = body_error.__context__
+                try:
+                    raise body_error
+                finally:
+                    body_error.__context__ = context
             raise
 
 

@@ -35,7 +35,17 @@ there is no token yet, when the current one is (nearly) expired, and after a han
 
 
 class TokenUnavailableError(MessagingError):
-    """The token provider failed; the original exception is the ``__cause__``."""
+    """The token provider failed; the original exception is the ``__cause__``.
+
+    The message names the cause: its text if it is one of this library's errors (whose texts
+    never hold a secret), else only its type, since a provider is user code.
+    """
+
+    @classmethod
+    def caused_by(cls, cause: BaseException) -> TokenUnavailableError:
+        """The error for a provider that failed with ``cause`` (chain it with ``from``)."""
+        said = str(cause) if isinstance(cause, MessagingError) else type(cause).__name__
+        return cls(f"the token provider failed: {said or type(cause).__name__}")
 
 
 class TokenCache:
@@ -83,7 +93,7 @@ class TokenCache:
                 return await self._refresh()
             await pending.wait()
             if self._failure is not None and self._token is None:
-                raise TokenUnavailableError("the token provider failed") from self._failure
+                raise TokenUnavailableError.caused_by(self._failure) from self._failure
 
     async def _refresh(self) -> Token:
         done = self._refreshing = self._new_event()
@@ -93,7 +103,7 @@ class TokenCache:
             token: object = await self._provider()
         except Exception as exc:
             self._failure = exc
-            raise TokenUnavailableError("the token provider failed") from exc
+            raise TokenUnavailableError.caused_by(exc) from exc
         finally:
             # Wake the waiters whatever happened (even a cancellation): they retry or fail.
             self._refreshing = None
@@ -101,6 +111,6 @@ class TokenCache:
         # A provider is user code: check what it returned rather than fail later, elsewhere.
         if not isinstance(token, Token):
             self._failure = TypeError(f"token provider returned {type(token).__name__}")
-            raise TokenUnavailableError("the token provider failed") from self._failure
+            raise TokenUnavailableError.caused_by(self._failure) from self._failure
         self._token = token
         return token
