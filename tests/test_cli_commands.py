@@ -278,6 +278,38 @@ def test_a_failing_token_service_is_named_with_what_to_do(
     assert "try again later" in failure
 
 
+def test_tls_failures_are_not_retried(
+    emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """https:// to a server that speaks plain HTTP: a TLS failure, which retrying cannot fix, so
+    the one line comes at once, with no 'retry' progress before it."""
+    https_url = emulator["base_url"].replace("http://", "https://")
+    (line,) = chat_failure(https_url, emulator["host"], TOKEN, monkeypatch, capsys)
+    assert "could not reach the server" in line
+    assert "SSL" in line
+
+
+def test_a_certificate_that_does_not_verify_is_not_retried(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    process = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--fast", "--tls"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        announced = json.loads(process.stdout.readline())
+        (line,) = chat_failure(announced["base_url"], announced["host"], TOKEN, monkeypatch, capsys)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=TIMEOUT)
+    assert "CERTIFICATE_VERIFY_FAILED" in line
+    assert "--ca-file" in line
+
+
 def test_a_wrong_host(
     emulator: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -901,6 +901,9 @@ def test_retry_policy_decisions() -> None:
     assert p.delay_for(BadRequestError("x", status=400), 1) is None
     assert p.delay_for(RestError("x", status=302), 1) is None
     assert p.delay_for(TransportError("x"), 1) == 1.0
+    tls_failure = TransportError("x")
+    tls_failure.tls = True
+    assert p.delay_for(tls_failure, 1) is None  # a certificate does not verify on a retry
     assert p.backoff_delay(10_000) == 30.0
     assert RetryPolicy.no_retry().delay_for(server_error, 1) is None
 

@@ -196,8 +196,8 @@ class RetryPolicy:
     attempt ``n``, its jitter drawn from ``rng``. A 5xx ``Retry-After`` is honoured instead,
     within the cap.
     429 waits for ``Retry-After`` (``rate_limit_default_delay`` if absent, capped at
-    ``rate_limit_max_delay``). Other 4xx answers are never retried. ``max_attempts`` counts the
-    first try.
+    ``rate_limit_max_delay``). Other 4xx answers, and TLS handshake failures (a certificate that
+    does not verify), are never retried. ``max_attempts`` counts the first try.
     """
 
     max_attempts: int = attrs.field(default=3, validator=_check_attempts)
@@ -244,7 +244,7 @@ class RetryPolicy:
             if error.retry_after is not None:
                 return min(self.max_delay, max(0.0, error.retry_after))
             return self.backoff_delay(attempt)
-        if isinstance(error, TransportError) and self.retry_transport_errors:
+        if isinstance(error, TransportError) and self.retry_transport_errors and not error.tls:
             return self.backoff_delay(attempt)
         return None
 

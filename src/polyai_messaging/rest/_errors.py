@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
+import ssl
 from collections.abc import Mapping
 from typing import ClassVar, Final
 from urllib.parse import quote, quote_plus
@@ -104,7 +105,13 @@ class RestError(MessagingError):
 
 
 class TransportError(RestError):
-    """The request did not get an HTTP response (connection refused, timeout, TLS failure...)."""
+    """The request did not get an HTTP response (connection refused, timeout, TLS failure...).
+
+    ``tls`` is true when the TLS handshake failed (a certificate that does not verify, a server
+    that does not speak TLS): a setting to fix, which retrying does not change.
+    """
+
+    tls: bool = False
 
 
 class ClientError(RestError):
@@ -343,4 +350,17 @@ def transport_error(
         endpoint=endpoint,
         correlation_id=correlation_id,
     )
+    error.tls = _caused_by_tls(exc)
     return error, None if leaks else exc
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    """Whether an :class:`ssl.SSLError` is in ``exc``'s chain (httpx wraps the one raised)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
