@@ -383,6 +383,11 @@ def test_the_end_is_said_in_words() -> None:
     assert said(FinishKind.GAVE_UP, "5 reconnect attempts failed") == (
         "Connection lost: could not reconnect (5 reconnect attempts failed)."
     )
+    assert said(FinishKind.NEW_SESSION_REQUIRED, "session_not_found").startswith(
+        "Conversation lost: the server no longer knows it"
+    )
+    refused = said(FinishKind.NEW_SESSION_REQUIRED, "authentication_failed; 3 in a row")
+    assert refused.startswith("Conversation lost: the server refused its access tokens")
     for kind in FinishKind:
         line = said(kind, "why")
         assert "_" not in line.split("(")[0], line  # never an enum's spelling

@@ -194,6 +194,33 @@ def test_a_reply_timeout_must_be_a_positive_number(
     assert "--reply-timeout" in usage_error(["demo", "--reply-timeout", value], capsys)
 
 
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:1", "wss://messaging.example.com", "example.com"])
+def test_a_base_url_that_is_not_http_is_a_usage_error(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", TOKEN)
+    err = usage_error(["chat", "--base-url", url, "--host", "localhost"], capsys)
+    assert "--base-url is the REST base URL" in err
+
+
+def test_a_terminal_that_cannot_show_unicode_gets_replacements_not_a_crash(tmp_path: Path) -> None:
+    script = tmp_path / "script.txt"
+    script.write_text("human\n/end\n", encoding="utf-8")
+    result = subprocess.run(
+        [*CLI, "demo", "--fast", "--script", str(script)],
+        capture_output=True,
+        text=True,
+        encoding="ascii",
+        errors="strict",  # what was written is ASCII, or this read fails
+        timeout=TIMEOUT,
+        env={**ENV, "PYTHONIOENCODING": "ascii"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Conversation ended: you left." in result.stdout
+
+
 def test_a_bad_faults_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     err = usage_error(["demo", "--faults", "drop-after=x"], capsys)
     assert "--faults" in err

@@ -953,6 +953,16 @@ def test_resume_window_checked_while_disconnected() -> None:
 # --- observability ----------------------------------------------------------------------------
 
 
+def test_a_close_without_a_code_is_said_as_1006() -> None:
+    """A socket that ended without a close frame has no code; the status says 1006 (the code
+    reserved for exactly that), never 'None'."""
+    d = Drive()
+    d(Start())
+    d(LinkOpened(1))
+    (status,) = of(StatusChanged, d(LinkClosed(1)))
+    assert status.reason == "closed (1006)"
+
+
 def test_status_changed_fields() -> None:
     d = Drive()
     effects = d(Start())

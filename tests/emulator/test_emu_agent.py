@@ -337,9 +337,11 @@ async def test_forward_failed_during_live_handoff(harness: Harness) -> None:
     assert frames[-1]["payload"]["message"] == "Failed to forward message to live agent"
 
 
-async def test_unknown_error_name_gets_a_hint(harness: Harness) -> None:
+@pytest.mark.parametrize("name", ["nonsense", "rate_limit"])
+async def test_unknown_error_name_gets_a_hint(harness: Harness, name: str) -> None:
     async with harness.session_socket() as client:
         await client.join()
-        await client.say("error:nonsense")
+        await client.say(f"error:{name}")
         reply = (await client.until("POLY_AGENT_MESSAGE"))[-1]
+    assert f"I don't know the error '{name}'" in reply["payload"]["text"]  # the whole name
     assert "error:high-load" in reply["payload"]["text"]

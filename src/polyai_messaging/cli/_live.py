@@ -413,6 +413,11 @@ async def _chat(args: argparse.Namespace) -> int:
     connector_token = os.environ.get(CONNECTOR_TOKEN_ENV, "").strip()
     if not connector_token:
         raise UsageError(f"set the connector token in ${CONNECTOR_TOKEN_ENV}")
+    if not args.base_url.startswith(("https://", "http://")):
+        raise UsageError(
+            "--base-url is the REST base URL (https://..., or http:// on loopback); the WebSocket"
+            " URL is derived from it"
+        )
     try:
         check_transport_security(args.base_url)
     except LocalProtocolError as exc:

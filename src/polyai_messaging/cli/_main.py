@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -82,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage error (2), Ctrl-C (130), a closed stdout (141, silently), a failure of the
     conversation or the network (1, with its cause and what to do).
     """
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that cannot show a character ("…" in ASCII) gets a "?", not a crash.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # --help prints here

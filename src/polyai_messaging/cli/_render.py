@@ -228,7 +228,13 @@ def end_line(finished: Finished) -> str:
             return f"Conversation ended: {_END_REASONS[finished.reason]}."
         return f"Conversation ended (reason: {reason})." if reason else "Conversation ended."
     words = _FINISHES.get(finished.kind, f"Session finished ({finished.kind.value})")
+    if finished.kind is FinishKind.NEW_SESSION_REQUIRED and reason.startswith(_REFUSED_TOKENS):
+        words = "Conversation lost: the server refused its access tokens, fresh ones too"
     return words + (f" ({reason})." if reason else ".")
+
+
+_REFUSED_TOKENS: Final = "authentication_failed"
+"""How the reason of a session given up after handshakes refused with 401 begins."""
 
 
 def indicator_line(conversation: Conversation) -> str | None:

@@ -144,7 +144,8 @@ def on_closed(turn: Turn, event: LinkClosed) -> None:
     elif event.code == 4001:
         _need_new_session(turn, NewSessionReason.SESSION_UNKNOWN)
     else:
-        schedule_reconnect(turn, f"closed ({event.code})")
+        # No code: the socket ended without a close frame (1006 is that code's name for it).
+        schedule_reconnect(turn, f"closed ({1006 if event.code is None else event.code})")
 
 
 def on_handshake_failed(turn: Turn, event: HandshakeFailed) -> None:

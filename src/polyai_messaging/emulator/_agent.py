@@ -102,7 +102,7 @@ TRIGGERS: Mapping[str, str] = MappingProxyType(
 )
 """Trigger word -> what it makes the agent do. Anything else gets a reply quoting the text."""
 
-_ERROR_PATTERN = re.compile(r"error:([a-z-]+)")
+_ERROR_PATTERN = re.compile(r"error:([\w-]+)")
 _WORD_BOUNDARY = re.compile(r"(?<=\s)(?=\S)")
 
 
