@@ -85,7 +85,7 @@ def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 # --- help -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [(), ("demo",), ("chat",), ("emulator",)])
+@pytest.mark.parametrize("command", [(), ("demo",), ("chat",), ("emulator",), ("replay",)])
 def test_help_lists_the_exit_statuses(
     command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -100,7 +100,7 @@ def test_script_help_says_dash_reads_stdin(
 ) -> None:
     text = " ".join(help_of(command, capsys=capsys).split())
     assert "'-' reads stdin" in text
-    assert "when stdin is not a terminal" in text
+    assert "when stdin or stdout is not a terminal" in text
 
 
 @pytest.mark.parametrize("command", ["demo", "emulator"])
@@ -221,6 +221,15 @@ def test_a_terminal_that_cannot_show_unicode_gets_replacements_not_a_crash(tmp_p
     assert "Conversation ended: you left." in result.stdout
 
 
+@pytest.mark.parametrize("command", ["demo", "emulator", "replay"])
+def test_an_unknown_option_is_reported_with_its_commands_usage(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error([command, *(["log.jsonl"] if command == "replay" else []), "--nope"], capsys)
+    assert f"usage: polyai-messaging {command}" in err
+    assert f"polyai-messaging {command}: error: unrecognized arguments: --nope" in err
+
+
 def test_a_bad_faults_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     err = usage_error(["demo", "--faults", "drop-after=x"], capsys)
     assert "--faults" in err
@@ -280,8 +289,10 @@ def test_creating_the_session_shows_its_retries(
         process.communicate(timeout=TIMEOUT)
     captured = capsys.readouterr()
     assert status == 0, captured
-    (progress,) = captured.err.splitlines()
+    progress, resume = captured.err.splitlines()
     assert re.fullmatch(r"connecting… retry 2 of 3 in \d+\.\d s", progress), progress
+    # A script's stdout is the transcript; the id to resume with goes to stderr.
+    assert re.fullmatch(r"Session (\S+) \(resume it with --session-id \1\)\.", resume), resume
     assert captured.out.splitlines()[-1] == "Conversation ended: you left."
 
 

@@ -59,7 +59,7 @@ END_COMMANDS: Final = frozenset({"/end", "/leave", "/quit"})
 
 HELP_TEXT: Final = (
     "Type a message and press Enter; a number picks a suggestion; /end or Ctrl-D leaves the"
-    " conversation, Ctrl-C quits and leaves it open."
+    " conversation; Ctrl-C quits without ending it."
 )
 
 _TRAILING_QUIET: Final = 0.5

@@ -100,8 +100,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "emulator",
         help="run the local emulator until Ctrl-C",
         description=(
-            "Serve the Messaging API emulator on a loopback address until Ctrl-C. The first line"
-            " of stdout is a JSON object: base_url, ws_url, connector_token, host, tls, ca_file."
+            "Serve the Messaging API emulator on a loopback address until Ctrl-C. The first\n"
+            "line of stdout is a JSON object: base_url, ws_url, connector_token, host, tls,\n"
+            "ca_file."
         ),
         epilog=EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -156,7 +157,7 @@ def _add_chat_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=(
             "send the file's lines (one per reply, '/end' leaves) and print the transcript;"
-            " '-' reads stdin, the default when stdin is not a terminal"
+            " '-' reads stdin, the default when stdin or stdout is not a terminal"
         ),
     )
     parser.add_argument(
@@ -357,6 +358,9 @@ async def _converse(
         retry=reporting_retry(_progress),  # creating the session (and any replacement)
     ) as session:
         if script is not None:
+            if resumable:  # stdout is the transcript: the id goes with the diagnostics
+                sid = terminal_safe(session.session_id, multiline=False)
+                print(f"Session {sid} (resume it with --session-id {sid}).", file=sys.stderr)
             output = PlainOutput(sys.stdout)
             lines = LineReader(script)
             finished = await run_script(session, output, lines, reply_timeout=args.reply_timeout)

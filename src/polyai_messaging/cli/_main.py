@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise  # the module exists but one of its own imports is missing: say so
             continue  # an optional subcommand that is not part of this installation
         module.register(subparsers)
+    for command in subparsers.choices.values():
+        # So that an option a command does not know is reported with that command's usage.
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -89,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="replace")
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)  # --help prints here
+        args, unknown = parser.parse_known_args(argv)  # --help prints here
+        if unknown:
+            command_parser = getattr(args, "command_parser", parser)
+            command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except BrokenPipeError:
         return _pipe_closed()
     handler = getattr(args, "func", None)

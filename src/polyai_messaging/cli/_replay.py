@@ -28,6 +28,7 @@ from ..core import _reducer as reducer
 from ..core import _wire as wire
 from ..testing import _scripted as scripted
 from ._safe import json_safe, terminal_safe
+from ._status import EXIT_STATUS_HELP
 
 __all__ = ["Problem", "Replay", "read_lines", "register", "replay_lines", "run"]
 
@@ -121,10 +122,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "replay",
         help="fold a JSON Lines log of server frames and print the conversation",
         description=(
-            "Fold a JSON Lines file of server frames, as received, into the conversation "
-            "and print its transcript. Lines without a 'type' key are skipped; malformed "
-            "lines are reported on stderr and the rest is still folded."
+            "Fold a JSON Lines file of server frames, as received, into the conversation\n"
+            "and print its transcript. Lines without a 'type' key are skipped; malformed\n"
+            "lines are reported on stderr and the rest is still folded. A file that also\n"
+            "holds 'client_sends' lines is a scripted conversation: it is run through the\n"
+            "session driver, and what the driver sent is checked against those lines."
         ),
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="the log ('-' reads stdin)")
     parser.add_argument(

@@ -34,7 +34,7 @@ class ExitStatus(enum.IntEnum):
 EXIT_STATUS_HELP: Final = """\
 exit status:
   0    done: the conversation ended normally (or the script ran out)
-  1    the conversation failed (refused, unreachable, lost)
+  1    failed: the conversation (refused, unreachable, lost), or the emulator (port in use)
   2    usage error (bad option or file, missing setting)
   130  interrupted (Ctrl-C)
   141  the output was closed (e.g. by '| head')"""
