@@ -124,7 +124,9 @@ def _loop_clock() -> Clock:
     return lambda: Now(loop.time(), time.time())
 
 
-open_session: Final = SessionOpener(_run, new_event=asyncio.Event, loop_clock=_loop_clock)
+open_session: Final = SessionOpener(
+    _run, new_event=asyncio.Event, loop_clock=_loop_clock, library="asyncio"
+)
 """Open a session on asyncio: ``async with open_session(base_url, token_provider, ...) as
 session``, with the same arguments on every adapter (:class:`~polyai_messaging.rest.SessionOpener`);
 ``clock`` defaults to ``Now(loop.time(), time.time())``.

@@ -16,6 +16,7 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 import httpx
+import sniffio
 
 from ..driver import SessionConfig, SessionState, check_transport_security
 from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, TokenProvider
@@ -86,7 +87,8 @@ class SessionOpener(Generic[_S_co]):
     """An adapter's ``open_session``: :func:`opening`, then the adapter's ``loop``.
 
     ``new_event`` makes the loop's events; ``loop_clock``, called in the running loop, returns
-    the default clock (the loop's own monotonic time, and ``time.time()``).
+    the default clock (the loop's own monotonic time, and ``time.time()``). ``library`` names
+    the loop (as :mod:`sniffio` does): opening a session on another loop is refused at once.
     """
 
     def __init__(
@@ -95,10 +97,12 @@ class SessionOpener(Generic[_S_co]):
         *,
         new_event: Callable[[], Event],
         loop_clock: Callable[[], Clock],
+        library: str,
     ) -> None:
         self._loop = loop
         self._new_event = new_event
         self._loop_clock = loop_clock
+        self._library = library
 
     def __call__(
         self,
@@ -139,6 +143,7 @@ class SessionOpener(Generic[_S_co]):
 
         @asynccontextmanager
         async def session() -> AsyncIterator[_S_co]:
+            self._check_loop()
             read_clock = clock if clock is not None else self._loop_clock()
             async with opening(
                 base_url,
@@ -168,3 +173,19 @@ class SessionOpener(Generic[_S_co]):
                     yield running
 
         return session()
+
+    def _check_loop(self) -> None:
+        try:
+            running = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            running = None
+        if running != self._library:
+            on = f"on {running}" if running else "outside any event loop"
+            hint = f": use polyai_messaging.{running}.open_session" if running in _ADAPTERS else ""
+            raise RuntimeError(
+                f"polyai_messaging.{self._library}.open_session runs on {self._library}, but"
+                f" this code runs {on}{hint}"
+            )
+
+
+_ADAPTERS = frozenset({"trio", "asyncio"})

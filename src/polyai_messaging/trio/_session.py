@@ -109,7 +109,9 @@ def _loop_clock() -> Clock:
     return lambda: Now(trio.current_time(), time.time())
 
 
-open_session: Final = SessionOpener(_run, new_event=trio.Event, loop_clock=_loop_clock)
+open_session: Final = SessionOpener(
+    _run, new_event=trio.Event, loop_clock=_loop_clock, library="trio"
+)
 """Open a session on trio: ``async with open_session(base_url, token_provider, ...) as
 session``, with the same arguments on every adapter (:class:`~polyai_messaging.rest.SessionOpener`);
 ``clock`` defaults to ``Now(trio.current_time(), time.time())``.
