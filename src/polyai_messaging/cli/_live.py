@@ -263,12 +263,12 @@ def run_chat_command(args: argparse.Namespace) -> int:
 def run_emulator_command(args: argparse.Namespace) -> int:
     """``polyai-messaging emulator``."""
     _configure_logging(args)
-    try:
+    # It serves until Ctrl-C, which ends asyncio.run with KeyboardInterrupt, or (with
+    # hypercorn releases that absorb the cancellation) by returning: either way, interrupted.
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_emulator(args))
-    except KeyboardInterrupt:
-        print("\nEmulator stopped.", file=sys.stderr)
-        return ExitStatus.INTERRUPTED
-    return ExitStatus.OK  # pragma: no cover - it serves until interrupted
+    print("\nEmulator stopped.", file=sys.stderr)
+    return ExitStatus.INTERRUPTED
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
