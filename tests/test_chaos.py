@@ -19,4 +19,12 @@ async def test_no_message_stored_twice_or_lost_and_every_transcript_matches_the_
     assert {key: figures[key] for key in _ZERO} == dict.fromkeys(_ZERO, 0), figures
 
 
-_ZERO = ("stored_twice", "lost", "failed", "not_caught_up", "finished_early", "transcripts_differ")
+_ZERO = (
+    "not_opened",
+    "stored_twice",
+    "lost",
+    "failed",
+    "not_caught_up",
+    "finished_early",
+    "transcripts_differ",
+)
