@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio
 import attrs
+import httpx
 import sniffio
 
 from polyai_messaging.core import MessagingError
@@ -40,7 +41,7 @@ from polyai_messaging.emulator import (
     RunningEmulator,
     run_emulator,
 )
-from polyai_messaging.rest import connector_token_provider
+from polyai_messaging.rest import RetryPolicy, connector_token_provider
 from polyai_messaging.runtime import SessionRuntime
 
 CLIENT = SessionConfig(
@@ -49,6 +50,11 @@ CLIENT = SessionConfig(
     liveness_grace_seconds=1.0,
     connect_timeout_seconds=2.0,
 )
+PATIENT = RetryPolicy(max_attempts=8, max_delay=5.0)
+"""REST calls (a token, a session) retried longer than by default: the emulator shares one
+process with hundreds of clients, and what is measured is delivery, not session creation."""
+REST_TIMEOUT = httpx.Timeout(30.0)
+
 SERVER = EmulatorConfig.fast(heartbeat_interval_seconds=1, max_reconnect_attempts=0)
 
 
@@ -119,6 +125,7 @@ async def _caught_up(session: SessionRuntime, emulator: RunningEmulator) -> bool
 
 async def _conversation(
     emulator: RunningEmulator,
+    http: httpx.AsyncClient,
     rng: random.Random,
     chaos_over: anyio.Event,
     outcomes: list[Outcome],
@@ -126,8 +133,17 @@ async def _conversation(
     messages: int,
     seconds: float,
 ) -> None:
-    provider = connector_token_provider(emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST)
-    opening = _open_session()(emulator.base_url, provider, config=CLIENT, seed=rng.getrandbits(32))
+    provider = connector_token_provider(
+        emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST, client=http, retry=PATIENT
+    )
+    opening = _open_session()(
+        emulator.base_url,
+        provider,
+        config=CLIENT,
+        seed=rng.getrandbits(32),
+        http_client=http,
+        retry=PATIENT,
+    )
     try:
         session = await opening.__aenter__()
     except MessagingError as exc:
@@ -188,7 +204,11 @@ async def run(
     started = time.monotonic()
     outcomes: list[Outcome] = []
     not_opened: list[str] = []
-    async with run_emulator(SERVER) as emulator:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+    async with (
+        run_emulator(SERVER) as emulator,
+        httpx.AsyncClient(timeout=REST_TIMEOUT, limits=limits) as http,
+    ):
         chaos_over = anyio.Event()
         async with anyio.create_task_group() as nursery:
             nursery.start_soon(_chaos, emulator, random.Random(rng.random()), chaos_over)
@@ -198,6 +218,7 @@ async def run(
                     talkers.start_soon(
                         _conversation,
                         emulator,
+                        http,
                         talker_rng,
                         chaos_over,
                         outcomes,
