@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -1150,33 +1153,52 @@ def _thinking(count: int) -> list[ServerEvent]:
     return [ev("POLY_AGENT_THINKING", s) for s in range(1, count + 1)]
 
 
-def _apply_time(events: list[ServerEvent]) -> float:
-    import time
+def _lines_run(events: list[ServerEvent]) -> int:
+    """How many lines of Python folding ``events`` runs: a count of work that, unlike a
+    timing, is the same on any machine. (Loops inside comprehensions count per iteration.)"""
+    count = 0
 
-    start = time.perf_counter()
-    reducer.fold(events)
-    return time.perf_counter() - start
+    def trace(frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        reducer.fold(events)
+    finally:
+        sys.settrace(None)
+    return count
 
 
 def test_out_of_order_delivery_costs_about_what_in_order_does() -> None:
     """Evens then odds opens a gap per event, then fills each: not a pass over every gap."""
-    events = _thinking(16_000)
-    shuffled = events[1::2] + events[0::2]
-    in_order = min(_apply_time(events) for _ in range(3))
-    out_of_order = min(_apply_time(shuffled) for _ in range(3))
-    assert out_of_order < 4 * in_order
-    conversation = reducer.fold(shuffled)
-    assert (conversation.cursor, conversation.gaps) == (16_000, ())
+    work = {}
+    for count in (1_000, 4_000):
+        events = _thinking(count)
+        shuffled = events[1::2] + events[0::2]
+        work[count] = (_lines_run(events), _lines_run(shuffled))
+        conversation = reducer.fold(shuffled)
+        assert (conversation.cursor, conversation.gaps) == (count, ())
+    in_order, out_of_order = work[4_000]
+    assert out_of_order < 3 * in_order
+    # Linear: four times the events, about four times the work (a pass over every gap per
+    # event would be sixteen times).
+    assert out_of_order < 5 * work[1_000][1]
 
 
 def test_a_long_stream_whose_final_chunk_comes_first_is_linear() -> None:
-    count = 8_000
-    chunks = [chunk(i, i, "w", final=i == count) for i in range(1, count + 1)]
-    in_order = min(_apply_time(chunks) for _ in range(3))
-    final_first = min(_apply_time([chunks[-1], *chunks[:-1]]) for _ in range(3))
-    assert final_first < 4 * in_order
-    (message,) = reducer.fold([chunks[-1], *chunks[:-1]]).transcript
-    assert (len(message.text), message.complete) == (count, True)
+    work = {}
+    for count in (1_000, 4_000):
+        chunks = [chunk(i, i, "w", final=i == count) for i in range(1, count + 1)]
+        final_first = [chunks[-1], *chunks[:-1]]
+        work[count] = (_lines_run(chunks), _lines_run(final_first))
+        (message,) = reducer.fold(final_first).transcript
+        assert (len(message.text), message.complete) == (count, True)
+    in_order, final_first_work = work[4_000]
+    assert final_first_work < 3 * in_order
+    assert final_first_work < 5 * work[1_000][1]
 
 
 @settings(max_examples=100, deadline=None)
