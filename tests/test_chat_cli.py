@@ -538,3 +538,19 @@ def test_chat_refuses_plain_http_to_a_remote_host(
     err = capsys.readouterr().err
     assert "TLS" in err or "https" in err
     assert "secret-connector-token" not in err
+
+
+def test_an_empty_message_shows_nothing_but_its_suggestions() -> None:
+    """The renderer shows what the vendor SDKs show: nothing for a message without text,
+    attachments or suggestions; the suggestions of one without text."""
+    yes = [{"message_text": "Yes"}]
+    frames = [
+        {"type": "EVENT_TYPE_POLY_AGENT_MESSAGE", "id": "a", "sequence": 1,
+         "payload": {"message_id": "m1", "text": ""}},
+        {"type": "EVENT_TYPE_POLY_AGENT_MESSAGE", "id": "b", "sequence": 2,
+         "payload": {"message_id": "m2", "text": "", "response_suggestions": yes}},
+    ]  # fmt: skip
+    empty = fold([decode_object(frames[0])])
+    assert conversation_lines(Conversation(), empty) == []
+    with_suggestion = fold([decode_object(frame) for frame in frames])
+    assert conversation_lines(empty, with_suggestion) == ["Agent:", "    [1] Yes"]

@@ -1211,3 +1211,26 @@ def test_event_at_finds_what_is_held_in_any_arrival_order(
     held = {e.sequence: e for e in conversation.timeline}
     for sequence in range(0, 32):
         assert conversation.event_at(sequence) is held.get(sequence)
+
+
+def test_an_empty_message_is_kept_in_the_transcript() -> None:
+    """An entirely empty stream, and an agent message with no text, are messages of the
+    conversation (they may carry suggestions); the vendor SDKs drop them, a renderer may."""
+    conversation = fold(
+        chunk(1, 1, "", final=True),
+        ev(
+            "POLY_AGENT_MESSAGE",
+            2,
+            {"message_id": "m2", "text": "", "response_suggestions": [{"message_text": "Yes"}]},
+        ),
+        chunk(3, 1, "Hi", message_id="m3"),
+        chunk(4, 2, "", message_id="m3", final=True),
+    )
+    assert [
+        (m.text, m.complete, [s.message_text for s in m.suggestions])
+        for m in conversation.transcript
+    ] == [
+        ("", True, []),
+        ("", True, ["Yes"]),
+        ("Hi", True, []),  # an empty final chunk ends the message and adds nothing
+    ]
