@@ -1041,6 +1041,21 @@ async def test_logs_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
         assert JWT not in record.getMessage()
 
 
+async def test_log_lines_go_through_the_one_redaction_rule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server's error text that quotes a credential (one the client never had, so no
+    known-secret scrubbing can catch it) is hidden in the log lines, as every line of the
+    library is, under the public logger name ``polyai_messaging.rest``."""
+    caplog.set_level(logging.DEBUG, logger="polyai_messaging")
+    leaked = "upstream said access_token=sk-live-0123456789 is invalid"
+    server = FakeServer(fail(500, leaked), ok_token())
+    await mint(server)
+    lines = [r.getMessage() for r in caplog.records if r.name == "polyai_messaging.rest"]
+    assert any("retrying" in line for line in lines), lines
+    assert not any("sk-live-0123456789" in line for line in lines), lines
+
+
 # --- module hygiene ------------------------------------------------------------------------------
 
 

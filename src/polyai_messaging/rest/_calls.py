@@ -34,7 +34,7 @@ import httpx
 
 from ..core import LocalProtocolError, RemoteProtocolError
 from ..driver import Backoff, access_token_url, redact_url, sessions_url
-from ..runtime import parse_http_date, parse_retry_after
+from ..runtime import RedactingLogger, parse_http_date, parse_retry_after
 from ._errors import (
     Endpoint,
     RateLimitedError,
@@ -56,7 +56,8 @@ __all__ = [
     "mint_access_token",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = RedactingLogger(logging.getLogger("polyai_messaging.rest"))
+"""Every line through the one redaction rule, under the package's public name."""
 
 Clock = Callable[[], float]
 """Returns wall-clock time in seconds since the epoch, like :func:`time.time`."""

@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from ..core import MessagingError
-from ..driver import API_PREFIX
+from ..driver import API_PREFIX, redact_text
 
 __all__ = [
     "AccessTokenCreationError",
@@ -276,8 +276,9 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 
 def _sanitise(text: str, secrets: tuple[str, ...]) -> str:
-    """Scrub secrets, replace control characters, trim and truncate a server-supplied text."""
-    text = _scrub(text, secrets)
+    """Scrub secrets (the ones we sent, and any ``access_token=...``-like pair, by the library's
+    one redaction rule), replace control characters, trim and truncate a server-supplied text."""
+    text = redact_text(_scrub(text, secrets))
     text = "".join(ch if ch.isprintable() else " " for ch in text).strip()
     if len(text) > _MAX_ERROR_STRING:
         text = text[: _MAX_ERROR_STRING - 1] + "…"
