@@ -22,6 +22,7 @@ from polyai_messaging.core import (
     PolyAgentTriggeredHandoff,
     Role,
     SessionEnd,
+    UserMessageEcho,
 )
 from polyai_messaging.driver import DeliveryStatus, FinishKind
 from polyai_messaging.testing import LocalEmulator
@@ -98,6 +99,38 @@ async def test_frames_go_out_in_order(adapter: Adapter, emulator: LocalEmulator)
             session, lambda u: all(u.state.delivery(c).status is DeliveryStatus.SENT for c in sent)
         )
         assert stored_copies(emulator, session.session_id) == sent
+
+
+async def test_custom_metadata_reaches_the_server_and_comes_back(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    """``send(custom=...)`` and ``pick(custom=...)``: the pairs go out with the generated
+    ``client_event_id``, the server journals them, and the echoes carry them back."""
+    async with adapter.session(emulator) as session:
+        greeting = await wait_for(session, replied(1))
+        assert greeting.conversation.suggestions  # the greeting offers some
+        typed = await session.send("order 42?", custom={"order": "42", "channel": "web"})
+        picked = await session.pick(0, custom={"source": "suggestion"})
+        await wait_for(
+            session,
+            lambda u: all(
+                u.state.delivery(c).status is DeliveryStatus.SENT for c in (typed, picked)
+            ),
+        )
+        stored = {
+            entry.event["metadata"]["custom"]["client_event_id"]: entry.event["metadata"]["custom"]
+            for entry in emulator.journal(session.session_id)
+            if entry.type == "EVENT_TYPE_USER_MESSAGE"
+        }
+        assert stored[typed] == {"client_event_id": typed, "order": "42", "channel": "web"}
+        assert stored[picked] == {"client_event_id": picked, "source": "suggestion"}
+        echoes = {
+            event.metadata.custom["client_event_id"]: dict(event.metadata.custom)
+            for event in session.conversation.timeline
+            if type(event) is UserMessageEcho and event.metadata is not None
+        }
+        assert echoes[typed] == stored[typed]
+        assert echoes[picked] == stored[picked]
 
 
 # --- handoffs -------------------------------------------------------------------------------
