@@ -288,7 +288,7 @@ def test_outbox_views_agree_with_a_plain_model(actions: list[tuple[str, int]]) -
         by_text.setdefault(entry.text, []).append(entry.client_event_id)
     assert {k: list(v) for k, v in outbox.by_text.items()} == by_text
     checks = sorted(e.next_check for e in pending if e.next_check is not None)
-    assert [c[0] for c in outbox.checks] == checks
+    assert outbox.check_times() == checks
     assert d.state.deadline is None or d.state.deadline <= (checks or [float("inf")])[0]
 
 

@@ -14,13 +14,13 @@ message stand?" for the most recent :data:`RECENT_DELIVERIES` to twice as many o
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 from immutables import Map
 
+from ._checks import NO_CHECKS, Check, EchoChecks
 from ._effects import DeliveryStatus
 
 __all__ = ["RECENT_DELIVERIES", "Outbox", "OutboxEntry", "check_delay"]
@@ -64,10 +64,6 @@ def check_delay(checks: int, first_check: float) -> float:
     return first_check * max(1, checks)
 
 
-_Check = tuple[float, int, str]
-"""An echo check in the index: its time, then the message's serial and id (a total order)."""
-
-
 @attrs.frozen
 class Outbox:
     """Pending messages (by ``client_event_id``) and a bounded memory of finished ones.
@@ -81,8 +77,9 @@ class Outbox:
     by_text: Map[str, tuple[str, ...]] = _NO_TEXTS
     """Pending ``client_event_id`` per text, oldest first: an echo that carries no id we issued
     confirms the oldest pending message with the same text."""
-    checks: tuple[_Check, ...] = ()
-    """The echo checks of pending messages, sorted: the index the deadline is read from."""
+    checks: EchoChecks = attrs.field(default=NO_CHECKS, eq=False, repr=False)
+    """The echo checks of pending messages (a heap whose top is always current): the index the
+    deadline is read from. Derived from :attr:`pending`, so it takes no part in equality."""
     recent: Map[str, OutboxEntry] = _NO_ENTRIES
     older: Map[str, OutboxEntry] = _NO_ENTRIES
     accepted: int = 0
@@ -113,12 +110,23 @@ class Outbox:
     @property
     def next_check(self) -> float | None:
         """The earliest echo check among pending messages."""
-        return self.checks[0][0] if self.checks else None
+        first = self.checks.first
+        return None if first is None else first[0]
 
     def due(self, t: float) -> list[OutboxEntry]:
         """Pending messages whose echo check is at or before ``t``, in sending order."""
-        due = self.checks[: bisect_right(self.checks, (t, _LAST, ""))]
-        return sorted((self.pending[cid] for _, _, cid in due), key=_serial)
+        due = [self.pending[c[2]] for c in _distinct(self.checks.until(t)) if self._current(c)]
+        return sorted(due, key=_serial)
+
+    def check_times(self) -> list[float]:
+        """The time of every pending message's echo check, earliest first (O(n log n): for
+        inspection, not for the deadline)."""
+        return [check[0] for check in _distinct(self.checks) if self._current(check)]
+
+    def _current(self, check: Check) -> bool:
+        """Whether ``check`` is still the check of a pending message (not superseded)."""
+        entry = self.pending.get(check[2])
+        return entry is not None and entry.next_check == check[0] and entry.serial == check[1]
 
     def oldest_with_text(self, text: str) -> OutboxEntry | None:
         """The oldest pending message whose text is exactly ``text``."""
@@ -150,7 +158,7 @@ class Outbox:
         failed = [
             attrs.evolve(e, status=DeliveryStatus.FAILED, next_check=None) for e in self.in_order()
         ]
-        outbox = attrs.evolve(self, pending=_NO_ENTRIES, by_text=_NO_TEXTS, checks=())
+        outbox = attrs.evolve(self, pending=_NO_ENTRIES, by_text=_NO_TEXTS, checks=NO_CHECKS)
         for entry in failed:
             outbox = outbox._put(entry)
         return outbox, failed
@@ -165,13 +173,13 @@ class Outbox:
         ids = self.by_text.get(entry.text, ())
         checks = self.checks
         if entry.next_check is not None:
-            checks = _inserted(checks, (entry.next_check, entry.serial, key))
+            checks = checks.pushed((entry.next_check, entry.serial, key))
         return attrs.evolve(
             self,
             pending=self.pending.set(key, entry),
             by_text=self.by_text.set(entry.text, (*ids, key)),
             checks=checks,
-        )
+        )._with_current_first()
 
     def _remove(self, client_event_id: str) -> Outbox:
         old = self.pending.get(client_event_id)
@@ -180,25 +188,23 @@ class Outbox:
         pending = self.pending.delete(client_event_id)
         ids = tuple(i for i in self.by_text[old.text] if i != client_event_id)
         by_text = self.by_text.set(old.text, ids) if ids else self.by_text.delete(old.text)
-        checks = self.checks
-        if old.next_check is not None:
-            checks = _removed(checks, (old.next_check, old.serial, client_event_id))
-        return attrs.evolve(self, pending=pending, by_text=by_text, checks=checks)
+        # Its check, if any, stays in the heap until it reaches the top (see _checks).
+        return attrs.evolve(self, pending=pending, by_text=by_text)._with_current_first()
+
+    def _with_current_first(self) -> Outbox:
+        checks = self.checks.cleaned(self._current)
+        return self if checks is self.checks else attrs.evolve(self, checks=checks)
 
 
 def _serial(entry: OutboxEntry) -> int:
     return entry.serial
 
 
-_LAST = 2**63
-"""Above any serial: ``(t, _LAST, "")`` sorts after every check at time ``t``."""
-
-
-def _inserted(checks: tuple[_Check, ...], check: _Check) -> tuple[_Check, ...]:
-    index = bisect_right(checks, check)
-    return (*checks[:index], check, *checks[index:])
-
-
-def _removed(checks: tuple[_Check, ...], check: _Check) -> tuple[_Check, ...]:
-    index = bisect_right(checks, check) - 1
-    return checks[:index] + checks[index + 1 :]
+def _distinct(checks: Iterable[Check]) -> Iterator[Check]:
+    """``checks`` (in heap order) without repeats: a message updated with its check unchanged
+    pushes the same check again, and equal checks come out of the heap together."""
+    previous = None
+    for check in checks:
+        if check != previous:
+            yield check
+        previous = check
