@@ -433,7 +433,10 @@ def _parse(frame: str) -> Any:
     the errors are exactly ``json.loads``'s (property tested).
     """
     try:
-        return _orjson_loads(frame)
+        # Given a str, orjson reads CPython's cached UTF-8 form of it, which is then kept with
+        # the str for as long as the caller keeps the frame: a copy of every non-ASCII frame.
+        # Bytes leave the frame as it was (an encoding error is a ValueError: json.loads).
+        return _orjson_loads(frame if frame.isascii() else frame.encode())
     except ValueError:
         return json.loads(frame)
 
