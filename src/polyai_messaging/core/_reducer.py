@@ -131,7 +131,9 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
             fields["missing"] = filled
         if type(event) is not UnknownEvent:
             fields["events_applied"] += 1
-        rank = float(sequence)
+        # The sequence itself, not a float of it: the records and chunks keep their event's
+        # rank, and the int is one the event holds anyway. Ints and floats compare exactly.
+        rank = sequence
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = cursor + 0.5
@@ -248,7 +250,7 @@ def _event_key(role: Role, event: ServerEvent, rank: float) -> str:
     """The key of a message that has no id of its own: its event's (unique) id, else its rank."""
     if event.id:
         return f"{role.value}-event:{event.id}"
-    return f"{role.value}-rank:{rank}"
+    return f"{role.value}-rank:{float(rank)}"
 
 
 def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
