@@ -38,6 +38,7 @@ from ._conversation import (
     Notice,
     Role,
     SystemHint,
+    _BuildingConversation,
     hint_for,
 )
 from ._events import (
@@ -87,10 +88,13 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     if not event.id and event.sequence is None and type(event) in _INERT:
         return conversation  # nothing to record (a heartbeat echo, say)
     # The new conversation's fields, written in place by the rules; a batch is applied to one
-    # copy, as one transaction.
-    fields = conversation.fields()
+    # copy, as one transaction. (Conversation.fields and from_fields, inlined: once per event.)
+    fields = conversation.__dict__.copy()
     _apply_into(fields, event)
-    return Conversation.from_fields(fields)
+    new: Conversation = _BuildingConversation()
+    new.__dict__ = fields
+    new.__class__ = Conversation
+    return new
 
 
 def _apply_into(fields: Fields, event: ServerEvent) -> None:
@@ -273,7 +277,9 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     chunk = event.payload
     index = chunk.chunk_index
     # Chunks have no other grouping key, so even an empty message_id groups them.
-    record = _agent_record(fields, chunk.message_id, rank, event)
+    record = fields["open_streams"].get(chunk.message_id)
+    if record is None or record.rank > rank:  # else the usual case: an open stream's next chunk
+        record = _agent_record(fields, chunk.message_id, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
