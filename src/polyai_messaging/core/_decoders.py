@@ -29,6 +29,7 @@ from ._errors import RemoteProtocolError
 __all__ = [
     "EventDecoder",
     "Hook",
+    "builder",
     "compile_envelope_decoder",
     "compile_event_decoder",
     "tuple_item",
@@ -205,9 +206,9 @@ class _Generator:
 
     def fill(self, cls: type, target: str, values: list[tuple[str, str]]) -> list[str]:
         """Lines that build a ``cls`` into ``target`` by filling its slots with ``values``."""
-        builder = self.name("_builder", _builder(cls))
+        building = self.name("_builder", builder(cls))
         return [
-            f"    {target} = {builder}()",
+            f"    {target} = {building}()",
             *(f"    {target}.{name} = {var}" for name, var in values),
             f"    {target}.__class__ = {self.name('_cls', cls)}",
         ]
@@ -233,7 +234,7 @@ class _Generator:
 _BUILDERS: dict[type, type] = {}
 
 
-def _builder(cls: type) -> type:
+def builder(cls: type) -> type:
     """A subclass of slotted class ``cls`` whose instances are filled, then become ``cls``'s.
 
     A frozen class refuses attribute stores, so its slots are otherwise written through their
@@ -241,8 +242,8 @@ def _builder(cls: type) -> type:
     the interpreter specializes); having the same layout, a filled instance turns into a ``cls``
     instance by ``__class__`` assignment, indistinguishable from one ``__init__`` built.
     """
-    builder = _BUILDERS.get(cls)
-    if builder is None:
+    found = _BUILDERS.get(cls)
+    if found is None:
         namespace = {
             "__slots__": (),
             "__init__": object.__init__,
@@ -250,8 +251,8 @@ def _builder(cls: type) -> type:
             "__setattr__": object.__setattr__,
             "__delattr__": object.__delattr__,
         }
-        builder = _BUILDERS[cls] = type(f"_Building{cls.__name__}", (cls,), namespace)
-    return builder
+        found = _BUILDERS[cls] = type(f"_Building{cls.__name__}", (cls,), namespace)
+    return found
 
 
 def _direct_class(cls: type) -> bool:

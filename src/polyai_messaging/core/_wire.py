@@ -36,7 +36,13 @@ from cattrs.strategies import configure_tagged_union
 from orjson import loads as _orjson_loads
 
 from ._commands import ClientCommand, UserMessage, UserTyping
-from ._decoders import EventDecoder, compile_envelope_decoder, compile_event_decoder, tuple_item
+from ._decoders import (
+    EventDecoder,
+    builder,
+    compile_envelope_decoder,
+    compile_event_decoder,
+    tuple_item,
+)
 from ._errors import RemoteProtocolError
 from ._events import (
     KNOWN_TYPES,
@@ -144,9 +150,23 @@ def _metadata(value: Any, _: type) -> Metadata:
     # values in it are dropped rather than costing the whole frame.
     custom = _object(value).get("custom")
     if type(custom) is not dict:
-        return Metadata()
-    pairs = {k: v for k, v in _object(custom).items() if type(v) is str}
-    return Metadata(custom=pairs)
+        return _new_metadata({})
+    pairs = custom.copy()
+    for key, item in custom.items():
+        if type(item) is not str:
+            del pairs[key]
+    return _new_metadata(pairs)
+
+
+_BuildingMetadata: Any = builder(Metadata)
+
+
+def _new_metadata(custom: dict[str, str]) -> Metadata:
+    """``Metadata(custom=custom)`` without attrs' keyword ``__init__`` (once per echo)."""
+    metadata = _BuildingMetadata()
+    metadata.custom = custom
+    metadata.__class__ = Metadata
+    return metadata  # type: ignore[no-any-return]
 
 
 _CAPABILITY_KEYS = {
