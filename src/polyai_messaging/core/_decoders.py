@@ -42,9 +42,26 @@ EventDecoder = Callable[[dict[str, Any]], Any]
 """A generated decoder: a frame already parsed into a dict, to its event."""
 
 _SCALARS: Mapping[type, str] = {str: "str", int: "int", bool: "bool"}
-_SHARED_TEXT = frozenset({"message_id", "agent_id", "level", "state", "content_type"})
+_SHARED_TEXT = frozenset(
+    {
+        "message_id",
+        "agent_id",
+        "agent_name",
+        "agent_avatar_url",
+        "avatar_url",
+        "level",
+        "state",
+        "reason",
+        "queue_name",
+        "language_code",
+        "content_type",
+        "title",
+        "call_to_action_text",
+    }
+)
 """String fields whose values repeat from event to event (every chunk of a reply carries its
-``message_id``): interned, so that a long conversation holds one copy of each value."""
+``message_id``; agents, queues, reasons and enum-like values recur; cards are reused):
+interned, so that a long conversation holds one copy of each value."""
 _MISSING = object()
 
 
