@@ -269,13 +269,24 @@ def _batch(value: Any, depth: int) -> EventBatch:
     events: list[ServerEvent] = []
     rejected: list[RemoteProtocolError] = []
     for index, item in enumerate(events_raw):
-        where = f"payload.events[{index}]"
         try:
-            event = _inner_event(_reshape_inner(item), depth)
+            # decode_object's common case, inlined (replays are long): a known type's decoder.
+            kind = item.get("type") if type(item) is dict and "payload" in item else None
+            decoder = _DECODERS.get(kind) if type(kind) is str else None
+            if decoder is None:
+                event = _inner_event(_reshape_inner(item), depth)
+            else:
+                try:
+                    event = decoder(item)
+                except RemoteProtocolError:
+                    raise
+                except Exception:
+                    event = _without_bad_elements(item, decoder)
         except RemoteProtocolError as exc:
-            rejected.append(_within(where, exc))
+            rejected.append(_within(f"payload.events[{index}]", exc))
             continue
         if event.rejected:  # reported once, by the batch, with the element's place in it
+            where = f"payload.events[{index}]"
             rejected.extend(_within(where, exc) for exc in event.rejected)
             event = attrs.evolve(event, rejected=())
         if isinstance(event, EventBatch):  # tolerate nesting by flattening it
