@@ -196,7 +196,9 @@ class _Generator:
                 lines.append("    else:")
                 lines += self.check(hints[field.name], var, "        ")
             hint = hints[field.name]
-            if field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
+            if field.name in _SHARED_TEXT and hint is str and field.default is attrs.NOTHING:
+                lines.append(f"    {var} = _intern({var})")  # checked above: a str
+            elif field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
                 lines.append(f"    if type({var}) is str:")
                 lines.append(f"        {var} = _intern({var})")
         return lines + self.build(cls, names, target)

@@ -353,7 +353,8 @@ def _on_agent_joined(fields: Fields, event: PolyAgentJoined, rank: float) -> Non
 
 
 def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
-    fields["thinking_rank"] = max(fields["thinking_rank"], rank)
+    if rank > fields["thinking_rank"]:  # noqa: PLR1730 (max() is a call; once per event)
+        fields["thinking_rank"] = rank
 
 
 def _on_join_requested(fields: Fields, event: PolyAgentJoinRequested, rank: float) -> None:
