@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -305,3 +306,15 @@ def test_frames_are_parsed_exactly_as_json_loads_parses_them(text: str) -> None:
     except ValueError as exc:
         actual = ("error", type(exc))
     assert actual == expected
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a":"r\u00e9servation \U0001f642"}', '{"a":"\ud800"}', '"\\ud800"', '{"a":1}']
+)
+def test_parsing_leaves_the_frame_as_it_was(text: str) -> None:
+    # Parsing a str may cache its UTF-8 form inside it, as large as the frame and kept for as
+    # long as the caller keeps the frame (a log, a test's list of frames).
+    frame = "".join(list(text))  # a fresh str: nothing cached yet
+    size = sys.getsizeof(frame)
+    assert wire._parse(frame) == json.loads(text)
+    assert sys.getsizeof(frame) == size

@@ -26,6 +26,7 @@ from polyai_messaging.core import (
     UnexpectedPhaseEvent,
     hint_for,
 )
+from polyai_messaging.core import _events as events_module
 from polyai_messaging.core import _reducer as reducer
 from polyai_messaging.core import _wire as wire
 from strategies import CATALOGUE
@@ -1112,6 +1113,31 @@ def test_conversations_keep_a_shared_key_instance_dict() -> None:
     """Fewer than 30 fields: CPython 3.11 shares instance-dict keys only below that, and the
     per-event copy of an unshared dict slows ``apply`` by about 5% (see ``Conversation``)."""
     assert len(attrs.fields(Conversation)) < 30
+
+
+def test_a_sequenced_event_is_ranked_by_its_own_sequence_object() -> None:
+    """No number is made per event to rank it: records and chunks keep the event's sequence
+    (a float per event was 20 bytes held per event of a long conversation)."""
+    first, second = chunk(1000, 1, "Hel", message_id="s"), agent_message(1001, "w", "whole")
+    conversation = fold(first, second)
+    keys = {m.message_id: m.key for m in conversation.transcript}
+    streaming, whole = conversation.record(keys["s"]), conversation.record(keys["w"])
+    assert streaming is not None
+    assert whole is not None
+    assert streaming.rank is first.sequence
+    assert streaming.chunks[1][0] is first.sequence
+    assert whole.rank is second.sequence
+    assert whole.whole is not None
+    assert whole.whole[0] is second.sequence
+
+
+def test_event_classes_hold_no_weak_reference_slot() -> None:
+    """A conversation holds every event it received: a ``__weakref__`` slot on each event and
+    each part of it was 17 bytes per event held."""
+    classes = [cls for cls in vars(events_module).values() if isinstance(cls, type)]
+    slotted = [cls for cls in classes if attrs.has(cls) and "__slots__" in cls.__dict__]
+    assert len(slotted) > 40
+    assert [cls for cls in slotted if cls.__weakrefoffset__] == []
 
 
 def test_records_are_found_by_key_complete_or_streaming() -> None:

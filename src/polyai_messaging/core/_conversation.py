@@ -356,9 +356,14 @@ class Conversation:
     def from_fields(cls, fields: Fields) -> Conversation:
         """The conversation with exactly these field values (as returned by :meth:`fields`)."""
         # attrs.evolve re-runs __init__ over ~30 fields; this runs once per event.
-        new = _new_object(cls)
-        _set_attribute(new, "__dict__", fields)
-        return new
+        if cls is not Conversation:
+            new = _new_object(cls)
+            _set_attribute(new, "__dict__", fields)
+            return new
+        building: Conversation = _BuildingConversation()
+        building.__dict__ = fields
+        building.__class__ = Conversation
+        return building
 
     # --- views ------------------------------------------------------------------------------
 
@@ -604,3 +609,15 @@ class Conversation:
             "events": self.events_applied,
             "messages": len(self.records) + len(self.open_streams),
         }
+
+
+class _BuildingConversation(Conversation):
+    """A conversation being built: frozen ``Conversation`` refuses attribute stores, this
+    same-layout subclass takes them, then becomes a ``Conversation`` by ``__class__``
+    assignment. Cheaper than ``object.__setattr__`` calls, once per event."""
+
+    __slots__ = ()
+    __init__ = object.__init__
+    # Both, or every store goes through a Python-level lookup on the class.
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__

@@ -29,6 +29,7 @@ from ._errors import RemoteProtocolError
 __all__ = [
     "EventDecoder",
     "Hook",
+    "builder",
     "compile_envelope_decoder",
     "compile_event_decoder",
     "tuple_item",
@@ -41,9 +42,26 @@ EventDecoder = Callable[[dict[str, Any]], Any]
 """A generated decoder: a frame already parsed into a dict, to its event."""
 
 _SCALARS: Mapping[type, str] = {str: "str", int: "int", bool: "bool"}
-_SHARED_TEXT = frozenset({"message_id", "agent_id", "level", "state", "content_type"})
+_SHARED_TEXT = frozenset(
+    {
+        "message_id",
+        "agent_id",
+        "agent_name",
+        "agent_avatar_url",
+        "avatar_url",
+        "level",
+        "state",
+        "reason",
+        "queue_name",
+        "language_code",
+        "content_type",
+        "title",
+        "call_to_action_text",
+    }
+)
 """String fields whose values repeat from event to event (every chunk of a reply carries its
-``message_id``): interned, so that a long conversation holds one copy of each value."""
+``message_id``; agents, queues, reasons and enum-like values recur; cards are reused):
+interned, so that a long conversation holds one copy of each value."""
 _MISSING = object()
 
 
@@ -103,9 +121,7 @@ class _Generator:
             "_mismatch": _mismatch,
             # The common case of a timestamp; anything else goes to the ``timestamp`` given.
             "_fromisoformat": datetime.fromisoformat,
-            "_new": object.__new__,
             "_intern": sys.intern,
-            "_set": object.__setattr__,
             "_RemoteProtocolError": RemoteProtocolError,
         }
         self.sources: list[str] = []
@@ -180,7 +196,9 @@ class _Generator:
                 lines.append("    else:")
                 lines += self.check(hints[field.name], var, "        ")
             hint = hints[field.name]
-            if field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
+            if field.name in _SHARED_TEXT and hint is str and field.default is attrs.NOTHING:
+                lines.append(f"    {var} = _intern({var})")  # checked above: a str
+            elif field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
                 lines.append(f"    if type({var}) is str:")
                 lines.append(f"        {var} = _intern({var})")
         return lines + self.build(cls, names, target)
@@ -198,19 +216,21 @@ class _Generator:
         if not names and _direct_class(cls):
             # Instances of a frozen class without fields are all equal: share one.
             return [f"    {target} = {self.name('_empty', cls())}"]
-        ref = self.name("_cls", cls)
         if _direct_class(cls):
             # All fields are known and checked: each goes straight into its slot, exactly what
             # attrs' own __init__ would write, without its keyword handling.
-            return [f"    {target} = _new({ref})"] + [
-                f"    {self.setter(cls, field.name)}({target}, {var})" for field, var in names
-            ]
+            return self.fill(cls, target, [(field.name, var) for field, var in names])
         arguments = ", ".join(f"{field.alias}={var}" for field, var in names)
-        return [f"    {target} = {ref}({arguments})"]
+        return [f"    {target} = {self.name('_cls', cls)}({arguments})"]
 
-    def setter(self, cls: type, name: str) -> str:
-        """The name of the function that sets slot ``name`` of a ``cls`` instance."""
-        return self.name("_set_", getattr(cls, name).__set__)
+    def fill(self, cls: type, target: str, values: list[tuple[str, str]]) -> list[str]:
+        """Lines that build a ``cls`` into ``target`` by filling its slots with ``values``."""
+        building = self.name("_builder", builder(cls))
+        return [
+            f"    {target} = {building}()",
+            *(f"    {target}.{name} = {var}" for name, var in values),
+            f"    {target}.__class__ = {self.name('_cls', cls)}",
+        ]
 
     def decoder(self, cls: type) -> str:
         """The name of a generated function that decodes a JSON object into ``cls``."""
@@ -228,6 +248,30 @@ class _Generator:
             "    return built",
         )
         return name
+
+
+_BUILDERS: dict[type, type] = {}
+
+
+def builder(cls: type) -> type:
+    """A subclass of slotted class ``cls`` whose instances are filled, then become ``cls``'s.
+
+    A frozen class refuses attribute stores, so its slots are otherwise written through their
+    descriptors, one call per field. The subclass adds no slot and accepts plain stores (which
+    the interpreter specializes); having the same layout, a filled instance turns into a ``cls``
+    instance by ``__class__`` assignment, indistinguishable from one ``__init__`` built.
+    """
+    found = _BUILDERS.get(cls)
+    if found is None:
+        namespace = {
+            "__slots__": (),
+            "__init__": object.__init__,
+            # Both, or the interpreter keeps calling through the class for every store.
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+        }
+        found = _BUILDERS[cls] = type(f"_Building{cls.__name__}", (cls,), namespace)
+    return found
 
 
 def _direct_class(cls: type) -> bool:
@@ -294,15 +338,13 @@ def compile_event_decoder(
     generator.namespace.update(_timestamp=timestamp, _metadata=metadata, _max_sequence=max_sequence)
     payload_type = typing.get_type_hints(cls)["payload"]
     lines = generator.fields(payload_type, "p", "p_", "payload")
-    event = generator.name("_cls", cls)
     name = f"decode_{cls.__name__}"
     generator.define(
         name,
         _ENVELOPE,
         _PAYLOAD,
         *lines,
-        f"    event = _new({event})",
-        *(f"    {generator.setter(cls, name)}(event, {value})" for name, value in _EVENT_FIELDS),
+        *generator.fill(cls, "event", list(_EVENT_FIELDS)),
         "    return event",
     )
     decoder: EventDecoder = generator.compile(name)

@@ -83,7 +83,7 @@ TYPING_STOPPED = "TYPING_STATE_STOPPED"
 # --- shared shapes ---------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Attachment:
     """A rich content card. Every field is optional on the wire."""
 
@@ -95,14 +95,14 @@ class Attachment:
     call_to_action_text: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Suggestion:
     """A quick reply; picking it sends ``message_text`` as a user message."""
 
     message_text: str
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class ChatCallAction:
     """A phone call an agent message offers (SDK extension): a titled number to dial."""
 
@@ -110,7 +110,7 @@ class ChatCallAction:
     contact_number: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Metadata:
     """Envelope ``metadata``; ``custom`` holds the client's string pairs echoed back."""
 
@@ -122,7 +122,7 @@ class Metadata:
         return self.custom.get("client_event_id") or self.custom.get("local_id")
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Capabilities:
     """``SESSION_START.capabilities``. Absent values stay ``None``; unknown keys are kept."""
 
@@ -137,19 +137,19 @@ class Capabilities:
 # --- payloads ---------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class EmptyPayload:
     """Payload of events documented as ``{}``; extra keys are ignored."""
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class ReasonPayload:
     """Payload of LEFT / FAILED / TIMEOUT events: empty, with the SDKs' optional ``reason``."""
 
     reason: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class PolyAgentJoinedPayload:
     """Payload of ``POLY_AGENT_JOINED``: the agent's display name and avatar."""
 
@@ -163,7 +163,7 @@ class PolyAgentJoinedPayload:
         return self.agent_avatar_url or self.avatar_url
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class AgentMessagePayload:
     """A complete PolyAI agent message (``POLY_AGENT_MESSAGE``)."""
 
@@ -181,7 +181,7 @@ class AgentMessagePayload:
     """SDK extension: calls offered with the message; it may carry nothing else."""
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class ChunkPayload:
     """One streamed fragment (``POLY_AGENT_MESSAGE_CHUNK``); ``chunk_index`` is 1-based."""
 
@@ -193,7 +193,7 @@ class ChunkPayload:
     is_complete: bool = False
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class LiveAgent:
     """A human agent's identity."""
 
@@ -202,7 +202,7 @@ class LiveAgent:
     avatar_url: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class LiveAgentJoinedPayload:
     """Nested ``agent`` as documented, or the flat form the vendor SDKs also accept
     (:ref:`protocol-events`)."""
@@ -222,7 +222,7 @@ class LiveAgentJoinedPayload:
         )
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class LiveAgentTypingPayload:
     """Payload of ``LIVE_AGENT_TYPING``."""
 
@@ -231,7 +231,7 @@ class LiveAgentTypingPayload:
     agent_id: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class LiveAgentMessagePayload:
     """A live agent's message: like an agent message, plus who sent it (flat fields)."""
 
@@ -244,14 +244,14 @@ class LiveAgentMessagePayload:
     response_suggestions: tuple[Suggestion, ...] = ()
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class HandoffAcceptedPayload:
     """Payload of ``HANDOFF_ACCEPTED``: documented empty; ``queue_name`` is an SDK extra."""
 
     queue_name: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class QueueStatusPayload:
     """All fields optional, as documented; ``position`` is an alias the vendor SDKs read."""
 
@@ -266,7 +266,7 @@ class QueueStatusPayload:
         return self.position_in_queue if self.position_in_queue is not None else self.position
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class ClientHandoffPayload:
     """Payload of ``CLIENT_HANDOFF_REQUIRED``: why, and where to send the user."""
 
@@ -277,14 +277,14 @@ class ClientHandoffPayload:
     route: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class CapabilitiesPayload:
     """Payload of ``SESSION_START``: the session's capabilities."""
 
     capabilities: Capabilities = attrs.field(factory=Capabilities)
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class SessionEndPayload:
     """Payload of ``SESSION_END``."""
 
@@ -292,7 +292,7 @@ class SessionEndPayload:
     """``REASON_USER_END``, ``REASON_USER_ABANDONED``, ``REASON_NATURAL_END`` or unknown."""
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class SystemMessagePayload:
     """Payload of ``SYSTEM_MESSAGE``: a notice, most often an error, with its level."""
 
@@ -306,14 +306,14 @@ class SystemMessagePayload:
         return self.level.upper() == "SYSTEM_MESSAGE_LEVEL_ERROR"
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class LanguagePayload:
     """Payload of ``LANGUAGE_CHANGED``: the new language as a BCP-47 tag."""
 
     language_code: str
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class UserMessagePayload:
     """The echo of our own user message: original text plus the server's ``message_id``."""
 
@@ -324,7 +324,7 @@ class UserMessagePayload:
 # --- events -----------------------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class _Event:
     """Envelope fields shared by every server event (:ref:`protocol-envelope`)."""
 
@@ -343,7 +343,7 @@ class _Event:
     never read from the wire; a diagnostic, so it takes no part in equality."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentJoined(_Event):
     """The PolyAI agent joined (in answer to our join request)."""
 
@@ -351,7 +351,7 @@ class PolyAgentJoined(_Event):
     payload: PolyAgentJoinedPayload = attrs.field(factory=PolyAgentJoinedPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentThinking(_Event):
     """The PolyAI agent is composing a reply (cleared by its message or first chunk)."""
 
@@ -359,7 +359,7 @@ class PolyAgentThinking(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentMessage(_Event):
     """A complete PolyAI agent message (sessions without streaming)."""
 
@@ -367,7 +367,7 @@ class PolyAgentMessage(_Event):
     payload: AgentMessagePayload
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentMessageChunk(_Event):
     """One fragment of a streamed PolyAI agent message (streaming sessions)."""
 
@@ -375,7 +375,7 @@ class PolyAgentMessageChunk(_Event):
     payload: ChunkPayload
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentLeft(_Event):
     """The PolyAI agent left, usually before a handoff."""
 
@@ -383,7 +383,7 @@ class PolyAgentLeft(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentTriggeredHandoff(_Event):
     """The PolyAI agent decided that a human should take over."""
 
@@ -391,7 +391,7 @@ class PolyAgentTriggeredHandoff(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class LiveAgentJoined(_Event):
     """A human agent joined the conversation."""
 
@@ -399,7 +399,7 @@ class LiveAgentJoined(_Event):
     payload: LiveAgentJoinedPayload = attrs.field(factory=LiveAgentJoinedPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class LiveAgentTyping(_Event):
     """The live agent started or stopped typing (transient: no sequence)."""
 
@@ -407,7 +407,7 @@ class LiveAgentTyping(_Event):
     payload: LiveAgentTypingPayload = attrs.field(factory=LiveAgentTypingPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class LiveAgentMessage(_Event):
     """A message from the live agent."""
 
@@ -415,7 +415,7 @@ class LiveAgentMessage(_Event):
     payload: LiveAgentMessagePayload
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class LiveAgentLeft(_Event):
     """The live agent left."""
 
@@ -423,7 +423,7 @@ class LiveAgentLeft(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class HandoffAccepted(_Event):
     """The live-agent system accepted the handoff; the user may now be queued."""
 
@@ -431,7 +431,7 @@ class HandoffAccepted(_Event):
     payload: HandoffAcceptedPayload = attrs.field(factory=HandoffAcceptedPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class HandoffQueueStatus(_Event):
     """Where the user stands in the live-agent queue (sent while waiting)."""
 
@@ -439,7 +439,7 @@ class HandoffQueueStatus(_Event):
     payload: QueueStatusPayload = attrs.field(factory=QueueStatusPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ClientHandoffRequired(_Event):
     """The server cannot hand over: the client must (another channel, a phone line)."""
 
@@ -447,7 +447,7 @@ class ClientHandoffRequired(_Event):
     payload: ClientHandoffPayload = attrs.field(factory=ClientHandoffPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class HandoffFailed(_Event):
     """The handoff was rejected or could not be completed."""
 
@@ -455,7 +455,7 @@ class HandoffFailed(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class HandoffTimeout(_Event):
     """The user waited in the queue too long."""
 
@@ -463,7 +463,7 @@ class HandoffTimeout(_Event):
     payload: ReasonPayload = attrs.field(factory=ReasonPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class SessionStart(_Event):
     """The session's capabilities; the first event of its history."""
 
@@ -471,7 +471,7 @@ class SessionStart(_Event):
     payload: CapabilitiesPayload = attrs.field(factory=CapabilitiesPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class SessionEnd(_Event):
     """The session is over: nothing follows."""
 
@@ -479,7 +479,7 @@ class SessionEnd(_Event):
     payload: SessionEndPayload = attrs.field(factory=SessionEndPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class SystemMessage(_Event):
     """A system notice, most often an error caused by a client event."""
 
@@ -487,7 +487,7 @@ class SystemMessage(_Event):
     payload: SystemMessagePayload
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class LanguageChanged(_Event):
     """The conversation switched language (journaled: it may come again)."""
 
@@ -495,7 +495,7 @@ class LanguageChanged(_Event):
     payload: LanguagePayload
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PolyAgentJoinRequested(_Event):
     """Echo of our ``REQUEST_POLY_AGENT_JOIN``."""
 
@@ -503,7 +503,7 @@ class PolyAgentJoinRequested(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class UserMessageEcho(_Event):
     """Echo of a ``USER_MESSAGE`` (ours, from another socket, or replayed): a delivery receipt."""
 
@@ -511,7 +511,7 @@ class UserMessageEcho(_Event):
     payload: UserMessagePayload = attrs.field(factory=UserMessagePayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class UserEndSessionEcho(_Event):
     """Echo of our ``USER_END_SESSION`` (``SESSION_END`` follows)."""
 
@@ -519,7 +519,7 @@ class UserEndSessionEcho(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class HeartbeatEcho(_Event):
     """Echo of a heartbeat (usually transient: no id, no sequence)."""
 
@@ -527,7 +527,7 @@ class HeartbeatEcho(_Event):
     payload: EmptyPayload = attrs.field(factory=EmptyPayload)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class EventBatch(_Event):
     """A replay frame. ``events`` are the good inner events; ``rejected`` the bad parts.
 
@@ -541,7 +541,7 @@ class EventBatch(_Event):
     events: tuple[ServerEvent, ...] = ()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class UnknownEvent(_Event):
     """A ``type`` this library does not know: kept, never fatal (cf. h2 UnknownFrameReceived)."""
 

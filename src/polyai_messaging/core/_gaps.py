@@ -167,6 +167,8 @@ class Gaps:
 
         ``self`` when ``sequence`` is not missing, so this also tells whether it is.
         """
+        if not self._count:  # the usual case: a duplicate of a history without gaps
+            return self
         tail = self._tail
         if tail and sequence >= tail[0][0]:
             i = _index(tail, sequence)

@@ -63,7 +63,13 @@ class EventLog(Sequence[ServerEvent]):
         blocks, sealed = self._blocks, self._sealed
         tail, length = self._tail, self._tail_length
         if length < BLOCK:
-            tail = _extended(tail, length, event)
+            # _extended, inlined: this runs once per event.
+            if len(tail) == length:
+                tail.append(event)
+                if tail[length] is not event:  # another version took the slot first (threads)
+                    tail = [*tail[:length], event]
+            else:
+                tail = [*tail[:length], event]
             length += 1
         else:
             blocks = _extended(blocks, sealed, tuple(tail[:BLOCK]))

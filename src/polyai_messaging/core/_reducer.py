@@ -40,6 +40,7 @@ from ._conversation import (
     Notice,
     Role,
     SystemHint,
+    _BuildingConversation,
     hint_for,
 )
 from ._events import (
@@ -89,12 +90,15 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     if not event.id and event.sequence is None and type(event) in _INERT:
         return conversation  # nothing to record (a heartbeat echo, say)
     # The new conversation's fields, written in place by the rules; a batch is applied to one
-    # copy, as one transaction.
-    fields = conversation.fields()
+    # copy, as one transaction. (Conversation.fields and from_fields, inlined: once per event.)
+    fields = conversation.__dict__.copy()
     _apply_into(fields, event)
     if fields["marks"] is None:  # a marked message moved earlier (see _placed)
         fields["marks"] = _recount(fields)
-    return Conversation.from_fields(fields)
+    new: Conversation = _BuildingConversation()
+    new.__dict__ = fields
+    new.__class__ = Conversation
+    return new
 
 
 def _apply_into(fields: Fields, event: ServerEvent) -> None:
@@ -135,7 +139,9 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
             fields["missing"] = filled
         if type(event) is not UnknownEvent:
             fields["events_applied"] += 1
-        rank = float(sequence)
+        # The sequence itself, not a float of it: the records and chunks keep their event's
+        # rank, and the int is one the event holds anyway. Ints and floats compare exactly.
+        rank = sequence
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = cursor + 0.5
@@ -271,7 +277,8 @@ def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
         if breaker is None or point > breaker:
             breaker = point
         if complete:
-            scored = (rank if rank.is_integer() else 0.0, record.key)
+            # A sequenced message ranks by its sequence; a live one between two (x.5).
+            scored = (rank if rank == int(rank) else 0, record.key)
             if reply is None or scored > reply:
                 reply = scored
     fields["marks"] = Marks(last, breaker, reply)
@@ -295,7 +302,7 @@ def _event_key(role: Role, event: ServerEvent, rank: float) -> str:
     """The key of a message that has no id of its own: its event's (unique) id, else its rank."""
     if event.id:
         return f"{role.value}-event:{event.id}"
-    return f"{role.value}-rank:{rank}"
+    return f"{role.value}-rank:{float(rank)}"
 
 
 def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> None:
@@ -318,7 +325,9 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     chunk = event.payload
     index = chunk.chunk_index
     # Chunks have no other grouping key, so even an empty message_id groups them.
-    record = _agent_record(fields, chunk.message_id, rank, event)
+    record = fields["open_streams"].get(chunk.message_id)
+    if record is None or record.rank > rank:  # else the usual case: an open stream's next chunk
+        record = _agent_record(fields, chunk.message_id, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
@@ -392,7 +401,8 @@ def _on_agent_joined(fields: Fields, event: PolyAgentJoined, rank: float) -> Non
 
 
 def _on_thinking(fields: Fields, event: PolyAgentThinking, rank: float) -> None:
-    fields["thinking_rank"] = max(fields["thinking_rank"], rank)
+    if rank > fields["thinking_rank"]:  # noqa: PLR1730 (max() is a call; once per event)
+        fields["thinking_rank"] = rank
 
 
 def _on_join_requested(fields: Fields, event: PolyAgentJoinRequested, rank: float) -> None:

@@ -36,7 +36,13 @@ from cattrs.strategies import configure_tagged_union
 from orjson import loads as _orjson_loads
 
 from ._commands import ClientCommand, UserMessage, UserTyping
-from ._decoders import EventDecoder, compile_envelope_decoder, compile_event_decoder, tuple_item
+from ._decoders import (
+    EventDecoder,
+    builder,
+    compile_envelope_decoder,
+    compile_event_decoder,
+    tuple_item,
+)
 from ._errors import RemoteProtocolError
 from ._events import (
     KNOWN_TYPES,
@@ -144,9 +150,23 @@ def _metadata(value: Any, _: type) -> Metadata:
     # values in it are dropped rather than costing the whole frame.
     custom = _object(value).get("custom")
     if type(custom) is not dict:
-        return Metadata()
-    pairs = {k: v for k, v in _object(custom).items() if type(v) is str}
-    return Metadata(custom=pairs)
+        return _new_metadata({})
+    pairs = custom.copy()
+    for key, item in custom.items():
+        if type(item) is not str:
+            del pairs[key]
+    return _new_metadata(pairs)
+
+
+_BuildingMetadata: Any = builder(Metadata)
+
+
+def _new_metadata(custom: dict[str, str]) -> Metadata:
+    """``Metadata(custom=custom)`` without attrs' keyword ``__init__`` (once per echo)."""
+    metadata = _BuildingMetadata()
+    metadata.custom = custom
+    metadata.__class__ = Metadata
+    return metadata  # type: ignore[no-any-return]
 
 
 _CAPABILITY_KEYS = {
@@ -249,13 +269,24 @@ def _batch(value: Any, depth: int) -> EventBatch:
     events: list[ServerEvent] = []
     rejected: list[RemoteProtocolError] = []
     for index, item in enumerate(events_raw):
-        where = f"payload.events[{index}]"
         try:
-            event = _inner_event(_reshape_inner(item), depth)
+            # decode_object's common case, inlined (replays are long): a known type's decoder.
+            kind = item.get("type") if type(item) is dict and "payload" in item else None
+            decoder = _DECODERS.get(kind) if type(kind) is str else None
+            if decoder is None:
+                event = _inner_event(_reshape_inner(item), depth)
+            else:
+                try:
+                    event = decoder(item)
+                except RemoteProtocolError:
+                    raise
+                except Exception:
+                    event = _without_bad_elements(item, decoder)
         except RemoteProtocolError as exc:
-            rejected.append(_within(where, exc))
+            rejected.append(_within(f"payload.events[{index}]", exc))
             continue
         if event.rejected:  # reported once, by the batch, with the element's place in it
+            where = f"payload.events[{index}]"
             rejected.extend(_within(where, exc) for exc in event.rejected)
             event = attrs.evolve(event, rejected=())
         if isinstance(event, EventBatch):  # tolerate nesting by flattening it
@@ -418,9 +449,23 @@ def decode(frame: str | bytes | bytearray) -> ServerEvent:
     if not isinstance(frame, str):
         raise RemoteProtocolError("binary frames are not part of the protocol")
     try:
-        value = _parse(frame)
+        try:  # _parse, inlined (once per frame)
+            value = _orjson_loads(frame if frame.isascii() else frame.encode())
+        except ValueError:
+            value = json.loads(frame)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"invalid JSON ({type(exc).__name__})") from None
+    # decode_object's common case, inlined: an object of a type with a generated decoder.
+    if type(value) is dict:
+        kind = value.get("type")
+        decoder = _DECODERS.get(kind) if type(kind) is str else None
+        if decoder is not None:
+            try:
+                return decoder(value)  # type: ignore[no-any-return]
+            except RemoteProtocolError:
+                raise
+            except Exception:
+                return _without_bad_elements(value, decoder)
     return decode_object(value)
 
 
@@ -433,7 +478,10 @@ def _parse(frame: str) -> Any:
     the errors are exactly ``json.loads``'s (property tested).
     """
     try:
-        return _orjson_loads(frame)
+        # Given a str, orjson reads CPython's cached UTF-8 form of it, which is then kept with
+        # the str for as long as the caller keeps the frame: a copy of every non-ASCII frame.
+        # Bytes leave the frame as it was (an encoding error is a ValueError: json.loads).
+        return _orjson_loads(frame if frame.isascii() else frame.encode())
     except ValueError:
         return json.loads(frame)
 
