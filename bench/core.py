@@ -1,6 +1,6 @@
 """Benchmark of the pure core: ``wire.decode`` + ``reducer.apply`` on realistic traffic.
 
-Three figures:
+Six figures:
 
 (a) ``decode_reduce_vs_json_loads``: the cost of ``apply(conv, decode(frame))`` per frame,
     divided by the cost of ``json.loads(frame)`` on the same frames. Target: <= 2.0.
@@ -16,6 +16,10 @@ Three figures:
 (d) ``step_after_5000_sent_vs_0``: the cost of one driver ``step`` on a heartbeat echo in a
     session that has sent (and seen confirmed) 5,000 messages, divided by the same step in a
     session that sent none. Target: <= 1.2 (finished messages leave the outbox's pending set).
+(f) ``reply_views_6000_vs_100``: the cost of the views an application reads after every update
+    while it waits for a reply (``busy``, ``reply_complete`` of its last message,
+    ``suggestions``, ``streaming``) on a conversation of 6,000 events, divided by the same on
+    one of 100. Target: <= 1.2 (they read marks kept as events are folded, not the transcript).
 
 The traffic is generated deterministically: conversations as a server sends them, with replay
 batches on connect, streamed replies (chunks), whole messages with suggestions and attachments,
@@ -467,6 +471,25 @@ def held_per_event(count: int) -> tuple[float, float]:
     return held / count, sum(len(text.encode()) for text in texts) / count
 
 
+def reply_views(conversation: Conversation, count: int) -> Callable[[], object]:
+    """``count`` readings of what ``wait_reply`` and a chat UI check after every update."""
+    echoed = [
+        event.metadata.custom["client_event_id"]
+        for event in conversation.timeline
+        if event.metadata is not None and "client_event_id" in event.metadata.custom
+    ]
+    last = echoed[-1] if echoed else None
+
+    def run() -> None:
+        for _ in range(count):
+            _ = conversation.busy
+            conversation.reply_complete(last)
+            _ = conversation.suggestions
+            _ = conversation.streaming
+
+    return run
+
+
 def stepping(state: SessionState, count: int) -> Callable[[], object]:
     """``count`` steps, each on a heartbeat echo, from the same ``state``."""
     echo = FrameReceived(state.generation, dumps({"type": "EVENT_TYPE_HEARTBEAT", "payload": {}}))
@@ -587,6 +610,15 @@ def main() -> int:
     )
     ratio_d = t_step_5000 / t_step_0
 
+    # (f) the views waited on, at 6,000 vs 100 events ----------------------------------------
+    views_count = 2_000
+    long_history, _ = history(6_000, 0, seed=4)
+    short_talk, long_talk = reducer.fold(long_history[:100]), reducer.fold(long_history)
+    t_views_100, t_views_6000 = interleaved(
+        settings.rounds, reply_views(short_talk, views_count), reply_views(long_talk, views_count)
+    )
+    ratio_f = t_views_6000 / t_views_100
+
     elapsed = time.perf_counter() - started
     print("polyai-messaging core benchmark")
     print(f"  python {sys.version.split()[0]}")
@@ -625,6 +657,14 @@ def main() -> int:
         f"  {'step on a heartbeat echo, 5,000 sent':<44}{t_step_5000 / step_count * 1e6:>11.2f} us"
     )
     print(f"  {'(d) step after 5,000 sent / after 0':<44}{ratio_d:>14.2f}   target <= 1.2")
+    print(
+        f"  {'reply views, 100 events of history':<44}{t_views_100 / views_count * 1e6:>11.2f} us"
+    )
+    print(
+        f"  {'reply views, 6,000 events of history':<44}"
+        f"{t_views_6000 / views_count * 1e6:>11.2f} us"
+    )
+    print(f"  {'(f) reply views at 6,000 / at 100':<44}{ratio_f:>14.2f}   target <= 1.2")
     print(f"  {'memory held per event of 50,000':<44}{held:>12.0f} B")
     print(f"  {'their JSON, per event':<44}{json_size:>12.0f} B")
     print(f"  {'(e) held / JSON':<44}{ratio_e:>14.2f}   target <= 2.0")
@@ -637,6 +677,7 @@ def main() -> int:
                 "out_of_order_vs_in_order": round(ratio_c, 3),
                 "step_after_5000_sent_vs_0": round(ratio_d, 3),
                 "bytes_per_event_held": round(ratio_e, 3),
+                "reply_views_6000_vs_100": round(ratio_f, 3),
             }
         )
     )

@@ -34,6 +34,8 @@ FIGURES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "per_event_50k_vs_500",
             "out_of_order_vs_in_order",
             "step_after_5000_sent_vs_0",
+            "bytes_per_event_held",
+            "reply_views_6000_vs_100",
         ),
         "roundtrip": (
             "trio_p50_vs_raw",
