@@ -68,6 +68,8 @@ nitpick_ignore_regex = [
         r"(polyai_messaging\.[\w.]+\._\w+\.)?(Gaps|ReplayLog|AccessToken|SocketConnection"
         r"|_Tokens)",
     ),
+    # Type variables of generic helpers.
+    (r"py:.*", r"~?(polyai_messaging\.[\w.]+\.)?_(S|P)"),
 ]
 
 # --- the API reference ----------------------------------------------------------------------

@@ -189,10 +189,13 @@ def resolve_private(
     target = node["reftarget"]
     module = node.get("py:module")
     candidates = [target]
-    if "." not in target:
-        if module:
-            candidates.append(f"{module}.{target}")
-        exporters = [m for m in PUBLIC_MODULES if target in importlib.import_module(m).__all__]
+    if "." not in target and module:
+        candidates.append(f"{module}.{target}")
+    if not target.startswith("polyai_messaging."):
+        # ``Update`` or ``Update.finished``, written where ``Update`` is in scope, read where
+        # the docstring is shown (an inherited method documented under another package).
+        first = target.partition(".")[0]
+        exporters = [m for m in PUBLIC_MODULES if first in importlib.import_module(m).__all__]
         candidates += [f"{m}.{target}" for m in exporters[:1]]
     domain = env.get_domain("py")
     for candidate in candidates:
@@ -222,13 +225,16 @@ def resolve_private(
 
 @cache
 def _attribute_docs(package: str) -> dict[str, tuple[Any, list[str]]]:
-    """``name`` -> (value, docstring lines) for the documented module-level names of a public
-    package's private modules (``polyai_messaging.core._phases.TRANSITIONS``, say)."""
+    """``name`` -> (value, docstring lines) for the documented module-level names a public
+    package exports, written where they are defined: in the package's own private modules
+    (``polyai_messaging.core._phases.TRANSITIONS``, say) or, for a name it re-exports
+    (``polyai_messaging.asyncio.MAX_INBOUND_MESSAGE``), another public package's."""
     found: dict[str, tuple[Any, list[str]]] = {}
     module = importlib.import_module(package)
+    homes = [package, *(home for home in PUBLIC_MODULES if home != package)]
     for name in getattr(module, "__all__", ()):
         value = getattr(module, name)
-        for sub in sorted(_private_modules(package)):
+        for sub in (sub for home in homes for sub in sorted(_private_modules(home))):
             docs = ModuleAnalyzer.for_module(sub).find_attr_docs().get(("", name))
             if docs and getattr(importlib.import_module(sub), name, None) is value:
                 found[name] = (value, list(docs))
@@ -239,14 +245,6 @@ def _attribute_docs(package: str) -> dict[str, tuple[Any, list[str]]]:
 def _private_modules(package: str) -> list[str]:
     root = Path(importlib.import_module(package).__file__ or "").parent
     return [f"{package}.{path.stem}" for path in root.glob("_*.py") if path.stem != "__init__"]
-
-
-def _is_callable_instance(value: Any) -> bool:
-    """An object called like a function (``open_session``), not a type alias."""
-    kind = type(value)
-    return callable(kind.__dict__.get("__call__")) and kind.__module__.startswith(
-        "polyai_messaging."
-    )
 
 
 class AutoConstants(SphinxDirective):
@@ -264,8 +262,7 @@ class AutoConstants(SphinxDirective):
             value = getattr(module, name)
             if isinstance(value, type) or inspect.isroutine(value) or inspect.ismodule(value):
                 continue  # automodule documents these
-            kind = "autofunction" if _is_callable_instance(value) else "autodata"
-            lines.append(f".. {kind}:: {package}.{name}", "<autoconstants>")
+            lines.append(f".. autodata:: {package}.{name}", "<autoconstants>")
             lines.append("", "<autoconstants>")
         container = nodes.section()
         self.state.nested_parse(lines, self.content_offset, container)
@@ -346,20 +343,27 @@ def check_public_names(app: Sphinx, env: BuildEnvironment) -> None:
 def constant_docstring(
     app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
 ) -> None:
-    """Give a re-exported constant the docstring written where it is defined."""
-    callable_instance = what == "function" and _is_callable_instance(obj)
-    if what != "data" and not callable_instance:
+    """Give a re-exported constant the docstring written where it is defined; a constant with
+    none is an error, rather than shown with its type's docstring."""
+    if what not in {"data", "attribute"}:
         return
     package, _, attribute = name.rpartition(".")
     entry = _attribute_docs(package).get(attribute) if package in PUBLIC_MODULES else None
     if entry is not None:
         lines[:] = entry[1]
-    if callable_instance:
-        call = inspect.getdoc(type(obj).__call__)
-        lines.extend(["", *(call or "").splitlines()])
-        return
+    elif _is_type_docstring(obj, lines):
+        # Autodoc falls back on the value's own docstring: for a constant, its type's
+        # (``str(object='') -> str``), which says nothing about the constant.
+        LOGGER.warning("%s has no doc comment where it is defined", name, type="polyai")
+        lines.clear()
     if what == "data" and len(repr(obj)) > 80:  # a table: its repr says nothing useful
         lines.extend(["", ":meta hide-value:"])
+
+
+def _is_type_docstring(obj: Any, lines: list[str]) -> bool:
+    """Whether ``lines`` are the docstring of ``obj``'s type rather than of ``obj``."""
+    own = inspect.getdoc(type(obj))
+    return bool(own) and "\n".join(lines).strip() == inspect.cleandoc(own or "").strip()
 
 
 def attrs_signature(

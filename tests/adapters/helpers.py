@@ -29,7 +29,7 @@ import polyai_messaging.asyncio
 import polyai_messaging.trio
 from polyai_messaging.core import Role
 from polyai_messaging.driver import LinkStatus, SessionConfig
-from polyai_messaging.rest import AccessToken, SessionOpener
+from polyai_messaging.rest import AccessToken
 from polyai_messaging.runtime import Event, SessionRuntime, Token, TokenProvider, Update
 from polyai_messaging.testing import LocalEmulator
 
@@ -48,7 +48,7 @@ class Adapter:
     """One event loop's adapter, as the contract tests drive it."""
 
     name: str
-    open_session: SessionOpener[SessionRuntime]
+    open_session: Callable[..., AbstractAsyncContextManager[SessionRuntime]]
     new_event: Callable[[], Event]
     """Makes the loop's own events (for a :class:`~polyai_messaging.runtime.TokenCache`)."""
 

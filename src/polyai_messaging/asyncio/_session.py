@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from ..driver import Now, OpenSocket
-from ..rest import SessionOpener
+from ..rest import SessionOpener, open_session_function
 from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
 from ._link import Link, run_link
 
@@ -124,10 +124,11 @@ def _loop_clock() -> Clock:
     return lambda: Now(loop.time(), time.time())
 
 
-open_session: Final = SessionOpener(
-    _run, new_event=asyncio.Event, loop_clock=_loop_clock, library="asyncio"
+open_session: Final = open_session_function(
+    SessionOpener(_run, new_event=asyncio.Event, loop_clock=_loop_clock, library="asyncio"),
+    Session,
+    """Open a session on asyncio: ``async with open_session(base_url, token_provider) as session``.
+
+The arguments are the same on every adapter. ``clock`` defaults to
+``Now(loop.time(), time.time())``.""",
 )
-"""Open a session on asyncio: ``async with open_session(base_url, token_provider, ...) as
-session``, with the same arguments on every adapter (:class:`~polyai_messaging.rest.SessionOpener`);
-``clock`` defaults to ``Now(loop.time(), time.time())``.
-"""

@@ -77,7 +77,9 @@ __all__ = [
 ]
 
 TYPING_STARTED = "TYPING_STATE_STARTED"
+"""The wire value of a typing ``state`` (the user's or the live agent's): started typing."""
 TYPING_STOPPED = "TYPING_STATE_STOPPED"
+"""The wire value of a typing ``state`` (the user's or the live agent's): stopped typing."""
 
 
 # --- shared shapes ---------------------------------------------------------------------------

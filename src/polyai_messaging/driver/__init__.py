@@ -9,6 +9,7 @@ one question about time, :attr:`SessionState.deadline`. The URL helpers build en
 """
 
 from ._backoff import Backoff
+from ._checks import EchoChecks
 from ._effects import (
     AbortSocket,
     Applied,
@@ -79,6 +80,7 @@ __all__ = [
     "Counters",
     "Delivery",
     "DeliveryStatus",
+    "EchoChecks",
     "Effect",
     "EndSession",
     "FinishKind",

@@ -24,7 +24,7 @@ from ._sessions import Session, SocketConnection
 
 __all__ = ["EmulatorState"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("polyai_messaging.emulator")  # the public name
 
 TransportAborter = Callable[[tuple[str, int]], bool]
 

@@ -41,7 +41,7 @@ from ._wire import (
 
 __all__ = ["serve_websocket"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("polyai_messaging.emulator")  # the public name
 
 DROP_FALLBACK_CLOSE_CODE = 4002
 """Close code used for ``drop`` when the TCP connection cannot be aborted directly."""

@@ -38,7 +38,7 @@ from ._errors import (
     error_class_for,
 )
 from ._maker import SessionMaker, connector_token_provider, http_client
-from ._opening import Opening, SessionLoop, SessionOpener, opening
+from ._opening import Opening, SessionLoop, SessionOpener, open_session_function, opening
 
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",
@@ -74,5 +74,6 @@ __all__ = [
     "error_class_for",
     "http_client",
     "mint_access_token",
+    "open_session_function",
     "opening",
 ]

@@ -3,16 +3,19 @@
 :func:`opening` checks the base URL (``wss://`` only off loopback), sets up the token cache and
 the HTTP client, creates the session unless one is given (by id, or as a saved
 :class:`~polyai_messaging.driver.SessionState`), and makes the driver's first state.
-:class:`SessionOpener` is a whole ``open_session``: that, then the adapter's loop.
+:class:`SessionOpener` is a whole ``open_session``: that, then the adapter's loop;
+:func:`open_session_function` makes it the adapter's documented ``open_session`` function.
 """
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import ssl
+import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, ParamSpec, Protocol, TypeVar
 
 import attrs
 import httpx
@@ -23,9 +26,11 @@ from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, T
 from ._calls import RetryPolicy
 from ._maker import SessionMaker, http_client
 
-__all__ = ["Opening", "SessionLoop", "SessionOpener", "opening"]
+__all__ = ["Opening", "SessionLoop", "SessionOpener", "open_session_function", "opening"]
 
 _S_co = TypeVar("_S_co", bound=SessionRuntime, covariant=True)
+_S = TypeVar("_S", bound=SessionRuntime)
+_P = ParamSpec("_P")
 
 
 @attrs.frozen
@@ -189,3 +194,35 @@ class SessionOpener(Generic[_S_co]):
 
 
 _ADAPTERS = frozenset({"trio", "asyncio"})
+
+
+def open_session_function(
+    opener: Callable[_P, AbstractAsyncContextManager[_S]], session: type[_S], summary: str
+) -> Callable[_P, AbstractAsyncContextManager[_S]]:
+    """``opener`` (a :class:`SessionOpener`) as an adapter's ``open_session`` function,
+    documented by ``summary``, then the opener's parameters, then what it returns: an async
+    context manager yielding ``session``.
+
+    ``help()`` and the reference then show ``open_session`` itself, with its signature, rather
+    than the opener's class.
+    """
+
+    def open_session(*args: _P.args, **kwargs: _P.kwargs) -> AbstractAsyncContextManager[_S]:
+        return opener(*args, **kwargs)
+
+    hints = typing.get_type_hints(SessionOpener.__call__)
+    hints["return"] = AbstractAsyncContextManager[session]  # type: ignore[valid-type]
+    signature = inspect.signature(opener)
+    parameters = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values()]
+    open_session.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=hints["return"]
+    )
+    open_session.__annotations__ = hints
+    open_session.__module__ = session.__module__
+    session_class = f"{session.__module__}.{session.__qualname__}"
+    open_session.__doc__ = (
+        f"{summary}\n\n{inspect.getdoc(SessionOpener.__call__)}\n\n"
+        f":returns: an async context manager yielding the running session, a\n"
+        f"    :class:`~{session_class}`, valid inside the ``async with`` block."
+    )
+    return open_session

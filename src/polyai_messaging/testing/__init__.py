@@ -6,8 +6,10 @@
   its state (``journal(session_id)``, ``state``). Needs the ``emulator`` extra.
 - pytest fixtures, available wherever the package is installed (the ``polyai_messaging``
   plugin): ``messaging_emulator`` (a :class:`LocalEmulator` for the test's loop, under
-  pytest-trio or anyio's plugin), ``messaging_emulator_config`` (override it to configure the
-  emulator; ``EmulatorConfig.fast()`` by default) and ``messaging_token_provider``.
+  pytest-trio, or anyio's plugin on the backend its ``anyio_backend`` fixture names: override
+  that to return ``"asyncio"`` for asyncio-only tests), ``messaging_emulator_config``
+  (override it to configure the emulator; ``EmulatorConfig.fast()`` by default) and
+  ``messaging_token_provider``.
 - :func:`run_script` runs a scripted conversation (JSON Lines) through the driver with a fake
   link and a virtual clock, and reports what the driver sent (:class:`ScriptResult`);
   :func:`is_script` tells a script from a plain frame log.

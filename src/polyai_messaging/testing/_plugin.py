@@ -2,8 +2,9 @@
 plugin, registered with pytest through a ``pytest11`` entry point).
 
 - ``messaging_emulator``: a :class:`~polyai_messaging.testing.LocalEmulator` started for the
-  test's event loop, trio (pytest-trio) or trio and asyncio (anyio's pytest plugin, tests marked
-  ``anyio``), and stopped after the test;
+  test's event loop, trio (pytest-trio) or the backend the ``anyio_backend`` fixture names
+  (anyio's pytest plugin, tests marked ``anyio``; its default is every installed backend, so an
+  asyncio-only suite overrides it to return ``"asyncio"``), and stopped after the test;
 - ``messaging_emulator_config``: the :class:`~polyai_messaging.emulator.EmulatorConfig` it
   starts with, ``EmulatorConfig.fast()``; override this fixture to change it;
 - ``messaging_token_provider``: the emulator's token provider for its demo connector.

@@ -17,7 +17,7 @@ from typing import Final
 import trio
 
 from ..driver import Now, OpenSocket
-from ..rest import SessionOpener
+from ..rest import SessionOpener, open_session_function
 from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
 from ._link import Link, run_link
 
@@ -109,10 +109,11 @@ def _loop_clock() -> Clock:
     return lambda: Now(trio.current_time(), time.time())
 
 
-open_session: Final = SessionOpener(
-    _run, new_event=trio.Event, loop_clock=_loop_clock, library="trio"
+open_session: Final = open_session_function(
+    SessionOpener(_run, new_event=trio.Event, loop_clock=_loop_clock, library="trio"),
+    Session,
+    """Open a session on trio: ``async with open_session(base_url, token_provider) as session``.
+
+The arguments are the same on every adapter. ``clock`` defaults to
+``Now(trio.current_time(), time.time())``.""",
 )
-"""Open a session on trio: ``async with open_session(base_url, token_provider, ...) as
-session``, with the same arguments on every adapter (:class:`~polyai_messaging.rest.SessionOpener`);
-``clock`` defaults to ``Now(trio.current_time(), time.time())``.
-"""
