@@ -1,4 +1,4 @@
-"""The README's code runs: the quickstart and the folding example, as a reader would paste them."""
+"""The README's code runs as a reader would paste it: both quickstarts and the folding example."""
 
 from __future__ import annotations
 
@@ -31,7 +31,16 @@ def test_the_quickstart_greets_and_replies() -> None:
     ]
 
 
+def test_the_trio_quickstart_replies() -> None:
+    quickstart = python_blocks()[1]
+    assert "from polyai_messaging.trio import open_session" in quickstart
+    assert len(quickstart.strip().splitlines()) <= 20
+    assert run(quickstart).splitlines() == [
+        'Agent: You said: "I\'d like to book a table" (6 words). What else can I do for you?',
+    ]
+
+
 def test_the_folding_example_prints_what_its_comments_say() -> None:
-    folding = python_blocks()[1]
+    folding = python_blocks()[2]
     expected = [line.split("# ")[-1] for line in folding.splitlines() if "print(" in line]
     assert run(folding).splitlines() == expected
