@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import random
 import time
@@ -56,6 +57,9 @@ process with hundreds of clients, and what is measured is delivery, not session 
 REST_TIMEOUT = httpx.Timeout(30.0)
 
 SERVER = EmulatorConfig.fast(heartbeat_interval_seconds=1, max_reconnect_attempts=0)
+"""Heartbeats every second, so that frozen sockets are found quickly. The emulator shares the
+process (and its one core) with every client: past a few hundred conversations, heartbeats
+alone fill the core, and ``--heartbeat`` should grow with ``--conversations``."""
 
 
 def random_faults(rng: random.Random) -> str:
@@ -105,9 +109,11 @@ async def _chaos(emulator: RunningEmulator, rng: random.Random, stop: anyio.Even
     emulator.state.set_faults("")
 
 
-async def _caught_up(session: SessionRuntime, emulator: RunningEmulator) -> bool:
+async def _caught_up(
+    session: SessionRuntime, emulator: RunningEmulator, patience: float = 30.0
+) -> bool:
     """Wait (bounded) until the client holds the server's whole journal and nothing pending."""
-    with anyio.move_on_after(30):
+    with anyio.move_on_after(patience):
         while True:
             journal = emulator.state.session(session.session_id).journal
             state = session.state
@@ -132,6 +138,7 @@ async def _conversation(
     not_opened: list[str],
     messages: int,
     seconds: float,
+    patience: float,
 ) -> None:
     provider = connector_token_provider(
         emulator.base_url, DEMO_CONNECTOR_TOKEN, DEMO_HOST, client=http, retry=PATIENT
@@ -164,7 +171,7 @@ async def _conversation(
         if session.finished is not None:
             outcome.finished = f"{session.finished.kind.value}: {session.finished.reason}"
             return
-        outcome.caught_up = await _caught_up(session, emulator)
+        outcome.caught_up = await _caught_up(session, emulator, patience)
         journal = emulator.state.session(session.session_id).journal
         held = [event.id for event in session.conversation.timeline]
         outcome.timeline_matches = held == [entry.event["id"] for entry in journal]
@@ -197,6 +204,8 @@ async def run(
     *,
     seed: int = 0,
     messages: int = 3,
+    patience: float = 30.0,
+    heartbeat: int = 1,
     details: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the chaos and return its figures."""
@@ -206,7 +215,7 @@ async def run(
     not_opened: list[str] = []
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
     async with (
-        run_emulator(SERVER) as emulator,
+        run_emulator(dataclasses.replace(SERVER, heartbeat_interval_seconds=heartbeat)) as emulator,
         httpx.AsyncClient(timeout=REST_TIMEOUT, limits=limits) as http,
     ):
         chaos_over = anyio.Event()
@@ -225,6 +234,7 @@ async def run(
                         not_opened,
                         messages,
                         seconds,
+                        patience,
                     )
                     await anyio.sleep(seconds / conversations)
                 await anyio.sleep(seconds / 2)
@@ -264,10 +274,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the chaos")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loop", choices=["trio", "asyncio"], default="trio")
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=30.0,
+        help="how long each session may take to catch up once the chaos stops (default: 30 s)",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=1,
+        help="the heartbeat interval the emulator asks for (default: 1 s; about 5 s for 1,000)",
+    )
     args = parser.parse_args()
     details: list[dict[str, Any]] = []
     figures = anyio.run(
-        partial(run, args.conversations, args.seconds, seed=args.seed, details=details),
+        partial(
+            run,
+            args.conversations,
+            args.seconds,
+            seed=args.seed,
+            patience=args.patience,
+            heartbeat=args.heartbeat,
+            details=details,
+        ),
         backend=args.loop,
     )
     for detail in details:
