@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 import anyio
@@ -144,6 +146,38 @@ async def test_always_prepend_session_start() -> None:
         async with harness.connect(session_id, token, cursor=last - 1) as client:
             events = await client.batch()
     assert [event["sequence"] for event in events] == [1, last]
+
+
+class _CountingEntries(list[object]):
+    """A journal's entry list that counts the entries read out of it in bulk."""
+
+    copied = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        found = super().__getitem__(index)
+        if isinstance(index, slice):
+            self.copied += len(found)
+        return found
+
+    def __iter__(self) -> Iterator[Any]:
+        self.copied += len(self)
+        return super().__iter__()
+
+
+async def test_replay_reads_only_what_it_sends_even_when_prepending_session_start() -> None:
+    # A replay costs the events it sends, not the history held: the SESSION_START it re-sends
+    # first is looked up alone, the rest is cut from the journal's end.
+    async with start(EmulatorConfig.fast(always_prepend_session_start=True)) as harness:
+        token, session_id, _ = await joined_session(harness)
+        for index in range(500):
+            harness.state.publish(session_id, "EVENT_TYPE_POLY_AGENT_MESSAGE", {"text": f"{index}"})
+        journal = harness.state.session(session_id).journal
+        last = journal.last_sequence
+        entries = journal._entries = _CountingEntries(journal._entries)
+        async with harness.connect(session_id, token, cursor=last - 2) as client:
+            events = await client.batch()
+    assert [event["sequence"] for event in events] == [1, last - 1, last]
+    assert entries.copied <= 2
 
 
 async def test_long_history_is_split_into_batches_under_the_limit(harness: Harness) -> None:

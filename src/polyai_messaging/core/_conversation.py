@@ -453,17 +453,22 @@ class Conversation:
         """The event held at ``sequence``, if any.
 
         O(1) when the history arrived in order (the usual case: each event sits at its
-        sequence's place in :attr:`log`); a history that arrived out of order is searched.
+        sequence's place in :attr:`log`). Otherwise the log is searched outward from that place:
+        an event that arrived late (a gap filled) moves each one after it by one place, so the
+        search costs how far the event moved, not the length of the history.
         """
         log = self.log
         if not log or not 0 < sequence <= self.cursor:
             return None
         if self.missing.filled(sequence) is not self.missing:
             return None  # in a gap
-        index = sequence - (log[0].sequence or 0)
-        if 0 <= index < len(log) and log[index].sequence == sequence:
-            return log[index]
-        return next((event for event in log if event.sequence == sequence), None)
+        length = len(log)
+        index = min(max(sequence - (log[0].sequence or 0), 0), length - 1)
+        for distance in range(max(index + 1, length - index)):
+            for place in (index - distance, index + distance):
+                if 0 <= place < length and log[place].sequence == sequence:
+                    return log[place]
+        return None
 
     def first_gap_after(self, sequence: int) -> tuple[int, int] | None:
         """The lowest missing range whose first sequence is above ``sequence``: O(log n)."""

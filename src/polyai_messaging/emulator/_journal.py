@@ -69,6 +69,10 @@ class Journal:
         # Sequences are 1..n without gaps, so entry i has sequence i + 1.
         return self._entries[max(cursor, 0) :]
 
+    def at(self, sequence: int) -> JournalEntry | None:
+        """The entry with ``sequence``, if journaled: O(1), nothing is copied."""
+        return self._entries[sequence - 1] if 0 < sequence <= len(self._entries) else None
+
     def last(self, count: int) -> Sequence[JournalEntry]:
         """The ``count`` most recent entries, oldest first."""
         return self._entries[-count:] if count > 0 else []

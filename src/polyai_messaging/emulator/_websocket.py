@@ -135,8 +135,10 @@ def _opening_frames(state: EmulatorState, session: Session, cursor: int) -> list
 
 def _replay_frames(state: EmulatorState, session: Session, cursor: int) -> list[str]:
     entries = list(session.journal.after(cursor))
-    if state.config.always_prepend_session_start and cursor >= 1:
-        entries.insert(0, session.journal.after(0)[0])  # docs: protocol-emulator
+    first = session.journal.at(1)
+    if state.config.always_prepend_session_start and cursor >= 1 and first is not None:
+        # Only the first entry is looked up: the replay costs what it sends, not the history.
+        entries.insert(0, first)  # docs: protocol-emulator
     texts = [entry.text for entry in entries]
     return batch_frames(texts, state.config.max_frame_bytes, reverse_each=state.faults.reorder)
 
