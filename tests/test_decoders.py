@@ -318,3 +318,18 @@ def test_parsing_leaves_the_frame_as_it_was(text: str) -> None:
     size = sys.getsizeof(frame)
     assert wire._parse(frame) == json.loads(text)
     assert sys.getsizeof(frame) == size
+
+
+@pytest.mark.parametrize("literal", ["18446744073709551616", "-9223372036854775809"])
+def test_an_integer_beyond_64_bits_is_the_one_parse_difference_and_no_field_takes_it(
+    literal: str,
+) -> None:
+    """orjson reads such a literal as a float (json.loads as an int): the documented
+    difference. No field of a frame may hold one, so the frame is refused either way."""
+    assert wire._parse(literal) == float(literal)
+    assert type(wire._parse(literal)) is float
+    frame = f'{{"type":"EVENT_TYPE_POLY_AGENT_THINKING","id":"a","sequence":{literal}}}'
+    with pytest.raises(RemoteProtocolError, match="sequence"):
+        wire.decode(frame)
+    with pytest.raises(RemoteProtocolError, match="sequence"):
+        wire.decode_object(json.loads(frame))

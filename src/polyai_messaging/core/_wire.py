@@ -473,9 +473,13 @@ def _parse(frame: str) -> Any:
     """``json.loads(frame)``, by orjson's parser where it agrees.
 
     orjson accepts a subset of what ``json.loads`` accepts (strict RFC 8259: no NaN, no lone
-    surrogate escapes, no integers beyond 64 bits) and parses it to the same values, several
-    times faster; anything it refuses goes to ``json.loads`` itself, so the accepted texts and
-    the errors are exactly ``json.loads``'s (property tested).
+    surrogate escapes) and parses it to the same values, several times faster; anything it
+    refuses goes to ``json.loads`` itself, so the accepted texts and the errors are
+    ``json.loads``'s (property tested). One difference is left, on purpose: an integer literal
+    beyond 64 bits becomes a float, not an int. No field of a frame may hold one (sequences are
+    refused above 2**53 either way), so at worst a value kept as it came (an unknown
+    capability, an unknown event's payload) reads as a float; checking every frame for such a
+    literal would cost as much as parsing it.
     """
     try:
         # Given a str, orjson reads CPython's cached UTF-8 form of it, which is then kept with
