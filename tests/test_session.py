@@ -29,6 +29,7 @@ from model_server import (
 from polyai_messaging.core import LocalProtocolError, UserMessage, encoded_size
 from polyai_messaging.driver import (
     AbortSocket,
+    Applied,
     CloseSocket,
     ConnectFailed,
     Delivery,
@@ -236,6 +237,27 @@ def test_heartbeat_interval_from_capabilities(interval: int | None, expected: fl
     gaps = {round(b - a, 3) for a, b in itertools.pairwise(times)}
     assert gaps == {expected}
     assert d.state.heartbeat_interval == expected
+
+
+def test_a_transient_heartbeat_echo_keeps_the_link_alive_and_folds_nothing() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    conversation = d.state.conversation
+    effects = d.frame(event("HEARTBEAT", None, id="hb-1"), at=d.t + 5)
+    assert d.state.last_inbound == d.t
+    assert d.state.conversation is conversation, "no conversation built for it"
+    assert of(Applied, effects) == []
+    # Its duplicate is not a duplicate event either: nothing was recorded.
+    d.frame(event("HEARTBEAT", None, id="hb-1"))
+    assert d.state.counters.duplicates_dropped == 0
+
+
+def test_a_sequenced_heartbeat_echo_is_folded_like_any_event() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    effects = d.frame(event("HEARTBEAT", 5))
+    assert [type(e.event).__name__ for e in of(Applied, effects)] == ["HeartbeatEcho"]
+    assert d.state.conversation.cursor == 5
 
 
 def test_heartbeat_zero_disables_heartbeat_and_liveness() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..core import (
     EventBatch,
+    HeartbeatEcho,
     LiveAgentTyping,
     PolyAgentJoined,
     PolyAgentJoinRequested,
@@ -56,6 +57,11 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
     inner = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
     interval = turn.state.heartbeat_interval
     for item in inner:
+        if type(item) is HeartbeatEcho and item.sequence is None:
+            # A transient heartbeat echo only proves the link alive (``last_inbound``, above).
+            # Folding it would record its id, publish it on the event stream and build a new
+            # conversation, on every heartbeat of every idle session, for nothing to show.
+            continue
         _fold(turn, item)
     s = turn.state
     if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:
