@@ -135,6 +135,24 @@ def test_the_event_stream_keeps_the_newest_and_counts_what_it_dropped() -> None:
         EventStream(0, FakeEvent)
 
 
+def test_changes_nobody_waits_for_make_no_events() -> None:
+    made: list[FakeEvent] = []
+
+    class Counting(Recorder):
+        def new_event(self) -> FakeEvent:
+            made.append(FakeEvent())
+            return made[-1]
+
+    runtime = Counting()
+    runtime.start()
+    runtime.link_opened(1)
+    runtime.frame_received(1, dumps(batch(session_start(1))))
+    assert runtime.latest.version == 3
+    assert runtime.events().drain()
+    runtime.close()
+    assert made == [], "an event per snapshot, event or ending that nobody awaited"
+
+
 def test_a_deadline_the_driver_keeps_is_re_armed_no_sooner_than_the_floor() -> None:
     runtime = Recorder()
     runtime.start()

@@ -260,6 +260,27 @@ def test_a_sequenced_heartbeat_echo_is_folded_like_any_event() -> None:
     assert d.state.conversation.cursor == 5
 
 
+def test_a_state_works_its_deadline_out_once_and_no_state_inherits_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    before = d.state.deadline
+    worked_out: list[SessionState] = []
+    original = SessionState._deadline
+
+    def counted(state: SessionState) -> float | None:
+        worked_out.append(state)
+        return original(state)
+
+    monkeypatch.setattr(SessionState, "_deadline", counted)
+    effects = d(SendText("hello", None, {}), at=d.t + 1)  # its echo check moves the deadline
+    assert d.state.deadline != before
+    assert of(WakeAt, effects) == [WakeAt(d.state.deadline)]
+    assert d.state.deadline == attrs.evolve(d.state).deadline  # a fresh copy agrees
+    assert sum(state is d.state for state in worked_out) == 1, "worked out at most once"
+
+
 def test_heartbeat_zero_disables_heartbeat_and_liveness() -> None:
     d = Drive()
     d.settled_open(session_start(1, heartbeat_interval_seconds=0), *HISTORY[1:])
@@ -614,6 +635,25 @@ def test_outbox_assigns_client_event_id_and_confirms_on_echo() -> None:
     effects = d.frame(user_echo(5, pending.client_event_id, "hello"))
     assert of(Delivery, effects) == [Delivery(pending.client_event_id, DeliveryStatus.SENT, "u5")]
     assert d.state.delivery(pending.client_event_id).status is DeliveryStatus.SENT
+
+
+def test_generated_ids_are_full_v4_uuids_repeatable_from_the_seed() -> None:
+    def ids(seed: int, count: int) -> list[str]:
+        d = Drive(SessionState.new("sess-1", seed=seed))
+        d.settled_open(*HISTORY)
+        return [of(Delivery, d(SendText(f"m{n}")))[0].client_event_id for n in range(count)]
+
+    first = ids(7, 200)
+    assert ids(7, 200) == first
+    assert set(ids(8, 200)).isdisjoint(first)
+    values = [uuid.UUID(cid) for cid in first]
+    assert len(set(values)) == 200
+    assert {(value.version, value.variant) for value in values} == {(4, uuid.RFC_4122)}
+    # Every one of the 122 random bits varies: the version and variant bits alone are fixed.
+    fixed = ~0 & ((1 << 128) - 1)
+    for value in values[1:]:
+        fixed &= ~(value.int ^ values[0].int)
+    assert bin(fixed).count("1") == 6
 
 
 def test_outbox_queued_while_disconnected_sent_after_replay_settles() -> None:

@@ -13,7 +13,7 @@ import attrs
 from ..core import ClientCommand, encode
 from ._effects import Effect, LinkStatus, SendFrame, StatusChanged
 from ._inputs import Now
-from ._state import SessionState
+from ._state import DEADLINE_CACHE, SessionState
 
 __all__ = ["Turn"]
 
@@ -40,6 +40,7 @@ class Turn:
         if not changes.keys() <= _FIELDS:
             raise TypeError(f"not fields of SessionState: {sorted(changes.keys() - _FIELDS)}")
         fields = self.state.__dict__.copy()
+        fields.pop(DEADLINE_CACHE, None)  # the new state's own is worked out when asked
         fields.update(changes)
         state = _new(SessionState)
         _set(state, "__dict__", fields)

@@ -51,7 +51,7 @@ from ..driver import (
     step,
     websocket_url,
 )
-from ._feed import EventStream, UpdateFeed
+from ._feed import EventStream, UpdateFeed, Waiters
 from ._logs import RedactingLogger, redacted
 from ._loop import Event, LinkHandle
 from ._retry_after import parse_retry_after
@@ -140,7 +140,8 @@ class Engine:
         self._clock = clock
         self._status: StatusChanged | None = None
         self._finished: Finished | None = None
-        self._finished_event = self.new_event()
+        self._over = Waiters(self.new_event)
+        """Woken when the session finishes or is closed."""
         self._renewal: Event | None = None
         self._closed = False
         self._feed_updates = UpdateFeed(state, self.new_event)
@@ -290,7 +291,7 @@ class Engine:
         self.log.info("session finished: %s (%s)", effect.kind.value, effect.reason)
         if self._finished is None:
             self._finished = effect
-            self._finished_event.set()
+            self._over.wake()
             self._events.close()
 
     # --- what a link reports ---------------------------------------------------------------
@@ -373,7 +374,7 @@ class Engine:
         server, and could be resumed by id)."""
         self._closed = True
         self._events.close()
-        self._finished_event.set()
+        self._over.wake()
         self._feed_updates.close()
 
     async def shutdown(self) -> None:

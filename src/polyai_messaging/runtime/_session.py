@@ -72,7 +72,8 @@ class SessionRuntime(Engine):
 
     async def wait_finished(self) -> Finished:
         """Wait until the session is over; return how it finished."""
-        await self._finished_event.wait()
+        while self._finished is None and not self._closed:
+            await self._over.wait()
         finished = self._finished
         if finished is None:
             raise LocalProtocolError("the session was closed before it finished")
