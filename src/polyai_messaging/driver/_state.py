@@ -69,6 +69,10 @@ class SessionConfig:
     resuming from before it."""
     default_max_message_bytes: int = 131072
     backoff: Backoff = attrs.field(factory=Backoff)
+    websocket_compression: bool = False
+    """Offer permessage-deflate where the adapter's WebSocket library can (``websockets``, on
+    asyncio; trio-websocket never compresses). Off by default: the frames are small JSON, and a
+    compressed connection holds zlib's buffers (about 56 KiB) for its whole life."""
 
 
 @attrs.frozen
