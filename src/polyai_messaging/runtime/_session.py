@@ -89,9 +89,12 @@ class SessionRuntime(Engine):
 
     async def next_update(self, after_version: int) -> Update | None:
         """Wait for a snapshot newer than ``after_version``; ``None`` once the session is closed."""
-        update = await self._feed_updates.next(after_version)
+        feed = self._feed_updates
+        if feed.latest.version <= after_version and not feed.closed:
+            # Waiting is the checkpoint: one more would cost the caller a scheduler round.
+            return await feed.next(after_version)
         await self.checkpoint()
-        return update
+        return feed.latest if feed.latest.version > after_version else None
 
     def events(self) -> EventStream:
         """Every newly applied server event, in order (see :class:`EventStream`)."""
