@@ -62,7 +62,10 @@ class Turn:
         self.emit(StatusChanged(status, reason, s.attempt, retry_in, s.generation))
 
     def send(self, command: ClientCommand) -> None:
-        s = self.state
-        self.emit(SendFrame(s.generation, encode(command)))
+        self.send_encoded(encode(command))
+
+    def send_encoded(self, frame: str, **changes: Any) -> None:
+        """Send an encoded command, and make ``changes`` to the state in the same update."""
+        self.emit(SendFrame(self.state.generation, frame))
         # Every frame sent restarts the server's idle clock, so ours restarts with it.
-        self.update(last_sent_wall=self.now.wall, last_sent_monotonic=self.t)
+        self.update(last_sent_wall=self.now.wall, last_sent_monotonic=self.t, **changes)
