@@ -63,6 +63,7 @@ from polyai_messaging.driver import (
     WakeUp,
     step,
 )
+from polyai_messaging.driver import _turn as turn_module
 from polyai_messaging.driver._backoff import draw
 
 JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"
@@ -279,6 +280,16 @@ def test_a_state_works_its_deadline_out_once_and_no_state_inherits_it(
     assert of(WakeAt, effects) == [WakeAt(d.state.deadline)]
     assert d.state.deadline == attrs.evolve(d.state).deadline  # a fresh copy agrees
     assert sum(state is d.state for state in worked_out) == 1, "worked out at most once"
+
+
+def test_a_heartbeat_is_not_encoded_again_for_every_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Drive()
+    d.settled_open(session_start(1, heartbeat_interval_seconds=1), *HISTORY[1:])
+    encoded: list[object] = []
+    monkeypatch.setattr(turn_module, "encode", lambda command: encoded.append(command) or "")
+    times = heartbeat_times(d, 10.0)
+    assert len(times) >= 5
+    assert encoded == []
 
 
 def test_heartbeat_zero_disables_heartbeat_and_liveness() -> None:
