@@ -58,9 +58,11 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
     interval = turn.state.heartbeat_interval
     for item in inner:
         if type(item) is HeartbeatEcho and item.sequence is None:
-            # A transient heartbeat echo only proves the link alive (``last_inbound``, above).
-            # Folding it would record its id, publish it on the event stream and build a new
-            # conversation, on every heartbeat of every idle session, for nothing to show.
+            # A transient heartbeat echo proves the link alive (``last_inbound``, above) and is
+            # reacted to as any event is (a join may be retried), but not folded: that recorded
+            # its id, published it on the event stream and built a new conversation, on every
+            # heartbeat of every idle session, for nothing to show.
+            _react(turn, item)
             continue
         _fold(turn, item)
     s = turn.state

@@ -80,6 +80,7 @@ class Session(SessionRuntime):
                 self._timer_scope = scope
                 await trio.sleep_forever()
             self._timer_scope = None
+            self._timer_at = None  # fired: the runtime re-arms it if it is still wanted
             self.wake()
 
 
