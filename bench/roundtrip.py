@@ -88,7 +88,7 @@ class _AsyncioFrames:
 @contextlib.asynccontextmanager
 async def bare_socket(backend: str, url: str) -> AsyncIterator[Frames]:
     """A WebSocket on the library the adapter for ``backend`` uses, with the adapter's options
-    (the inbound size limit; on websockets, no pings of its own)."""
+    (the inbound size limit; on websockets, no pings of its own and no compression)."""
     if backend == "trio":
         from trio_websocket import open_websocket_url  # noqa: PLC0415 - one loop per run
 
@@ -97,7 +97,9 @@ async def bare_socket(backend: str, url: str) -> AsyncIterator[Frames]:
     else:
         from websockets.asyncio.client import connect  # noqa: PLC0415 - one loop per run
 
-        async with connect(url, max_size=MAX_INBOUND_MESSAGE, ping_interval=None) as ws:
+        async with connect(
+            url, max_size=MAX_INBOUND_MESSAGE, ping_interval=None, compression=None
+        ) as ws:
             yield _AsyncioFrames(ws)
 
 

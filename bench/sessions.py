@@ -19,8 +19,8 @@ Measured in the client process, over the hold:
 * ``kib_per_session``: the growth of the process's resident set size (RSS, from
   ``/proc/self/statm``) from before the sessions were opened (after one warm-up session) to
   the end of the hold, per session (target <= 24 KiB). RSS rather than tracemalloc: it is what
-  the sessions cost the machine (C allocations included, such as zlib's for the WebSocket
-  compression websockets negotiates, and the allocator's slack), and tracemalloc would slow
+  the sessions cost the machine (C allocations included, such as zlib's where WebSocket
+  compression is negotiated, and the allocator's slack), and tracemalloc would slow
   every allocation, and so the CPU figure taken in the same run, several times over.
 
 Each adapter's lines also give the CPU time per heartbeat sent and the garbage collector's

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging.driver._backoff import Backoff, draw
+from polyai_messaging.driver._backoff import Backoff, draw, random_bits
 
 
 def nominal(attempt: int) -> float:
@@ -83,3 +83,13 @@ def test_draw_is_pure_and_seeded() -> None:
     assert draw(3, 5) != draw(4, 5)
     assert draw(3, 5) != draw(3, 6)
     assert all(0.0 <= draw(9, k) < 1.0 for k in range(100))
+
+
+@pytest.mark.parametrize("bits", [1, 53, 128, 130, 512])
+def test_random_bits_are_pure_and_as_wide_as_asked(bits: int) -> None:
+    values = [random_bits(5, k, bits) for k in range(64)]
+    assert values == [random_bits(5, k, bits) for k in range(64)]
+    assert all(0 <= value < 1 << bits for value in values)
+    assert max(values).bit_length() > bits - 8 or bits == 1
+    with pytest.raises(ValueError, match="bits"):
+        random_bits(5, 0, 513)

@@ -13,9 +13,25 @@ from typing import Any
 
 import pytest
 
-from model_server import WALL_EPOCH, batch, dumps, session_start
+from model_server import (
+    WALL_EPOCH,
+    agent_message,
+    batch,
+    dumps,
+    event,
+    joined,
+    session_start,
+    user_echo,
+)
 from polyai_messaging.core import EventBatch
-from polyai_messaging.driver import Now, OpenSocket, SessionConfig, SessionState
+from polyai_messaging.driver import (
+    Delivery,
+    Now,
+    OpenSocket,
+    SendText,
+    SessionConfig,
+    SessionState,
+)
 from polyai_messaging.rest import AccessToken
 from polyai_messaging.runtime import (
     MIN_REWAKE_SECONDS,
@@ -127,12 +143,30 @@ def test_snapshots_are_versioned_and_conflated() -> None:
 def test_the_event_stream_keeps_the_newest_and_counts_what_it_dropped() -> None:
     stream = EventStream(2, FakeEvent)
     events = [EventBatch(id=str(n)) for n in range(5)]
-    for event in events:
-        stream.put(event)
+    for item in events:
+        stream.put(item)
     assert stream.drain() == events[-2:]
     assert stream.dropped == 3
     with pytest.raises(ValueError, match="at least 1"):
         EventStream(0, FakeEvent)
+
+
+def test_changes_nobody_waits_for_make_no_events() -> None:
+    made: list[FakeEvent] = []
+
+    class Counting(Recorder):
+        def new_event(self) -> FakeEvent:
+            made.append(FakeEvent())
+            return made[-1]
+
+    runtime = Counting()
+    runtime.start()
+    runtime.link_opened(1)
+    runtime.frame_received(1, dumps(batch(session_start(1))))
+    assert runtime.latest.version == 3
+    assert runtime.events().drain()
+    runtime.close()
+    assert made == [], "an event per snapshot, event or ending that nobody awaited"
 
 
 def test_a_deadline_the_driver_keeps_is_re_armed_no_sooner_than_the_floor() -> None:
@@ -145,6 +179,34 @@ def test_a_deadline_the_driver_keeps_is_re_armed_no_sooner_than_the_floor() -> N
     runtime.wake()
     assert runtime.deadline() == deadline
     assert runtime.timer == [pytest.approx(runtime.t + MIN_REWAKE_SECONDS)]
+
+
+def test_a_later_deadline_leaves_the_timer_armed_and_its_firing_only_re_arms() -> None:
+    runtime = Recorder()
+    runtime.start()
+    runtime.link_opened(1)
+    history = session_start(1), event("REQUEST_POLY_AGENT_JOIN", 2), joined(3), agent_message(4)
+    runtime.frame_received(1, dumps(batch(*history)))
+    runtime.t += 0.5
+    runtime.wake()  # the replay settles
+    assert runtime.state.settled
+    heartbeat = runtime.deadline()
+    runtime.timer.clear()
+    (delivery,) = [e for e in runtime.feed(SendText("hi", None, {})) if isinstance(e, Delivery)]
+    cid = delivery.client_event_id
+    check = runtime.deadline()
+    assert check is not None
+    assert heartbeat is not None
+    assert check < heartbeat
+    assert runtime.timer == [check], "a sooner deadline moves the timer"
+    runtime.frame_received(1, dumps(user_echo(5, cid)))
+    assert runtime.deadline() == heartbeat
+    assert runtime.timer == [check], "a later one leaves it"
+    state = runtime.state
+    runtime.t = check
+    runtime.wake()  # the timer fires for the check that is no longer due
+    assert runtime.state is state, "the driver is not woken for it"
+    assert runtime.timer == [check, heartbeat]
 
 
 def test_log_records_carry_the_session_and_link_and_hide_tokens(

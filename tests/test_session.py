@@ -29,6 +29,7 @@ from model_server import (
 from polyai_messaging.core import LocalProtocolError, UserMessage, encoded_size
 from polyai_messaging.driver import (
     AbortSocket,
+    Applied,
     CloseSocket,
     ConnectFailed,
     Delivery,
@@ -64,6 +65,7 @@ from polyai_messaging.driver import (
     load_state,
     step,
 )
+from polyai_messaging.driver import _turn as turn_module
 from polyai_messaging.driver._backoff import draw
 
 JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"
@@ -238,6 +240,58 @@ def test_heartbeat_interval_from_capabilities(interval: int | None, expected: fl
     gaps = {round(b - a, 3) for a, b in itertools.pairwise(times)}
     assert gaps == {expected}
     assert d.state.heartbeat_interval == expected
+
+
+def test_a_transient_heartbeat_echo_keeps_the_link_alive_and_folds_nothing() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    conversation = d.state.conversation
+    effects = d.frame(event("HEARTBEAT", None, id="hb-1"), at=d.t + 5)
+    assert d.state.last_inbound == d.t
+    assert d.state.conversation is conversation, "no conversation built for it"
+    assert of(Applied, effects) == []
+    # Its duplicate is not a duplicate event either: nothing was recorded.
+    d.frame(event("HEARTBEAT", None, id="hb-1"))
+    assert d.state.counters.duplicates_dropped == 0
+
+
+def test_a_sequenced_heartbeat_echo_is_folded_like_any_event() -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    effects = d.frame(event("HEARTBEAT", 5))
+    assert [type(e.event).__name__ for e in of(Applied, effects)] == ["HeartbeatEcho"]
+    assert d.state.conversation.cursor == 5
+
+
+def test_a_state_works_its_deadline_out_once_and_no_state_inherits_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = Drive()
+    d.settled_open(*HISTORY)
+    before = d.state.deadline
+    worked_out: list[SessionState] = []
+    original = SessionState._deadline
+
+    def counted(state: SessionState) -> float | None:
+        worked_out.append(state)
+        return original(state)
+
+    monkeypatch.setattr(SessionState, "_deadline", counted)
+    effects = d(SendText("hello", None, {}), at=d.t + 1)  # its echo check moves the deadline
+    assert d.state.deadline != before
+    assert of(WakeAt, effects) == [WakeAt(d.state.deadline)]
+    assert d.state.deadline == attrs.evolve(d.state).deadline  # a fresh copy agrees
+    assert sum(state is d.state for state in worked_out) == 1, "worked out at most once"
+
+
+def test_a_heartbeat_is_not_encoded_again_for_every_beat(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Drive()
+    d.settled_open(session_start(1, heartbeat_interval_seconds=1), *HISTORY[1:])
+    encoded: list[object] = []
+    monkeypatch.setattr(turn_module, "encode", lambda command: encoded.append(command) or "")
+    times = heartbeat_times(d, 10.0)
+    assert len(times) >= 5
+    assert encoded == []
 
 
 def test_heartbeat_zero_disables_heartbeat_and_liveness() -> None:
@@ -625,6 +679,25 @@ def test_outbox_assigns_client_event_id_and_confirms_on_echo() -> None:
     effects = d.frame(user_echo(5, pending.client_event_id, "hello"))
     assert of(Delivery, effects) == [Delivery(pending.client_event_id, DeliveryStatus.SENT, "u5")]
     assert d.state.delivery(pending.client_event_id).status is DeliveryStatus.SENT
+
+
+def test_generated_ids_are_full_v4_uuids_repeatable_from_the_seed() -> None:
+    def ids(seed: int, count: int) -> list[str]:
+        d = Drive(SessionState.new("sess-1", seed=seed))
+        d.settled_open(*HISTORY)
+        return [of(Delivery, d(SendText(f"m{n}")))[0].client_event_id for n in range(count)]
+
+    first = ids(7, 200)
+    assert ids(7, 200) == first
+    assert set(ids(8, 200)).isdisjoint(first)
+    values = [uuid.UUID(cid) for cid in first]
+    assert len(set(values)) == 200
+    assert {(value.version, value.variant) for value in values} == {(4, uuid.RFC_4122)}
+    # Every one of the 122 random bits varies: the version and variant bits alone are fixed.
+    fixed = ~0 & ((1 << 128) - 1)
+    for value in values[1:]:
+        fixed &= ~(value.int ^ values[0].int)
+    assert bin(fixed).count("1") == 6
 
 
 def test_outbox_queued_while_disconnected_sent_after_replay_settles() -> None:

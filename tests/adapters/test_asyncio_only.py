@@ -4,16 +4,20 @@ cancelled with ``Task.cancel``, and an import that needs no trio."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
+import attrs
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
 from no_trio import run_without_trio
+from polyai_messaging.asyncio import _link as asyncio_link
 from polyai_messaging.asyncio._link import Link
 from polyai_messaging.runtime import QueuedClose
 from polyai_messaging.testing import LocalEmulator
 
-from .helpers import TIMEOUT, Adapter, no_client_task_left, replied, wait_for
+from .helpers import FAST, TIMEOUT, Adapter, no_client_task_left, replied, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -59,6 +63,26 @@ async def test_a_task_cancelled_from_outside_leaves_nothing_running(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_compression_is_offered_only_when_the_config_asks(
+    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch, compression: bool
+) -> None:
+    opened: list[ClientConnection] = []
+
+    async def connecting(*args: Any, **kwargs: Any) -> ClientConnection:
+        connection = await connect(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(asyncio_link, "connect", connecting)
+    config = attrs.evolve(FAST, websocket_compression=compression)
+    async with adapter.session(emulator, config=config) as session:
+        await wait_for(session, replied(1))
+    (connection,) = opened
+    negotiated = [extension.name for extension in connection.protocol.extensions]
+    assert negotiated == (["permessage-deflate"] if compression else [])
 
 
 def test_the_adapter_works_without_trio_installed() -> None:

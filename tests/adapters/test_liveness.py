@@ -90,6 +90,21 @@ async def test_a_silent_link_is_aborted_without_a_closing_handshake(adapter: Ada
         assert first.frames  # the heartbeats got through before the link was dropped
 
 
+async def test_a_timer_that_fired_waits_until_it_is_armed_again(
+    adapter: Adapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A firing the runtime does not follow with a new deadline leaves the timer disarmed."""
+    fired: list[float] = []
+    config = SessionConfig(default_heartbeat_seconds=0.1)
+    async with (
+        websocket_server() as (url, _),
+        adapter.open_session(url, fixed_token, session_id="s", config=config) as session,
+    ):
+        monkeypatch.setattr(session, "wake", lambda: fired.append(anyio.current_time()))
+        await anyio.sleep(0.5)
+    assert len(fired) == 1
+
+
 async def test_a_deadline_the_driver_keeps_is_not_retried_in_a_busy_loop(
     adapter: Adapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -106,13 +106,15 @@ def _options(
     engine: Engine, target: LinkTarget, ssl_context: ssl.SSLContext | None
 ) -> dict[str, Any]:
     """``connect``'s options: the driver's timeouts, the size limit, no pings of its own (the
-    driver sends heartbeats), our TLS context, and its records through the engine's log."""
+    driver sends heartbeats), compression only if the config asks for it, our TLS context, and
+    its records through the engine's log."""
     config = engine.state.config
     options: dict[str, Any] = {
         "open_timeout": config.connect_timeout_seconds,
         "close_timeout": config.close_timeout_seconds,
         "max_size": MAX_INBOUND_MESSAGE,
         "ping_interval": None,
+        "compression": "deflate" if config.websocket_compression else None,
         "logger": _LibraryLog(engine.log),
     }
     if ssl_context is not None and target.url.startswith("wss:"):

@@ -6,7 +6,9 @@ checks and gap repairs that come due, and a machine that slept.
 
 from __future__ import annotations
 
-from ..core import Heartbeat
+from typing import Final
+
+from ..core import Heartbeat, encode
 from ._effects import AbortSocket, FinishKind, LinkStatus
 from ._inputs import WakeUp
 from ._intents import unconfirmed
@@ -25,6 +27,9 @@ from ._turn import Turn
 
 __all__ = ["notice_sleep", "on_wake"]
 
+_HEARTBEAT_FRAME: Final = encode(Heartbeat())
+"""Every heartbeat is the same frame: encoded once, not on every heartbeat of every session."""
+
 
 def notice_sleep(turn: Turn) -> None:
     """Probe an open link when wall time jumped past monotonic time (run before every input)."""
@@ -36,8 +41,7 @@ def notice_sleep(turn: Turn) -> None:
     if jump < s.config.sleep_jump_seconds or s.link is not LinkStatus.OPEN:
         return
     # The machine slept: the socket may be long dead. Probe now and give it one grace period.
-    turn.send(Heartbeat())
-    turn.update(last_inbound=turn.t - s.heartbeat_interval)
+    turn.send_encoded(_HEARTBEAT_FRAME, last_inbound=turn.t - s.heartbeat_interval)
 
 
 def on_wake(turn: Turn, _: WakeUp) -> None:
@@ -90,9 +94,8 @@ def _wake_open(turn: Turn) -> None:
     if not s.settled and s.settle_at is not None and s.settle_at <= t:
         settle(turn)
     if turn.state.next_heartbeat is not None and turn.state.next_heartbeat <= t:
-        turn.send(Heartbeat())
         interval = turn.state.heartbeat_interval
-        turn.update(next_heartbeat=t + interval if interval > 0 else None)
+        turn.send_encoded(_HEARTBEAT_FRAME, next_heartbeat=t + interval if interval > 0 else None)
     if turn.state.settled and unconfirmed(turn):
         resume_now(turn, VERIFY_REASON)
         return

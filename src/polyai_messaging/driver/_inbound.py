@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..core import (
     EventBatch,
+    HeartbeatEcho,
     LiveAgentTyping,
     PolyAgentJoined,
     PolyAgentJoinRequested,
@@ -56,6 +57,13 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
     inner = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
     interval = turn.state.heartbeat_interval
     for item in inner:
+        if type(item) is HeartbeatEcho and item.sequence is None:
+            # A transient heartbeat echo proves the link alive (``last_inbound``, above) and is
+            # reacted to as any event is (a join may be retried), but not folded: that recorded
+            # its id, published it on the event stream and built a new conversation, on every
+            # heartbeat of every idle session, for nothing to show.
+            _react(turn, item)
+            continue
         _fold(turn, item)
     s = turn.state
     if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:

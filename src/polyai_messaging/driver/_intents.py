@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import uuid
 
-import attrs
-
 from ..core import (
     TYPING_STARTED,
     TYPING_STOPPED,
@@ -19,14 +17,14 @@ from ..core import (
     UserEndSession,
     UserMessage,
     UserMessageEcho,
-    encoded_size,
+    encode,
     replace_lone_surrogates,
 )
 from ..core import UserTyping as UserTypingCommand
 from ._backoff import random_bits
 from ._effects import Delivery, DeliveryStatus, LinkStatus
 from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
-from ._outbox import OutboxEntry, check_delay
+from ._outbox import OutboxEntry, check_delay, replace
 from ._turn import Turn
 
 __all__ = [
@@ -44,19 +42,21 @@ __all__ = [
 # --- outbox -----------------------------------------------------------------------------------
 
 
-def transmit(turn: Turn, entry: OutboxEntry) -> None:
-    """Send (or resend) one pending entry and schedule its echo check."""
+def transmit(turn: Turn, entry: OutboxEntry, frame: str | None = None) -> None:
+    """Send (or resend) one pending entry and schedule its echo check (``frame``: the entry
+    already encoded)."""
     s = turn.state
     if entry.transmissions:
         turn.count(resends=1)
-    cid = entry.client_event_id
-    turn.send(UserMessage(text=entry.text, client_event_id=cid, custom=entry.custom))
-    sent = attrs.evolve(
+    if frame is None:
+        cid = entry.client_event_id
+        frame = encode(UserMessage(text=entry.text, client_event_id=cid, custom=entry.custom))
+    sent = replace(
         entry,
         transmissions=entry.transmissions + 1,
         next_check=turn.t + check_delay(entry.checks, s.config.resend_check_seconds),
     )
-    turn.update(outbox=turn.state.outbox.update(sent))
+    turn.send_encoded(frame, outbox=turn.state.outbox.update(sent))
 
 
 def unconfirmed(turn: Turn) -> bool:
@@ -69,7 +69,7 @@ def unconfirmed(turn: Turn) -> bool:
         if entry.checks >= limit or entry.transmissions > limit:
             _finish(turn, entry, DeliveryStatus.FAILED)
         else:
-            checked = attrs.evolve(entry, checks=entry.checks + 1, next_check=None)
+            checked = replace(entry, checks=entry.checks + 1, next_check=None)
             turn.update(outbox=turn.state.outbox.update(checked))
             verify = True
     return verify
@@ -87,14 +87,14 @@ def after_replay(turn: Turn, *, replayed: bool) -> None:
             transmit(turn, entry)
         elif entry.next_check is None:
             delay = check_delay(entry.checks, s.config.resend_check_seconds)
-            waiting = attrs.evolve(entry, next_check=turn.t + delay)
+            waiting = replace(entry, next_check=turn.t + delay)
             turn.update(outbox=turn.state.outbox.update(waiting))
 
 
 def _finish(
     turn: Turn, entry: OutboxEntry, status: DeliveryStatus, message_id: str | None = None
 ) -> None:
-    done = attrs.evolve(entry, status=status, next_check=None, message_id=message_id)
+    done = replace(entry, status=status, next_check=None, message_id=message_id)
     turn.update(outbox=turn.state.outbox.update(done))
     turn.emit(Delivery(entry.client_event_id, status, message_id))
 
@@ -134,8 +134,8 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     s = turn.state
     if s.delivery(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
-    command = UserMessage(text=event.text, client_event_id=client_event_id, custom=custom)
-    size = encoded_size(command)
+    frame = encode(UserMessage(text=event.text, client_event_id=client_event_id, custom=custom))
+    size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent just below
     if size > s.max_message_bytes:
         raise LocalProtocolError(
             f"message is {size} bytes encoded; the session allows {s.max_message_bytes}"
@@ -144,7 +144,7 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
     if turn.state.link is LinkStatus.OPEN and turn.state.settled:
         entry = turn.state.outbox.pending[client_event_id]
-        transmit(turn, entry)
+        transmit(turn, entry, frame)
 
 
 _CID = "client_event_id"

@@ -15,7 +15,11 @@ from ._effects import Finished, LinkStatus
 from ._inputs import Now
 from ._outbox import Outbox, OutboxEntry
 
-__all__ = ["Counters", "SessionConfig", "SessionState"]
+__all__ = ["DEADLINE_CACHE", "Counters", "SessionConfig", "SessionState"]
+
+DEADLINE_CACHE = "_deadline_cache"
+"""Where a :class:`SessionState` keeps its :attr:`~SessionState.deadline` once worked out."""
+_UNKNOWN = object()
 
 
 ReplayLog = tuple[ServerEvent, "ReplayLog"] | None
@@ -65,6 +69,10 @@ class SessionConfig:
     resuming from before it."""
     default_max_message_bytes: int = 131072
     backoff: Backoff = attrs.field(factory=Backoff)
+    websocket_compression: bool = False
+    """Offer permessage-deflate where the adapter's WebSocket library can (``websockets``, on
+    asyncio; trio-websocket never compresses). Off by default: the frames are small JSON, and a
+    compressed connection holds zlib's buffers (about 56 KiB) for its whole life."""
 
 
 @attrs.frozen
@@ -175,6 +183,17 @@ class SessionState:
     @property
     def deadline(self) -> float | None:
         """The monotonic time at which the driver must next be woken (``None``: no timer)."""
+        # A step reads it before and after, and the runtime again (and the next step's "before"
+        # is this state's "after"): a state is immutable, so it is worked out once. The cache
+        # sits in the instance's ``__dict__``, which ``Turn.update`` copies without it.
+        cached = self.__dict__.get(DEADLINE_CACHE, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[no-any-return]
+        deadline = self._deadline()
+        self.__dict__[DEADLINE_CACHE] = deadline
+        return deadline
+
+    def _deadline(self) -> float | None:
         candidates: list[float | None] = [self.indicator_since_deadline]
         if self.link is LinkStatus.RECONNECTING:
             candidates.append(self.reconnect_at)

@@ -13,7 +13,7 @@ import attrs
 from ..core import ClientCommand, encode
 from ._effects import Effect, LinkStatus, SendFrame, StatusChanged
 from ._inputs import Now
-from ._state import SessionState
+from ._state import DEADLINE_CACHE, SessionState
 
 __all__ = ["Turn"]
 
@@ -40,6 +40,7 @@ class Turn:
         if not changes.keys() <= _FIELDS:
             raise TypeError(f"not fields of SessionState: {sorted(changes.keys() - _FIELDS)}")
         fields = self.state.__dict__.copy()
+        fields.pop(DEADLINE_CACHE, None)  # the new state's own is worked out when asked
         fields.update(changes)
         state = _new(SessionState)
         _set(state, "__dict__", fields)
@@ -61,7 +62,10 @@ class Turn:
         self.emit(StatusChanged(status, reason, s.attempt, retry_in, s.generation))
 
     def send(self, command: ClientCommand) -> None:
-        s = self.state
-        self.emit(SendFrame(s.generation, encode(command)))
+        self.send_encoded(encode(command))
+
+    def send_encoded(self, frame: str, **changes: Any) -> None:
+        """Send an encoded command, and make ``changes`` to the state in the same update."""
+        self.emit(SendFrame(self.state.generation, frame))
         # Every frame sent restarts the server's idle clock, so ours restarts with it.
-        self.update(last_sent_wall=self.now.wall, last_sent_monotonic=self.t)
+        self.update(last_sent_wall=self.now.wall, last_sent_monotonic=self.t, **changes)

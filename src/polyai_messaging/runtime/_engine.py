@@ -51,7 +51,7 @@ from ..driver import (
     step,
     websocket_url,
 )
-from ._feed import EventStream, UpdateFeed
+from ._feed import EventStream, UpdateFeed, Waiters
 from ._logs import RedactingLogger, redacted
 from ._loop import Event, LinkHandle
 from ._retry_after import parse_retry_after
@@ -140,9 +140,12 @@ class Engine:
         self._clock = clock
         self._status: StatusChanged | None = None
         self._finished: Finished | None = None
-        self._finished_event = self.new_event()
+        self._over = Waiters(self.new_event)
+        """Woken when the session finishes or is closed."""
         self._renewal: Event | None = None
         self._closed = False
+        self._timer_for: float | None = None
+        """The deadline the adapter's timer is armed for (``None``: not armed)."""
         self._feed_updates = UpdateFeed(state, self.new_event)
         self._events = EventStream(events_capacity, self.new_event)
         self.last_resume: Resumed | None = None
@@ -204,18 +207,28 @@ class Engine:
     def start(self) -> None:
         """Open the first connection."""
         self.feed(Start())
+        deadline = self._state.deadline
+        if self._timer_for is None and deadline is not None:
+            self._arm(deadline)  # a restored state's deadline may not have moved
 
     def wake(self) -> None:
-        """The driver's deadline has passed (the adapter's timer calls this).
+        """The adapter's timer fired (it calls this).
 
-        If the driver keeps its deadline (the wall clock lags the monotonic one, say), the timer
-        is re-armed for no sooner than ``MIN_REWAKE_SECONDS`` from now, rather than spin.
+        A timer left armed for a deadline that has since moved later is re-armed for the new
+        one, and the driver is not woken. If the driver keeps its deadline (the wall clock lags
+        the monotonic one, say), the timer is re-armed for no sooner than ``MIN_REWAKE_SECONDS``
+        from now, rather than spin.
         """
+        fired_for, self._timer_for = self._timer_for, None
         due = self._state.deadline
+        if due is None or (fired_for is not None and fired_for < due):
+            if due is not None and not self._closed:
+                self._arm(due)
+            return
         self.feed(WakeUp())
         deadline = self._state.deadline
         if deadline is not None and deadline == due and not self._closed:
-            self.rearm_timer(max(deadline, self._clock().monotonic + MIN_REWAKE_SECONDS))
+            self._arm(max(deadline, self._clock().monotonic + MIN_REWAKE_SECONDS))
 
     def deadline(self) -> float | None:
         """When :meth:`wake` is next due, on the driver's clock (``None``: never)."""
@@ -258,7 +271,17 @@ class Engine:
         self.abort_link(effect.generation)
 
     def _on_wake_at(self, effect: WakeAt) -> None:
-        self.rearm_timer(effect.deadline)
+        # Only a deadline that comes sooner moves the timer. One that moves later (or goes) leaves
+        # it armed, and ``wake`` re-arms when it fires: a message's echo check is set when it is
+        # sent and cleared by its echo, and moving the timer for both cost every round trip.
+        deadline = effect.deadline
+        armed = self._timer_for
+        if deadline is not None and (armed is None or deadline < armed):
+            self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        self._timer_for = deadline
+        self.rearm_timer(deadline)
 
     def _on_status(self, effect: StatusChanged) -> None:
         self._status = effect
@@ -290,7 +313,7 @@ class Engine:
         self.log.info("session finished: %s (%s)", effect.kind.value, effect.reason)
         if self._finished is None:
             self._finished = effect
-            self._finished_event.set()
+            self._over.wake()
             self._events.close()
 
     # --- what a link reports ---------------------------------------------------------------
@@ -373,7 +396,7 @@ class Engine:
         server, and could be resumed by id)."""
         self._closed = True
         self._events.close()
-        self._finished_event.set()
+        self._over.wake()
         self._feed_updates.close()
 
     async def shutdown(self) -> None:

@@ -16,7 +16,35 @@ from ..core import Conversation, ServerEvent
 from ..driver import Finished, SessionState, StatusChanged
 from ._loop import Event
 
-__all__ = ["EventStream", "Update", "UpdateFeed", "Updates"]
+__all__ = ["EventStream", "Update", "UpdateFeed", "Updates", "Waiters"]
+
+
+class Waiters:
+    """Wakes the tasks waiting for a change; the loop's event is made only when one waits.
+
+    A session changes on every frame and heartbeat while, mostly, nobody waits: making (and
+    dropping) an event per change was garbage for the collector, every change of every session.
+    """
+
+    __slots__ = ("_event", "_new_event")
+
+    def __init__(self, new_event: Callable[[], Event]) -> None:
+        self._new_event = new_event
+        self._event: Event | None = None
+
+    def wake(self) -> None:
+        """Wake every task waiting now (a task that waits later waits for the next wake)."""
+        event = self._event
+        if event is not None:
+            self._event = None
+            event.set()
+
+    async def wait(self) -> None:
+        """Wait for the next :meth:`wake`."""
+        event = self._event
+        if event is None:
+            event = self._event = self._new_event()
+        await event.wait()
 
 
 @attrs.frozen
@@ -42,10 +70,9 @@ class UpdateFeed:
     """The latest :class:`Update`, and the waiting for a newer one."""
 
     def __init__(self, state: SessionState, new_event: Callable[[], Event]) -> None:
-        self._new_event = new_event
         self.latest = Update(0, state, None, None)
         """The latest published snapshot."""
-        self._changed = new_event()
+        self._changed = Waiters(new_event)
         self.closed = False
 
     def publish(
@@ -56,16 +83,12 @@ class UpdateFeed:
         if latest.state is state and latest.status is status and latest.finished is finished:
             return
         self.latest = Update(latest.version + 1, state, status, finished)
-        self._wake()
+        self._changed.wake()
 
     def close(self) -> None:
         """No more snapshots: waiters get ``None``."""
         self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        changed, self._changed = self._changed, self._new_event()
-        changed.set()
+        self._changed.wake()
 
     async def next(self, after_version: int) -> Update | None:
         """Wait for a snapshot newer than ``after_version``; ``None`` once the feed is closed."""
@@ -116,8 +139,7 @@ class EventStream:
             raise ValueError("events_capacity must be at least 1")
         self._buffer: deque[ServerEvent] = deque()
         self._capacity = capacity
-        self._new_event = new_event
-        self._arrived = new_event()
+        self._arrived = Waiters(new_event)
         self.closed = False
         self.dropped = 0
         """Events discarded because the buffer was full."""
@@ -130,12 +152,12 @@ class EventStream:
             self._buffer.popleft()
             self.dropped += 1
         self._buffer.append(event)
-        self._arrived.set()
+        self._arrived.wake()
 
     def close(self) -> None:
         """No more events: readers finish once they have taken what is buffered."""
         self.closed = True
-        self._arrived.set()
+        self._arrived.wake()
 
     def drain(self) -> list[ServerEvent]:
         """Every buffered event, oldest first, without waiting."""
@@ -150,6 +172,5 @@ class EventStream:
         while not self._buffer:
             if self.closed:
                 raise StopAsyncIteration
-            self._arrived = self._new_event()
             await self._arrived.wait()
         return self._buffer.popleft()

@@ -72,7 +72,8 @@ class SessionRuntime(Engine):
 
     async def wait_finished(self) -> Finished:
         """Wait until the session is over; return how it finished."""
-        await self._finished_event.wait()
+        while self._finished is None and not self._closed:
+            await self._over.wait()
         finished = self._finished
         if finished is None:
             raise LocalProtocolError("the session was closed before it finished")
@@ -88,9 +89,12 @@ class SessionRuntime(Engine):
 
     async def next_update(self, after_version: int) -> Update | None:
         """Wait for a snapshot newer than ``after_version``; ``None`` once the session is closed."""
-        update = await self._feed_updates.next(after_version)
+        feed = self._feed_updates
+        if feed.latest.version <= after_version and not feed.closed:
+            # Waiting is the checkpoint: one more would cost the caller a scheduler round.
+            return await feed.next(after_version)
         await self.checkpoint()
-        return update
+        return feed.latest if feed.latest.version > after_version else None
 
     def events(self) -> EventStream:
         """Every newly applied server event, in order (see :class:`EventStream`)."""

@@ -74,14 +74,13 @@ class Session(SessionRuntime):
         return trio.current_time() + (deadline - self.now().monotonic)
 
     async def run_timer(self) -> None:
-        """The one timer: sleep until the driver's deadline (moved by ``rearm_timer``), then
-        wake the driver."""
-        self._timer_at = self.deadline()
+        """The one timer: sleep until the deadline ``rearm_timer`` set, then wake the runtime."""
         while True:
             with trio.CancelScope(deadline=self._trio_time(self._timer_at)) as scope:
                 self._timer_scope = scope
                 await trio.sleep_forever()
             self._timer_scope = None
+            self._timer_at = None  # fired: the runtime re-arms it if it is still wanted
             self.wake()
 
 
