@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -45,11 +46,11 @@ def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.Complete
     )
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[dict[str, Any]]:
-    """``polyai-messaging emulator --port 0 --fast``: its announcement."""
+@contextlib.contextmanager
+def cli_emulator(*options: str) -> Iterator[dict[str, Any]]:
+    """``polyai-messaging emulator --port 0 --fast [options]``: its announcement."""
     process = subprocess.Popen(
-        [*CLI, "emulator", "--port", "0", "--fast"],
+        [*CLI, "emulator", "--port", "0", "--fast", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -61,6 +62,13 @@ def emulator() -> Iterator[dict[str, Any]]:
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[dict[str, Any]]:
+    """``polyai-messaging emulator --port 0 --fast``: its announcement."""
+    with cli_emulator() as announced:
+        yield announced
 
 
 def help_of(*command: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -271,22 +279,10 @@ def test_creating_the_session_shows_its_retries(
 ) -> None:
     """The emulator refuses the first create-session call (500): the chat says it retries,
     then carries on; nothing is silent for the second of the wait."""
-    process = subprocess.Popen(
-        [*CLI, "emulator", "--port", "0", "--fast", "--faults", "fail-session=1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        announced = json.loads(process.stdout.readline())
+    with cli_emulator("--faults", "fail-session=1") as announced:
         monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", TOKEN)
         monkeypatch.setattr("sys.stdin", io.StringIO("/end\n"))
         status = main(["chat", "--base-url", announced["base_url"], "--host", announced["host"]])
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=TIMEOUT)
     captured = capsys.readouterr()
     assert status == 0, captured
     progress, resume = captured.err.splitlines()
@@ -330,20 +326,8 @@ def test_tls_failures_are_not_retried(
 def test_a_certificate_that_does_not_verify_is_not_retried(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    process = subprocess.Popen(
-        [*CLI, "emulator", "--port", "0", "--fast", "--tls"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        announced = json.loads(process.stdout.readline())
+    with cli_emulator("--tls") as announced:
         (line,) = chat_failure(announced["base_url"], announced["host"], TOKEN, monkeypatch, capsys)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=TIMEOUT)
     assert "CERTIFICATE_VERIFY_FAILED" in line
     assert "--ca-file" in line
 

@@ -21,6 +21,19 @@ CHECKS = st.lists(
 )
 
 
+def counting_melds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, count the heap's melds (recursive ones included) in the returned cell."""
+    melds = [0]
+    real = checks_module._meld
+
+    def counting(a: object, b: object) -> object:
+        melds[0] += 1
+        return real(a, b)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checks_module, "_meld", counting)
+    return melds
+
+
 @given(CHECKS, st.integers(0, 60))
 def test_checks_come_out_in_order_and_every_version_stays_valid(
     checks: list[Check], popped: int
@@ -39,23 +52,15 @@ def test_checks_come_out_in_order_and_every_version_stays_valid(
 
 
 def test_a_push_costs_log_n_however_many_are_pending(monkeypatch: pytest.MonkeyPatch) -> None:
-    melds = 0
-    real = checks_module._meld
-
-    def counting(a: object, b: object) -> object:
-        nonlocal melds
-        melds += 1
-        return real(a, b)  # type: ignore[arg-type]
-
     heap = NO_CHECKS
     for n in range(8_000):
         heap = heap.pushed((float(n % 97), n, f"c{n}"))
-    monkeypatch.setattr(checks_module, "_meld", counting)
+    melds = counting_melds(monkeypatch)
     for n in range(8_000, 8_100):
         heap = heap.pushed((float(n % 97), n, f"c{n}"))
         heap = heap.without_first()
     # A leftist heap's right spine is at most log2(n + 1) long; each meld walks it.
-    assert melds <= 100 * 2 * (2 * math.log2(8_100) + 2)
+    assert melds[0] <= 100 * 2 * (2 * math.log2(8_100) + 2)
 
 
 def test_many_pending_messages_a_send_does_not_copy_them(
@@ -67,18 +72,10 @@ def test_many_pending_messages_a_send_does_not_copy_them(
     for n in range(8_000):
         outbox = outbox.accept(f"c{n}", f"text {n}", {})
         outbox = outbox.update(_checked(_pending(outbox, f"c{n}"), 5.0 + n))
-    melds = 0
-    real = checks_module._meld
-
-    def counting(a: object, b: object) -> object:
-        nonlocal melds
-        melds += 1
-        return real(a, b)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(checks_module, "_meld", counting)
+    melds = counting_melds(monkeypatch)
     outbox = outbox.accept("new", "hello", {})
     outbox = outbox.update(_checked(_pending(outbox, "new"), 9_000.0))
-    assert melds <= 2 * (math.log2(8_001) + 2)
+    assert melds[0] <= 2 * (math.log2(8_001) + 2)
     assert outbox.next_check == 5.0
 
 
