@@ -404,24 +404,30 @@ def test_a_script_needs_no_line_editor(tmp_path: Path) -> None:
 # --- closed pipes and Ctrl-C ------------------------------------------------------------------
 
 
+def with_stdout_closed(argv: list[str], *, after: str | None = None) -> tuple[int, str]:
+    """Run ``argv`` and close the reading end of its stdout, as ``| head -1`` does: at once, or
+    once it has printed the line ``after``. Returns the exit status and stderr."""
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    if after is not None:
+        assert process.stdout.readline() == after
+    process.stdout.close()
+    with process.stderr:
+        stderr = process.stderr.read()
+    return process.wait(timeout=TIMEOUT), stderr
+
+
 def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
     """``demo | head -1``: no traceback, no 'Broken pipe', status 141 as for a shell tool."""
     script = tmp_path / "script.txt"
     script.write_text("hello\nhello again\n/end\n", encoding="utf-8")
-    process = subprocess.Popen(
-        [*CLI, "demo", "--no-streaming", "--script", str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
+    status, stderr = with_stdout_closed(
+        [*CLI, "demo", "--no-streaming", "--script", str(script)], after="Connected.\n"
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    assert process.stdout.readline() == "Connected.\n"
-    process.stdout.close()  # as `head -1` does; the demo has much more to say
-    with process.stderr:
-        stderr = process.stderr.read()
-    assert process.wait(timeout=TIMEOUT) == 141
+    assert status == 141
     assert stderr == ""
 
 
@@ -429,19 +435,9 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
 def test_help_into_a_closed_stdout_ends_quietly(command: list[str]) -> None:
     """``polyai-messaging emulator --help | head -1``: the help is printed while the command
     line is parsed, before any command runs; a closed pipe there ends as quietly."""
-    process = subprocess.Popen(
-        [*CLI, *command, "--help"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    process.stdout.close()  # before the interpreter has started: every write meets a closed pipe
-    with process.stderr:
-        stderr = process.stderr.read()
-    assert process.wait(timeout=TIMEOUT) == 141
+    # Closed before the interpreter has started: every write meets a closed pipe.
+    status, stderr = with_stdout_closed([*CLI, *command, "--help"])
+    assert status == 141
     assert stderr == ""
 
 

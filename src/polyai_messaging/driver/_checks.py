@@ -88,14 +88,6 @@ class EchoChecks:
         """Every check held, earliest first."""
         return self.until(float("inf"))
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EchoChecks):
-            return NotImplemented
-        return list(self) == list(other)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
     def __repr__(self) -> str:
         return f"EchoChecks({list(self)!r})"
 
