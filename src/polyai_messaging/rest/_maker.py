@@ -15,7 +15,10 @@ from typing import Protocol
 import attrs
 import httpx
 
-from ._calls import DEFAULT_TIMEOUT, AccessToken, RetryPolicy, create_session, mint_access_token
+from ._calls import create_session, mint_access_token
+from ._http import DEFAULT_TIMEOUT
+from ._results import AccessToken
+from ._retry import RetryPolicy
 
 __all__ = ["SessionMaker", "connector_token_provider", "http_client"]
 
