@@ -21,7 +21,8 @@ import httpx
 from ..core import RemoteProtocolError
 from ..driver import redact_url
 from ..runtime import RedactingLogger, parse_http_date, parse_retry_after
-from ._errors import Endpoint, RestError, error_from_response, transport_error
+from ._errors import Endpoint, RestError
+from ._failed_requests import error_from_response, transport_error
 from ._results import json_type
 from ._retry import RetryPolicy
 
