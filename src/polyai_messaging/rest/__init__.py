@@ -28,8 +28,8 @@ from ._errors import (
     TransportError,
     error_class_for,
 )
-from ._http import DEFAULT_TIMEOUT
-from ._maker import SessionMaker, connector_token_provider, http_client
+from ._http import DEFAULT_TIMEOUT, http_client
+from ._maker import SessionMaker, connector_token_provider
 from ._opening import Opening, SessionLoop, SessionOpener, open_session_function, opening
 from ._results import DEFAULT_REFRESH_MARGIN, AccessToken, SessionInfo
 from ._retry import RetryPolicy

@@ -1,9 +1,10 @@
 """One REST call on the wire: a JSON ``POST``, repeated as its :class:`RetryPolicy` says.
 
 Every attempt of a call carries the call's one ``X-Polyai-Correlation-Id``; a 2xx answer must
-be a JSON object; anything else becomes a :class:`RestError` (built by ``_errors``, which keeps the
-request's secrets out of it). Redirects are never followed, so a token header cannot be forwarded
-to another host.
+be a JSON object; anything else becomes a :class:`RestError` (built by ``_failed_requests``,
+which keeps the request's secrets out of it). Redirects are never followed, so a token header
+cannot be forwarded to another host. :func:`http_client` is the client a call runs on when the
+caller passes none.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Final
@@ -26,7 +28,7 @@ from ._failed_requests import error_from_response, transport_error
 from ._results import json_type
 from ._retry import RetryPolicy
 
-__all__ = ["DEFAULT_TIMEOUT", "Clock", "logger", "post"]
+__all__ = ["DEFAULT_TIMEOUT", "Clock", "http_client", "logger", "post"]
 
 logger = RedactingLogger(logging.getLogger("polyai_messaging.rest"))
 """Every line through the one redaction rule, under the package's public name."""
@@ -57,11 +59,18 @@ def _retry_after(response: httpx.Response, clock: Clock) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def _client_scope(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+async def http_client(
+    client: httpx.AsyncClient | None, ssl_context: ssl.SSLContext | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``client`` as it is, or a client of our own (closed on exit) that verifies TLS with
+    ``ssl_context`` (the system's trust store by default) and follows no redirect."""
     if client is not None:
         yield client
         return
-    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False) as owned:
+    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+    async with httpx.AsyncClient(
+        timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=verify
+    ) as owned:
         yield owned
 
 
@@ -113,7 +122,7 @@ async def post(
         correlation_id=correlation_id,
         log_url=redact_url(url),
     )
-    async with _client_scope(client) as http:
+    async with http_client(client, None) as http:
         attempt = 0
         while True:
             attempt += 1
