@@ -23,7 +23,6 @@ from ._status import ExitStatus, UsageError
 if TYPE_CHECKING:
     import httpx
 
-    from ..rest import AccessToken
     from ..runtime import TokenProvider
 
 # The loop, httpx, the emulator (hypercorn), prompt_toolkit and the chat are imported by the
@@ -52,14 +51,10 @@ def _token_provider(
     base_url: str, connector_token: str, host: str, http: httpx.AsyncClient
 ) -> TokenProvider:
     """Mints access tokens with the connector token, saying so while a call is retried."""
-    from ..rest import mint_access_token  # noqa: PLC0415 - see the note on imports
+    from ..rest import connector_token_provider  # noqa: PLC0415 - see the note on imports
 
     retry = reporting_retry(_progress)
-
-    async def provide() -> AccessToken:
-        return await mint_access_token(base_url, connector_token, host, client=http, retry=retry)
-
-    return provide
+    return connector_token_provider(base_url, connector_token, host, client=http, retry=retry)
 
 
 def _script(args: argparse.Namespace) -> Iterable[str] | None:
