@@ -35,6 +35,8 @@ from ._status import EXIT_STATUS_HELP
 if TYPE_CHECKING:
     from ..emulator import Faults
 
+    _Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
 # The loop, httpx, the emulator (hypercorn), prompt_toolkit and the chat are imported by the
 # handlers only, so that building the parser (for any subcommand, or --help) stays cheap.
 
@@ -46,8 +48,14 @@ PLATFORMS: Final = ("android", "android-web", "custom", "ios", "ios-web", "web")
 _LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: _Subparsers) -> None:
     """Add the ``demo``, ``chat`` and ``emulator`` subcommands (each sets ``func``)."""
+    _add_demo(subparsers)
+    _add_chat(subparsers)
+    _add_emulator(subparsers)
+
+
+def _add_demo(subparsers: _Subparsers) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="chat with the local emulator (started in-process)",
@@ -62,6 +70,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_chat_options(demo)
     demo.set_defaults(func=run_demo_command)
 
+
+def _add_chat(subparsers: _Subparsers) -> None:
     chat = subparsers.add_parser(
         "chat",
         help="chat with a deployment (connector token from $" + CONNECTOR_TOKEN_ENV + ")",
@@ -81,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_chat_options(chat)
     chat.set_defaults(func=run_chat_command)
 
+
+def _add_emulator(subparsers: _Subparsers) -> None:
     emulator = subparsers.add_parser(
         "emulator",
         help="run the local emulator until Ctrl-C",
