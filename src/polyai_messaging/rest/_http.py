@@ -90,6 +90,27 @@ class _Request:
     log_url: str
     """``url`` with any token redacted, for log lines."""
 
+    @classmethod
+    def build(
+        cls,
+        endpoint: Endpoint,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        secrets: tuple[str, ...],
+    ) -> _Request:
+        """The request, with the JSON ``Accept`` and a fresh correlation id added."""
+        correlation_id = str(uuid.uuid4())
+        return cls(
+            endpoint=endpoint,
+            url=url,
+            headers={**headers, "Accept": "application/json", _CORRELATION_HEADER: correlation_id},
+            body=body,
+            secrets=secrets,
+            correlation_id=correlation_id,
+            log_url=redact_url(url),
+        )
+
 
 @attrs.frozen
 class _Failure:
@@ -112,16 +133,7 @@ async def post(
 ) -> tuple[Mapping[str, object], float]:
     """POST with retries; return the decoded JSON object and the clock time of the good attempt."""
     policy = retry if retry is not None else RetryPolicy()
-    correlation_id = str(uuid.uuid4())
-    request = _Request(
-        endpoint=endpoint,
-        url=url,
-        headers={**headers, "Accept": "application/json", _CORRELATION_HEADER: correlation_id},
-        body=body,
-        secrets=secrets,
-        correlation_id=correlation_id,
-        log_url=redact_url(url),
-    )
+    request = _Request.build(endpoint, url, headers, body, secrets)
     async with http_client(client, None) as http:
         attempt = 0
         while True:
@@ -132,7 +144,7 @@ async def post(
                 request.log_url,
                 attempt,
                 policy.max_attempts,
-                correlation_id,
+                request.correlation_id,
             )
             outcome = await _send_once(http, request, clock)
             if not isinstance(outcome, _Failure):
@@ -142,16 +154,17 @@ async def post(
                 # Raised here, outside any ``except`` block, so the only link to the httpx
                 # exception is ``cause``, which ``transport_error`` drops if it shows a secret.
                 raise outcome.error from outcome.cause
-            logger.info(
-                "%s; retrying in %.2f s (attempt %d/%d)",
-                outcome.error,
-                delay,
-                attempt + 1,
-                policy.max_attempts,
-            )
-            if policy.on_retry is not None:
-                policy.on_retry(outcome.error, attempt + 1, delay)
-            await policy.sleep(delay)
+            await _wait_to_retry(policy, outcome.error, attempt + 1, delay)
+
+
+async def _wait_to_retry(policy: RetryPolicy, error: RestError, attempt: int, delay: float) -> None:
+    """Say that attempt number ``attempt`` comes after ``delay`` seconds, then wait them."""
+    logger.info(
+        "%s; retrying in %.2f s (attempt %d/%d)", error, delay, attempt, policy.max_attempts
+    )
+    if policy.on_retry is not None:
+        policy.on_retry(error, attempt, delay)
+    await policy.sleep(delay)
 
 
 async def _send_once(
