@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from typing import Final
 
 import httpx
@@ -114,11 +115,7 @@ async def create_session(
         raise TypeError(f"streaming must be a bool, not {type(streaming).__name__}")
     if platform not in PLATFORMS:
         raise ValueError(f"platform must be one of {sorted(PLATFORMS)}, got {platform!r}")
-    headers = {"Authorization": f"Bearer {token.secret}", "Content-Type": "application/json"}
-    if user_agent is not None:
-        if not isinstance(user_agent, str) or not _HEADER_TEXT.fullmatch(user_agent.strip()):
-            raise ValueError("user_agent must be non-empty printable ASCII")
-        headers["User-Agent"] = user_agent.strip()
+    headers = _session_headers(token, user_agent)
     body = json.dumps({"streaming_enabled": streaming, "platform": platform}, separators=(",", ":"))
     data, _ = await post(
         Endpoint.SESSIONS,
@@ -130,10 +127,24 @@ async def create_session(
         clock=clock,
         secrets=(token.secret,),
     )
+    info = _session_info(data, streaming)
+    logger.debug("created session %s (streaming=%s)", info.session_id, streaming)
+    return info
+
+
+def _session_info(data: Mapping[str, object], streaming: bool) -> SessionInfo:
     session_id = required(data, "session_id", "sessions response")
     if not isinstance(session_id, str) or not session_id:
         raise RemoteProtocolError(
             f"must be a non-empty string, got {json_type(session_id)}", path="session_id"
         )
-    logger.debug("created session %s (streaming=%s)", session_id, streaming)
     return SessionInfo(session_id=session_id, streaming=streaming)
+
+
+def _session_headers(token: AccessToken, user_agent: str | None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token.secret}", "Content-Type": "application/json"}
+    if user_agent is not None:
+        if not isinstance(user_agent, str) or not _HEADER_TEXT.fullmatch(user_agent.strip()):
+            raise ValueError("user_agent must be non-empty printable ASCII")
+        headers["User-Agent"] = user_agent.strip()
+    return headers
