@@ -22,7 +22,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlencode
 
 import anyio
@@ -149,14 +149,18 @@ async def run_emulator(
             # The task group wraps whatever the ``async with`` body raised in a group; hand the
             # caller its own exception back, so ``pytest.raises`` and ``except`` work as expected.
             if body_error is not None and list(group.exceptions) == [body_error]:
-                # As it was raised: its own cause kept (``from None`` would erase it), its
-                # context not the group.
-                context = body_error.__context__
-                try:
-                    raise body_error
-                finally:
-                    body_error.__context__ = context
+                _raise_as_it_was(body_error)
             raise
+
+
+def _raise_as_it_was(error: BaseException) -> NoReturn:
+    """Raise ``error`` again as it was raised: its own cause kept (``from None`` would erase it),
+    its context not the group it is raised from."""
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context
 
 
 async def serve_forever(
