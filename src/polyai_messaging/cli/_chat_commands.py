@@ -86,7 +86,6 @@ async def _converse(
     from ..asyncio import open_session  # noqa: PLC0415 - see the note on imports
     from ..driver import FinishKind, SessionConfig  # noqa: PLC0415
     from ._chat import LineReader, PlainOutput, run_script  # noqa: PLC0415
-    from ._safe import terminal_safe  # noqa: PLC0415
 
     script = _script(args)  # a usage error shows before any connection
     async with open_session(
@@ -103,8 +102,7 @@ async def _converse(
     ) as session:
         if script is not None:
             if resumable:  # stdout is the transcript: the id goes with the diagnostics
-                sid = terminal_safe(session.session_id, multiline=False)
-                print(f"Session {sid} (resume it with --session-id {sid}).", file=sys.stderr)
+                print(_resume_hint(session.session_id), file=sys.stderr)
             output = PlainOutput(sys.stdout)
             lines = LineReader(script)
             finished = await run_script(session, output, lines, reply_timeout=args.reply_timeout)
@@ -112,13 +110,19 @@ async def _converse(
             from ._prompt import run_interactive  # noqa: PLC0415 - see the note on imports
 
             if resumable:
-                sid = terminal_safe(session.session_id, multiline=False)
-                banner = [*banner, f"Session {sid} (resume it with --session-id {sid})."]
+                banner = [*banner, _resume_hint(session.session_id)]
             finished = await run_interactive(session, banner=banner)
     # A conversation left open (script without /end) or ended normally is a success.
     if finished is None or finished.kind is FinishKind.ENDED:
         return ExitStatus.OK
     return ExitStatus.FAILED
+
+
+def _resume_hint(session_id: str) -> str:
+    from ._safe import terminal_safe  # noqa: PLC0415 - see the note on imports
+
+    sid = terminal_safe(session_id, multiline=False)  # the server chose it
+    return f"Session {sid} (resume it with --session-id {sid})."
 
 
 async def _demo(args: argparse.Namespace) -> int:
