@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
-import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
+from cli_emulator import CLI, ENV, running_emulator
 from polyai_messaging.cli import _live as cli_live
 from polyai_messaging.cli import main
 from polyai_messaging.cli._chat import (
@@ -39,9 +37,6 @@ from polyai_messaging.driver import (
 )
 from polyai_messaging.rest import _calls as rest
 from polyai_messaging.runtime import Update
-
-CLI = [sys.executable, "-m", "polyai_messaging.cli"]
-ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
 
 
 class Script:
@@ -472,36 +467,22 @@ def test_demo_script_streaming_subprocess_with_debug_log(tmp_path: Path) -> None
     assert all(name.startswith("polyai_messaging") for name in loggers), loggers
 
 
-def test_emulator_and_chat_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = subprocess.Popen(
-        [*CLI, "emulator", "--port", "0", "--fast"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        assert emulator.stdout is not None
-        base_url = json.loads(emulator.stdout.readline())["base_url"]  # the announcement line
+def test_emulator_and_chat_commands(tmp_path: Path) -> None:
+    with running_emulator("--port", "0", "--fast") as (announced, _):
         script = write_script(tmp_path, "hi", "/end")
-        monkeypatch.setenv("POLYAI_CONNECTOR_TOKEN", "demo-connector-token")
+        chat = ["chat", "--base-url", announced["base_url"], "--host", "localhost"]
         result = subprocess.run(
-            [*CLI, "chat", "--base-url", base_url, "--host", "localhost", "--script", str(script)],
+            [*CLI, *chat, "--script", str(script)],
             capture_output=True,
             text=True,
             timeout=60,
             env={**ENV, "POLYAI_CONNECTOR_TOKEN": "demo-connector-token"},
             check=False,
         )
-        assert result.returncode == 0, result.stderr
-        assert "Ada: Hi, I'm Ada" in result.stdout
-        assert 'Ada: You said: "hi" (1 word). What else can I do for you?' in result.stdout
-        assert result.stdout.splitlines()[-1] == "Conversation ended: you left."
-    finally:
-        emulator.send_signal(signal.SIGINT)
-        _, stderr = emulator.communicate(timeout=30)
-    assert emulator.returncode == 130, stderr  # Ctrl-C
-    assert "Emulator stopped." in stderr
+    assert result.returncode == 0, result.stderr
+    assert "Ada: Hi, I'm Ada" in result.stdout
+    assert 'Ada: You said: "hi" (1 word). What else can I do for you?' in result.stdout
+    assert result.stdout.splitlines()[-1] == "Conversation ended: you left."
 
 
 def test_cli_platforms_match_the_rest_module() -> None:

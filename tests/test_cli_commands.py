@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import os
 import re
 import signal
 import socket
@@ -24,12 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
+from cli_emulator import CLI, ENV, running_emulator
 from polyai_messaging.cli import main
 from polyai_messaging.cli._main import build_parser
 from polyai_messaging.emulator import FAULT_HELP
 
-CLI = [sys.executable, "-m", "polyai_messaging.cli"]
-ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
 TOKEN = "demo-connector-token"
 TIMEOUT = 60
 
@@ -49,19 +46,8 @@ def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.Complete
 @contextlib.contextmanager
 def cli_emulator(*options: str) -> Iterator[dict[str, Any]]:
     """``polyai-messaging emulator --port 0 --fast [options]``: its announcement."""
-    process = subprocess.Popen(
-        [*CLI, "emulator", "--port", "0", "--fast", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        yield json.loads(process.stdout.readline())
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=TIMEOUT)
+    with running_emulator("--port", "0", "--fast", *options) as (announced, _):
+        yield announced
 
 
 @pytest.fixture(scope="module")
@@ -360,15 +346,16 @@ def test_an_unreachable_url_shows_its_retries(
     assert "--base-url" in failure
 
 
-@pytest.mark.parametrize("module", ["websockets", "hypercorn"])
-def test_a_missing_extra_is_named(tmp_path: Path, module: str) -> None:
+def demo_without(module: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``polyai-messaging demo --fast --script FILE`` (the script: ``/end``) in an interpreter
+    where ``module`` cannot be imported."""
     code = (
         f"import sys; sys.modules[{module!r}] = None;"
         "from polyai_messaging.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     script = tmp_path / "script.txt"
     script.write_text("/end\n", encoding="utf-8")
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code, "demo", "--fast", "--script", str(script)],
         capture_output=True,
         text=True,
@@ -376,6 +363,11 @@ def test_a_missing_extra_is_named(tmp_path: Path, module: str) -> None:
         env=ENV,
         check=False,
     )
+
+
+@pytest.mark.parametrize("module", ["websockets", "hypercorn"])
+def test_a_missing_extra_is_named(tmp_path: Path, module: str) -> None:
+    result = demo_without(module, tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         "polyai-messaging: this command needs pip install 'polyai-messaging[cli]'"
@@ -383,20 +375,7 @@ def test_a_missing_extra_is_named(tmp_path: Path, module: str) -> None:
 
 
 def test_a_script_needs_no_line_editor(tmp_path: Path) -> None:
-    code = (
-        "import sys; sys.modules['prompt_toolkit'] = None;"
-        "from polyai_messaging.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    script = tmp_path / "script.txt"
-    script.write_text("/end\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-c", code, "demo", "--fast", "--script", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=ENV,
-        check=False,
-    )
+    result = demo_without("prompt_toolkit", tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "Conversation ended: you left."
 

@@ -4,16 +4,9 @@ bad options are one-line usage errors; Ctrl-C stops it with status 130."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,42 +14,10 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from cli_emulator import TIMEOUT, read_line, running_emulator
 from polyai_messaging.cli import main
 
-CLI = [sys.executable, "-m", "polyai_messaging.cli", "emulator"]
-ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-TIMEOUT = 30.0
 ANNOUNCEMENT_KEYS = {"base_url", "ws_url", "connector_token", "host", "tls", "ca_file"}
-
-
-def read_line(process: subprocess.Popen[str], timeout: float = TIMEOUT) -> str:
-    """The next line of the process's stdout; fails if none comes within ``timeout``."""
-    stdout = process.stdout
-    assert stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert lines, "no line on stdout in time"
-    return lines[0]
-
-
-@contextmanager
-def emulator(*options: str) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
-    """``polyai-messaging emulator OPTIONS`` and its first line, parsed; stopped with Ctrl-C,
-    which it reports with status 130."""
-    process = subprocess.Popen(
-        [*CLI, *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
-    )
-    try:
-        announcement = json.loads(read_line(process))
-        yield announcement, process
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 130, stderr
-    assert "Emulator stopped." in stderr
-    assert "Traceback" not in stderr
 
 
 def open_session(announcement: dict[str, Any], verify: ssl.SSLContext | bool = True) -> str:
@@ -70,7 +31,10 @@ def open_session(announcement: dict[str, Any], verify: ssl.SSLContext | bool = T
 
 
 def test_the_first_line_is_json_with_a_working_url_and_the_heartbeat_interval() -> None:
-    with emulator("--port", "0", "--fast", "--heartbeat-interval", "2") as (announced, process):
+    with running_emulator("--port", "0", "--fast", "--heartbeat-interval", "2") as (
+        announced,
+        process,
+    ):
         assert set(announced) == ANNOUNCEMENT_KEYS
         match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)", announced["base_url"])
         assert match is not None
@@ -86,7 +50,7 @@ def test_the_first_line_is_json_with_a_working_url_and_the_heartbeat_interval() 
 
 
 def test_idle_timeout_option_ends_quiet_sessions() -> None:
-    with emulator("--port", "0", "--fast", "--idle-timeout", "0.3") as (announced, _):
+    with running_emulator("--port", "0", "--fast", "--idle-timeout", "0.3") as (announced, _):
         with connect(open_session(announced)) as ws:
             ws.recv(timeout=TIMEOUT)  # the replay
             end = json.loads(ws.recv(timeout=TIMEOUT))
@@ -96,7 +60,10 @@ def test_idle_timeout_option_ends_quiet_sessions() -> None:
 
 def test_with_tls_the_first_line_names_the_ca_file(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
-    with emulator("--port", "0", "--fast", "--tls", "--ca-file", str(ca_file)) as (announced, _):
+    with running_emulator("--port", "0", "--fast", "--tls", "--ca-file", str(ca_file)) as (
+        announced,
+        _,
+    ):
         assert announced["tls"] is True
         assert announced["ca_file"] == str(ca_file)
         assert announced["base_url"].startswith("https://127.0.0.1:")
@@ -134,7 +101,7 @@ def test_bad_timings_are_one_line_usage_errors(
 def test_bind_names_the_address_and_host_is_not_an_emulator_option(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with emulator("--port", "0", "--fast", "--bind", "localhost") as (announced, _):
+    with running_emulator("--port", "0", "--fast", "--bind", "localhost") as (announced, _):
         assert announced["base_url"].startswith("http://127.0.0.1:")
     # --host means the X-Host header (chat), nothing else.
     with pytest.raises(SystemExit) as exit_info:

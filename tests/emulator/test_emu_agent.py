@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polyai_messaging.emulator import ERROR_TRIGGERS, TRIGGERS, AgentPhase
-from polyai_messaging.emulator._agent import GREETING
+from polyai_messaging.emulator._agent_catalogue import GREETING
 
 from .helpers import Client, Event, Harness, close_code, types
 

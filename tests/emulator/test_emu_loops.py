@@ -18,7 +18,7 @@ from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 
 from polyai_messaging.emulator import DEMO_CONNECTOR_TOKEN, EmulatorConfig, run_emulator
-from polyai_messaging.emulator import _server as server_module
+from polyai_messaging.emulator import _hypercorn_server as server_module
 from polyai_messaging.emulator._serve_trio import TrioAcceptor, _TCPServer
 
 from .helpers import TIMEOUT

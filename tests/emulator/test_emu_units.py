@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from polyai_messaging.emulator import FAULT_HELP, EmulatorConfig, Faults, parse_faults
 from polyai_messaging.emulator import _faults as faults_module
 from polyai_messaging.emulator._auth import host_matches, normalise_host
-from polyai_messaging.emulator._faults import FaultState
+from polyai_messaging.emulator._fault_state import FaultState
 from polyai_messaging.emulator._ratelimit import RateLimiter
 from polyai_messaging.emulator._wire import (
     ClientFrame,

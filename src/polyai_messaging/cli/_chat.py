@@ -4,7 +4,7 @@
 stdin when it is not a terminal), each sent once the previous reply is over, and prints the
 transcript. The interactive terminal, :func:`polyai_messaging.cli._prompt.run_interactive`,
 uses the same pieces: :func:`following`, which shows every new snapshot on an :class:`Output`
-(turned into lines by the pure functions of :mod:`polyai_messaging.cli._render`, re-exported
+(turned into lines by the pure functions of ``_render`` and ``_wording``, re-exported
 here), and :func:`handle_line`, which acts on one input line.
 """
 
@@ -19,16 +19,8 @@ from typing import Final, Protocol, TextIO, TypeVar
 from ..core import Conversation, LocalProtocolError
 from ..driver import Finished
 from ..runtime import SessionRuntime, Update
-from ._render import (
-    Rendered,
-    conversation_lines,
-    end_line,
-    event_line,
-    indicator_line,
-    message_lines,
-    render,
-    status_line,
-)
+from ._render import Rendered, conversation_lines, render
+from ._wording import end_line, event_line, indicator_line, message_lines, status_line
 
 # The rendering names are re-exported so that ``polyai_messaging.cli._chat`` stays the one import
 # callers need.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -71,22 +71,7 @@ def replay_lines(lines: Iterable[str | bytes], *, run_script: bool = True) -> Re
     problems: list[Problem] = []
     parsed: list[dict[str, Any]] = []
     frames = skipped = 0
-    for number, line in enumerate(lines, start=1):
-        if isinstance(line, bytes):
-            try:
-                text = line.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                problems.append(Problem(number, f"not UTF-8 text (byte {exc.start})"))
-                continue
-        else:
-            text = line.strip()
-        if not text:
-            continue
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            problems.append(Problem(number, f"invalid JSON ({exc})"))
-            continue
+    for number, value in _json_values(lines, problems):
         if type(value) is dict:
             if "type" not in value:
                 skipped += 1
@@ -111,6 +96,30 @@ def replay_lines(lines: Iterable[str | bytes], *, run_script: bool = True) -> Re
         except Exception as exc:  # the log is still folded and shown without the driver part
             problems.append(Problem(0, f"the scripted run failed: {type(exc).__name__}: {exc}"))
     return Replay(conversation, tuple(problems), frames, skipped, script)
+
+
+def _json_values(
+    lines: Iterable[str | bytes], problems: list[Problem]
+) -> Iterator[tuple[int, object]]:
+    """(line number, decoded JSON) of every line that is not blank; a line that is not UTF-8 or
+    not JSON is added to ``problems`` instead."""
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, bytes):
+            try:
+                text = line.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                problems.append(Problem(number, f"not UTF-8 text (byte {exc.start})"))
+                continue
+        else:
+            text = line.strip()
+        if not text:
+            continue
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            problems.append(Problem(number, f"invalid JSON ({exc})"))
+            continue
+        yield number, value
 
 
 # --- the subcommand ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ The emulator is independent of the client library: it imports nothing else from
 
 from __future__ import annotations
 
-from ._agent import ERROR_TRIGGERS, TRIGGERS
+from ._agent_catalogue import ERROR_TRIGGERS, TRIGGERS
 from ._app import EmulatorApp
 from ._config import DEMO_CONNECTOR_TOKEN, DEMO_HOST, EmulatorConfig
 from ._faults import FAULT_HELP, REFUSAL_BODIES, Faults, parse_faults

@@ -2,8 +2,8 @@
 
 A :class:`Faults` value says which faults are active. It is immutable; the emulator keeps the
 *counters* (how many refusals are left, how many sockets may still be dropped) in a
-:class:`FaultState`, so assigning a new :class:`Faults` value at runtime starts those counters
-afresh::
+``FaultState`` (``_fault_state``), so assigning a new :class:`Faults` value at runtime starts
+those counters afresh::
 
     emulator.state.faults = parse_faults("drop-after=3:1,delay=0.05")
     emulator.state.faults = Faults()          # back to normal
@@ -50,9 +50,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
 
-__all__ = ["FAULT_HELP", "REFUSAL_BODIES", "FaultState", "Faults", "parse_faults"]
+__all__ = ["FAULT_HELP", "REFUSAL_BODIES", "Faults", "parse_faults"]
 
 FAULT_HELP: Mapping[str, str] = MappingProxyType(
     {
@@ -290,82 +289,3 @@ def _int(text: str, item: str) -> int:
     if not text.isdigit():
         raise ValueError(f"expected a non-negative integer in {item!r}, got {text!r}")
     return int(text)
-
-
-_Counter = Literal["refuse", "drop", "freeze", "fail_token", "fail_session", "close", "no_replay"]
-
-
-class FaultState:
-    """The active :class:`Faults` plus the runtime counters that go with them.
-
-    Assigning :attr:`faults` resets the counters and starts a new *generation*, which sockets use
-    to restart their frame counts.
-    """
-
-    def __init__(self, faults: Faults) -> None:
-        self._faults = faults
-        self.generation = 0
-        """Incremented on every assignment of :attr:`faults`."""
-        self._left: dict[_Counter, int | None] = {}
-        self.faults = faults
-
-    @property
-    def faults(self) -> Faults:
-        """The active faults; assigning resets every counter."""
-        return self._faults
-
-    @faults.setter
-    def faults(self, faults: Faults) -> None:
-        if not isinstance(faults, Faults):
-            raise TypeError(f"expected Faults, got {type(faults).__name__}")
-        self._faults = faults
-        self.generation += 1
-        self._left = {
-            "refuse": faults.refuse_count if faults.refuse_status is not None else 0,
-            "drop": faults.drop_count,
-            "freeze": faults.freeze_count,
-            "fail_token": faults.fail_token,
-            "fail_session": faults.fail_session,
-            "close": faults.close_count if faults.close_code is not None else 0,
-            "no_replay": faults.no_replay,
-        }
-
-    def _spend(self, counter: _Counter) -> bool:
-        """Use up one occurrence of a fault (``None`` left: no limit); ``False`` if none is left."""
-        left = self._left[counter]
-        if left is None:
-            return True
-        if left <= 0:
-            return False
-        self._left[counter] = left - 1
-        return True
-
-    def take_refusal(self) -> int | None:
-        """The status to refuse this handshake with, or ``None`` to let it through."""
-        return self._faults.refuse_status if self._spend("refuse") else None
-
-    def take_token_failure(self) -> bool:
-        """Whether this access-token call must fail with a 500."""
-        return self._spend("fail_token")
-
-    def take_session_failure(self) -> bool:
-        """Whether this create-session call must fail with a 500."""
-        return self._spend("fail_session")
-
-    def take_close(self) -> int | None:
-        """The code to close a socket just opened with right after its replay, or ``None``."""
-        return self._faults.close_code if self._spend("close") else None
-
-    def take_no_replay(self) -> bool:
-        """Whether a socket just opened must go without its replay."""
-        return self._spend("no_replay")
-
-    def take_drop(self, frames_sent: int) -> bool:
-        """Whether a socket that has sent ``frames_sent`` frames must be aborted now."""
-        threshold = self._faults.drop_after
-        return threshold is not None and frames_sent >= threshold and self._spend("drop")
-
-    def take_freeze(self, frames_sent: int) -> bool:
-        """Whether a socket that has sent ``frames_sent`` frames must freeze now."""
-        threshold = self._faults.freeze_after
-        return threshold is not None and frames_sent >= threshold and self._spend("freeze")

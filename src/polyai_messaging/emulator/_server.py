@@ -1,17 +1,7 @@
-"""Serving the emulator with hypercorn, on loopback only, on whichever event loop runs it.
+"""Running the emulator: :func:`run_emulator` for a block, :func:`serve_forever` for the CLI.
 
-We drive hypercorn's per-connection ``TCPServer`` from our own accept loop instead of calling
-``hypercorn.trio.serve`` or ``hypercorn.asyncio.serve``, for two reasons:
-
-* the ``drop`` fault must abort a TCP connection without a WebSocket closing handshake, which
-  ASGI cannot express; owning the accept loop lets us keep each connection's socket by client
-  address and shut it down on request;
-* binding the listening socket ourselves gives the real port at once (port 0 picks a free one)
-  without parsing log lines or sleeping.
-
-The accept loop and the connection tasks are anyio's; accepting a connection and handing it to
-hypercorn is done by trio's or asyncio's own means (:mod:`._serve_trio`, :mod:`._serve_asyncio`),
-picked when the emulator starts, and only that one is imported.
+Loopback addresses only (the emulator's credentials are public); ``tls=True`` serves with a
+certificate from a fresh ``trustme`` CA. The server itself is ``_hypercorn_server``.
 """
 
 from __future__ import annotations
@@ -22,18 +12,16 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlencode
 
 import anyio
 import anyio.abc
-import sniffio
-from hypercorn.app_wrappers import ASGIWrapper
-from hypercorn.config import Config as HypercornConfig
 
-from ._accept import LISTEN_BACKLOG, Accepted, Acceptor, OpenAcceptor, RawSocket
+from ._accept import LISTEN_BACKLOG
 from ._app import WS_PATH, EmulatorApp
 from ._config import EmulatorConfig
+from ._hypercorn_server import HypercornServer
 from ._state import EmulatorState
 
 if TYPE_CHECKING:
@@ -45,7 +33,6 @@ DEFAULT_PORT = 8765
 """The port :func:`serve_forever` uses unless told otherwise."""
 
 _MAX_PORT = 65535
-_SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -126,7 +113,7 @@ async def run_emulator(
         raise ValueError(f"port must be between 0 and {_MAX_PORT}, got {port}")
     ca, server_context = _tls_contexts() if tls else (None, None)
     state = EmulatorState(config)
-    server = _Server(EmulatorApp(state), config)
+    server = HypercornServer(EmulatorApp(state), config)
     state.transport_aborter = server.abort
     body_error: BaseException | None = None
     # The accept loop closes the listening socket when it stops; this closes it if it never ran.
@@ -149,14 +136,18 @@ async def run_emulator(
             # The task group wraps whatever the ``async with`` body raised in a group; hand the
             # caller its own exception back, so ``pytest.raises`` and ``except`` work as expected.
             if body_error is not None and list(group.exceptions) == [body_error]:
-                # As it was raised: its own cause kept (``from None`` would erase it), its
-                # context not the group.
-                context = body_error.__context__
-                try:
-                    raise body_error
-                finally:
-                    body_error.__context__ = context
+                _raise_as_it_was(body_error)
             raise
+
+
+def _raise_as_it_was(error: BaseException) -> NoReturn:
+    """Raise ``error`` again as it was raised: its own cause kept (``from None`` would erase it),
+    its context not the group it is raised from."""
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context
 
 
 async def serve_forever(
@@ -218,101 +209,3 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _acceptor_opener() -> OpenAcceptor:
-    """How to accept connections on the running event loop; only that loop's server is imported."""
-    library = sniffio.current_async_library()
-    if library == "trio":
-        from ._serve_trio import open_trio_acceptor  # noqa: PLC0415 - see the docstring
-
-        return open_trio_acceptor
-    if library == "asyncio":
-        from ._serve_asyncio import open_asyncio_acceptor  # noqa: PLC0415 - see the docstring
-
-        return open_asyncio_acceptor
-    raise RuntimeError(f"the emulator runs on trio or asyncio, not {library}")
-
-
-class _Server:
-    """Accepts connections and runs hypercorn's HTTP/1.1 + WebSocket protocol on each."""
-
-    def __init__(self, app: EmulatorApp, config: EmulatorConfig) -> None:
-        self._app = ASGIWrapper(app)  # type: ignore[arg-type]  # hypercorn's own ASGI types
-        self._config = HypercornConfig()
-        # WebSocket URLs carry the access token in their query string: never log requests.
-        self._config.accesslog = None
-        # Oversized client frames must reach the app, which answers "Message too large" and
-        # keeps the socket open, instead of hypercorn closing it with 1009.
-        self._config.websocket_max_message_size = max(16 * 1024 * 1024, 4 * config.max_frame_bytes)
-        self._open_acceptor = _acceptor_opener()
-        self._acceptor: Acceptor | None = None
-        self._sockets: dict[tuple[str, int], RawSocket] = {}
-        self._accept_scope = anyio.CancelScope()
-        self._handlers_scope: anyio.CancelScope | None = None
-        self._done = anyio.Event()
-
-    async def serve(
-        self,
-        sock: socket.socket,
-        ssl_context: ssl.SSLContext | None,
-        *,
-        task_status: anyio.abc.TaskStatus[None],
-    ) -> None:
-        try:
-            async with anyio.create_task_group() as handlers:
-                self._handlers_scope = handlers.cancel_scope
-                acceptor = await self._open_acceptor(sock, ssl_context, self._app, self._config)
-                self._acceptor = acceptor
-                try:
-                    # The socket is already listening, so clients may connect from here on.
-                    task_status.started()
-                    with self._accept_scope:
-                        while True:
-                            handlers.start_soon(self._handle, await acceptor.accept())
-                finally:
-                    acceptor.close()
-        finally:
-            self._done.set()
-
-    async def _handle(self, accepted: Accepted) -> None:
-        try:
-            peer = accepted.socket.getpeername()
-        except OSError:  # the client is already gone; hypercorn closes the connection
-            await accepted.serve()
-            return
-        key = (str(peer[0]), int(peer[1]))
-        self._sockets[key] = accepted.socket
-        try:
-            await accepted.serve()
-        finally:
-            self._sockets.pop(key, None)
-
-    def abort(self, peer: tuple[str, int]) -> bool:
-        """Shut the client's TCP connection down in both directions, without a WebSocket close.
-
-        Frames already handed to the operating system are still delivered, then the client sees
-        the end of the stream. (On asyncio a frame is handed over as it is sent, unless the
-        client has stopped reading long enough to fill the socket's buffers.)
-        """
-        sock = self._sockets.get(peer)
-        if sock is None:
-            return False
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            return False
-        return True
-
-    async def shutdown(self, state: EmulatorState) -> None:
-        """Stop accepting, close sockets politely, then cancel whatever is left."""
-        self._accept_scope.cancel()
-        state.close_all_sockets()
-        # Idle keep-alive HTTP connections close once the worker context is terminated.
-        if self._acceptor is not None:
-            await self._acceptor.terminate()
-        with anyio.move_on_after(_SHUTDOWN_GRACE_SECONDS):
-            await self._done.wait()
-        if self._handlers_scope is not None:
-            self._handlers_scope.cancel()
-        await self._done.wait()

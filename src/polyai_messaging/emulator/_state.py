@@ -18,7 +18,8 @@ import anyio.abc
 from ._agent import run_agent
 from ._auth import AccessToken, TokenRegistry
 from ._config import EmulatorConfig
-from ._faults import Faults, FaultState, parse_faults
+from ._fault_state import FaultState
+from ._faults import Faults, parse_faults
 from ._ratelimit import RateLimiter
 from ._sessions import Session, SocketConnection
 

@@ -52,27 +52,12 @@ async def serve_websocket(state: EmulatorState, scope: Scope, receive: Receive, 
     if (await receive())["type"] != "websocket.connect":
         return
     query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-    session_id = _first(query, "session_id")
-    access_token = _first(query, "access_token")
-    if not session_id or not access_token:
-        await reject_handshake(scope, send, 400, "invalid connection parameters")
+    admitted = _admit(state, query)
+    if not isinstance(admitted, Session):
+        status, message = admitted
+        await reject_handshake(scope, send, status, message)
         return
-    refusal = state.fault_state.take_refusal()
-    if refusal is not None:
-        await reject_handshake(scope, send, refusal, REFUSAL_BODIES[refusal])
-        return
-    session = state.find_open_session(session_id)
-    if session is None:
-        await reject_handshake(scope, send, 404, "session not found")
-        return
-    token = state.resolve_access_token(access_token)
-    if token is None or not session.accepts_token(access_token, token.connector_token):
-        await reject_handshake(scope, send, 401, "authentication failed")
-        return
-    if len(session.sockets) >= state.config.max_connections_per_session:
-        await reject_handshake(scope, send, 429, "connection limit exceeded for session")
-        return
-
+    session = admitted
     # From here to the accept there is no await: the replay snapshot and joining the fan-out
     # happen atomically, so no event is missed or delivered twice.
     connection = SocketConnection(session, _peer(scope))
@@ -94,6 +79,26 @@ async def serve_websocket(state: EmulatorState, scope: Scope, receive: Receive, 
             tasks.cancel_scope.cancel()
     finally:
         connection.detach()
+
+
+def _admit(state: EmulatorState, query: dict[str, list[str]]) -> Session | tuple[int, str]:
+    """The session a handshake with this query joins, or the status and body refusing it."""
+    session_id = _first(query, "session_id")
+    access_token = _first(query, "access_token")
+    if not session_id or not access_token:
+        return 400, "invalid connection parameters"
+    refusal = state.fault_state.take_refusal()
+    if refusal is not None:
+        return refusal, REFUSAL_BODIES[refusal]
+    session = state.find_open_session(session_id)
+    if session is None:
+        return 404, "session not found"
+    token = state.resolve_access_token(access_token)
+    if token is None or not session.accepts_token(access_token, token.connector_token):
+        return 401, "authentication failed"
+    if len(session.sockets) >= state.config.max_connections_per_session:
+        return 429, "connection limit exceeded for session"
+    return session
 
 
 async def reject_handshake(scope: Scope, send: Send, status: int, message: str) -> None:

@@ -6,16 +6,7 @@ chosen from the documented error strings; a network failure raises :class:`Trans
 (a backend, a CLI, tests).
 """
 
-from ._calls import (
-    DEFAULT_REFRESH_MARGIN,
-    DEFAULT_TIMEOUT,
-    PLATFORMS,
-    AccessToken,
-    RetryPolicy,
-    SessionInfo,
-    create_session,
-    mint_access_token,
-)
+from ._calls import PLATFORMS, create_session, mint_access_token
 from ._errors import (
     AccessTokenCreationError,
     AuthenticationError,
@@ -37,8 +28,11 @@ from ._errors import (
     TransportError,
     error_class_for,
 )
-from ._maker import SessionMaker, connector_token_provider, http_client
+from ._http import DEFAULT_TIMEOUT, http_client
+from ._maker import SessionMaker, connector_token_provider
 from ._opening import Opening, SessionLoop, SessionOpener, open_session_function, opening
+from ._results import DEFAULT_REFRESH_MARGIN, AccessToken, SessionInfo
+from ._retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_REFRESH_MARGIN",

@@ -2,22 +2,22 @@
 
 :func:`connector_token_provider` mints access tokens with a connector token (trusted places
 only). :class:`SessionMaker` creates sessions with the caller's settings, the first one and any
-replacement, with a current access token; :func:`http_client` owns the HTTP client they share.
+replacement, with a current access token.
 """
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import attrs
 import httpx
 
-from ._calls import DEFAULT_TIMEOUT, AccessToken, RetryPolicy, create_session, mint_access_token
+from ._calls import create_session, mint_access_token
+from ._results import AccessToken
+from ._retry import RetryPolicy
 
-__all__ = ["SessionMaker", "connector_token_provider", "http_client"]
+__all__ = ["SessionMaker", "connector_token_provider"]
 
 
 class _Tokens(Protocol):
@@ -71,19 +71,3 @@ class SessionMaker:
             retry=self.retry,
         )
         return info.session_id
-
-
-@asynccontextmanager
-async def http_client(
-    client: httpx.AsyncClient | None, ssl_context: ssl.SSLContext | None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """``client`` as it is, or a client of our own (closed on exit) that verifies TLS with
-    ``ssl_context`` (the system's trust store by default) and follows no redirect."""
-    if client is not None:
-        yield client
-        return
-    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-    async with httpx.AsyncClient(
-        timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=verify
-    ) as owned:
-        yield owned

@@ -23,8 +23,9 @@ import sniffio
 
 from ..driver import SessionConfig, SessionState, check_transport_security
 from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, TokenProvider
-from ._calls import RetryPolicy
-from ._maker import SessionMaker, http_client
+from ._http import http_client
+from ._maker import SessionMaker
+from ._retry import RetryPolicy
 
 __all__ = ["Opening", "SessionLoop", "SessionOpener", "open_session_function", "opening"]
 
