@@ -75,6 +75,7 @@ _NO_CHUNKS: Map[int, Any] = Map()
 _NO_IDS: Map[str, None] = Map()
 # Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
+_new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
 
 
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
@@ -273,6 +274,8 @@ def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
         last = point
     elif record.role is Role.USER:
         return  # the usual case for a user message: not the last, and it marks nothing else
+    elif complete is False and breaker is not None and point <= breaker:
+        return  # the usual case for a stream's next chunk: it raises nothing
     if record.role is not Role.USER:
         if breaker is None or point > breaker:
             breaker = point
@@ -281,7 +284,9 @@ def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
             scored = (rank if rank == int(rank) else 0, record.key)
             if reply is None or scored > reply:
                 reply = scored
-    fields["marks"] = Marks(last, breaker, reply)
+    # A new Marks only when one moved (tuple.__new__: NamedTuple's own is a Python call).
+    if last is not marks[0] or breaker is not marks[1] or reply is not marks[2]:
+        fields["marks"] = _new_marks(Marks, (last, breaker, reply))
 
 
 def _recount(fields: Fields) -> Marks:
@@ -324,10 +329,12 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
     chunk = event.payload
     index = chunk.chunk_index
+    message_id = chunk.message_id
     # Chunks have no other grouping key, so even an empty message_id groups them.
-    record = fields["open_streams"].get(chunk.message_id)
+    streams = fields["open_streams"]
+    stored = record = streams.get(message_id)
     if record is None or record.rank > rank:  # else the usual case: an open stream's next chunk
-        record = _agent_record(fields, chunk.message_id, rank, event)
+        record = _agent_record(fields, message_id, rank, event)
     chunks = record.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
@@ -348,8 +355,18 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
             (record.key, record.role, record.rank, record.whole, chunks, final,
              record.client_event_id, record.timestamp, prefix),
         )  # fmt: skip
-    _store_agent(fields, record, chunk.message_id)
-    fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+    final = record.final_index
+    still_open = final is None or record.prefix < final  # not record.complete (no whole here)
+    if stored is not None and record.rank is stored.rank and still_open:
+        # The usual case, _store_agent's first branch without the marks: the stream stays
+        # open at its place (still incomplete), so it raises no mark: it raised them when first
+        # stored, and marks only rise (or are recounted from every record).
+        if record is not stored:
+            fields["open_streams"] = streams.set(message_id, record)
+    else:
+        _store_agent(fields, record, message_id)
+    if rank > fields["agent_output_rank"]:  # noqa: PLR1730 (max() is a call; once per chunk)
+        fields["agent_output_rank"] = rank
 
 
 def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
