@@ -27,6 +27,7 @@ import attrs
 from ._errors import RemoteProtocolError
 
 __all__ = [
+    "SHARED_BELOW",
     "EventDecoder",
     "Hook",
     "builder",
@@ -62,7 +63,26 @@ _SHARED_TEXT = frozenset(
 """String fields whose values repeat from event to event (every chunk of a reply carries its
 ``message_id``; agents, queues, reasons and enum-like values recur; cards are reused):
 interned, so that a long conversation holds one copy of each value."""
+SHARED_BELOW = "polyai_messaging.shared_below"
+"""attrs field metadata key: a string field whose values shorter than this many characters are
+shared as they are decoded (its short values recur; its long ones rarely do)."""
+FRAGMENT_MEMORY = 4096
+"""How many distinct short values (see :data:`SHARED_BELOW`) are remembered for sharing.
+
+Not ``sys.intern``: its table is process-wide and keeps a slot for every string ever interned
+until it is next resized (by a lot, once per growth). This one is bounded, and forgotten whole
+when full."""
+_fragments: dict[str, str] = {}
+_fragments_get = _fragments.get
 _MISSING = object()
+
+
+def _fragment(text: str) -> str:
+    """``text``, remembered for sharing (the empty string is shared by Python already)."""
+    if len(_fragments) >= FRAGMENT_MEMORY:
+        _fragments.clear()
+    _fragments[text] = text
+    return text
 
 
 def _mismatch() -> TypeError:
@@ -122,6 +142,8 @@ class _Generator:
             # The common case of a timestamp; anything else goes to the ``timestamp`` given.
             "_fromisoformat": datetime.fromisoformat,
             "_intern": sys.intern,
+            "_fragments_get": _fragments_get,
+            "_fragment": _fragment,
             "_RemoteProtocolError": RemoteProtocolError,
         }
         self.sources: list[str] = []
@@ -201,6 +223,10 @@ class _Generator:
             elif field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
                 lines.append(f"    if type({var}) is str:")
                 lines.append(f"        {var} = _intern({var})")
+            elif SHARED_BELOW in field.metadata and hint is str:
+                # Short values of this field recur (a streamed fragment is a word or two).
+                lines.append(f"    if len({var}) < {int(field.metadata[SHARED_BELOW])}:")
+                lines.append(f"        {var} = _fragments_get({var}) or _fragment({var})")
         return lines + self.build(cls, names, target)
 
     def default(self, field: attrs.Attribute[Any]) -> str:
