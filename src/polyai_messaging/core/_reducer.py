@@ -41,6 +41,7 @@ from ._conversation import (
     Role,
     SystemHint,
     _BuildingConversation,
+    chunk_rank,
     hint_for,
 )
 from ._events import (
@@ -207,16 +208,22 @@ def _placed(
 
 
 def _with_whole(
-    record: MessageRecord, rank: float, payload: Any, client_event_id: str | None = None
+    record: MessageRecord, rank: float, event: ServerEvent, client_event_id: str | None = None
 ) -> MessageRecord:
-    """``record`` with the consolidated payload; the lowest-ranked copy wins."""
-    if record.whole is not None and record.whole[0] <= rank:
+    """``record`` with ``event``'s payload as the consolidated one; the lowest-ranked copy wins."""
+    held = record[3]  # as held: see MessageRecord.whole
+    if held is not None and chunk_rank(held) <= rank:
         return record
     return _new_record(
         MessageRecord,
-        (record.key, record.role, record.rank, (rank, payload), record.chunks,
+        (record.key, record.role, record.rank, _held(event, rank), record[4],
          record.final_index, client_event_id, record.timestamp, record.prefix),
     )  # fmt: skip
+
+
+def _held(event: Any, rank: float) -> Any:
+    """What a record holds for ``event``'s payload at ``rank`` (see ``MessageRecord.chunks``)."""
+    return event if rank is event.sequence else (rank, event.payload)
 
 
 def _whole(
@@ -225,12 +232,19 @@ def _whole(
     role: Role,
     rank: float,
     event: ServerEvent,
-    payload: Any,
     client_event_id: str | None = None,
 ) -> None:
     """Record a message that only ever arrives whole (not an agent message)."""
-    record = _placed(fields, fields["records"].get(key), key, role, rank, event)
-    record = _with_whole(record, rank, payload, client_event_id)
+    record = fields["records"].get(key)
+    if record is None:  # the usual case: built once, whole
+        record = _new_record(
+            MessageRecord,
+            (key, role, rank, _held(event, rank), _NO_CHUNKS, None, client_event_id,
+             event.timestamp, 0),
+        )  # fmt: skip
+    else:
+        record = _placed(fields, record, key, role, rank, event)
+        record = _with_whole(record, rank, event, client_event_id)
     fields["records"] = fields["records"].set(key, record)
     _mark(fields, record, complete=True)
 
@@ -252,7 +266,7 @@ def _agent_record(
 def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
     streams = fields["open_streams"]
     # A stream stays open until its final chunk is known and every chunk before it arrived.
-    if record.whole is None and (record.final_index is None or not record.complete):
+    if record[3] is None and (record.final_index is None or not record.complete):
         fields["open_streams"] = streams.set(message_id, record)
         _mark(fields, record, complete=False)
         return
@@ -315,9 +329,9 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
     message_id = payload.message_id
     if message_id:
         record = _agent_record(fields, message_id, rank, event)
-        _store_agent(fields, _with_whole(record, rank, payload), message_id)
+        _store_agent(fields, _with_whole(record, rank, event), message_id)
     else:
-        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event, payload)
+        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
     if payload.end_conversation:
         # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
@@ -335,14 +349,15 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     stored = record = streams.get(message_id)
     if record is None or record.rank > rank:  # else the usual case: an open stream's next chunk
         record = _agent_record(fields, message_id, rank, event)
-    chunks = record.chunks
+    chunks = record[4]  # as held: see MessageRecord.chunks
     known = chunks.get(index)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
-    if known is None or known[0] > rank:
+    if known is None or chunk_rank(known) > rank:
         final = record.final_index
         if chunk.is_complete and (final is None or index < final):
             final = index
-        chunks = chunks.set(index, (rank, chunk))
+        # A sequenced chunk's event is held for it (its rank is its sequence), a live one's pair.
+        chunks = chunks.set(index, _held(event, rank))
         prefix = record.prefix
         if index == prefix + 1:
             prefix += 1
@@ -352,7 +367,7 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
                     prefix += 1
         record = _new_record(
             MessageRecord,
-            (record.key, record.role, record.rank, record.whole, chunks, final,
+            (record.key, record.role, record.rank, record[3], chunks, final,
              record.client_event_id, record.timestamp, prefix),
         )  # fmt: skip
     final = record.final_index
@@ -372,7 +387,7 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
 def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
     message_id = event.payload.message_id
     key = f"live_agent:{message_id}" if message_id else _event_key(Role.LIVE_AGENT, event, rank)
-    _whole(fields, key, Role.LIVE_AGENT, rank, event, event.payload)
+    _whole(fields, key, Role.LIVE_AGENT, rank, event)
     fields["live_output_rank"] = max(fields["live_output_rank"], rank)
 
 
@@ -388,7 +403,7 @@ def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
         key = f"user:{payload.message_id}"
     else:
         key = _event_key(Role.USER, event, rank)
-    _whole(fields, key, Role.USER, rank, event, payload, client_event_id)
+    _whole(fields, key, Role.USER, rank, event, client_event_id)
 
 
 def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
@@ -404,7 +419,7 @@ def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
         notice = Notice(payload.level, payload.message, hint)
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
         return
-    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event, payload)
+    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event)
 
 
 # --- facts ------------------------------------------------------------------------------------
