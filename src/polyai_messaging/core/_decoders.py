@@ -226,7 +226,8 @@ class _Generator:
             elif SHARED_BELOW in field.metadata and hint is str:
                 # Short values of this field recur (a streamed fragment is a word or two).
                 lines.append(f"    if len({var}) < {int(field.metadata[SHARED_BELOW])}:")
-                lines.append(f"        {var} = _fragments_get({var}) or _fragment({var})")
+                lines.append(f"        shared = _fragments_get({var})")
+                lines.append(f"        {var} = _fragment({var}) if shared is None else shared")
         return lines + self.build(cls, names, target)
 
     def default(self, field: attrs.Attribute[Any]) -> str:

@@ -112,6 +112,7 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         for inner in event.events:
             _apply_into(fields, inner)
         return
+    cls = type(event)
     sequence = event.sequence
     event_id = event.id
     cursor = fields["cursor"]
@@ -139,7 +140,7 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
             fields["cursor"] = sequence
         else:
             fields["missing"] = filled
-        if type(event) is not UnknownEvent:
+        if cls is not UnknownEvent:
             fields["events_applied"] += 1
         # The sequence itself, not a float of it: the records and chunks keep their event's
         # rank, and the int is one the event holds anyway. Ints and floats compare exactly.
@@ -147,7 +148,7 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = cursor + 0.5
-    handler, trigger = _RULES.get(type(event), _NO_RULE)
+    handler, trigger = _RULES[cls]
     if handler is not None:
         handler(fields, event, rank)
     if trigger is not None:
@@ -357,7 +358,8 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
         if chunk.is_complete and (final is None or index < final):
             final = index
         # A sequenced chunk's event is held for it (its rank is its sequence), a live one's pair.
-        chunks = chunks.set(index, _held(event, rank))
+        # _held, inlined (once per chunk)
+        chunks = chunks.set(index, event if rank is event.sequence else (rank, chunk))
         prefix = record.prefix
         if index == prefix + 1:
             prefix += 1
@@ -482,9 +484,13 @@ _RULES: dict[type[Any], tuple[_Handler | None, str | None]] = {
     cls: (_HANDLERS.get(cls), cls.TYPE if cls.TYPE in PHASE_TRIGGERS else None)
     for cls in KNOWN_TYPES.values()
 }
-"""Per event class: its fact handler and, if it moves the phase, its trigger (one lookup)."""
+_RULES[UnknownEvent] = _NO_RULE
+"""Per event class (every one the decoder makes): its fact handler and, if it moves the phase,
+its trigger (one lookup)."""
 
 _INERT = frozenset(
-    cls for cls, rule in _RULES.items() if rule == _NO_RULE and cls is not EventBatch
+    cls
+    for cls, rule in _RULES.items()
+    if rule == _NO_RULE and cls is not EventBatch and cls is not UnknownEvent
 )
 """Event classes that record nothing unless they carry an id or a sequence."""
