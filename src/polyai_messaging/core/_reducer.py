@@ -77,6 +77,7 @@ _NO_IDS: Map[str, None] = Map()
 # Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 _new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
+_USER = Role.USER  # a global: the interpreter does not specialise reading a class attribute
 
 
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
@@ -283,20 +284,21 @@ def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
     if marks is None:
         return  # recounted at the end of apply
     last, breaker, reply = marks
-    rank = record.rank
-    point = (rank, record.key)
+    # Items, not names: see _on_chunk (the record's key, role and rank).
+    key, role, rank = record[0], record[1], record[2]
+    point = (rank, key)
     if last is None or point > last:
         last = point
-    elif record.role is Role.USER:
+    elif role is _USER:
         return  # the usual case for a user message: not the last, and it marks nothing else
     elif complete is False and breaker is not None and point <= breaker:
         return  # the usual case for a stream's next chunk: it raises nothing
-    if record.role is not Role.USER:
+    if role is not _USER:
         if breaker is None or point > breaker:
             breaker = point
         if complete:
             # A sequenced message ranks by its sequence; a live one between two (x.5).
-            scored = (rank if rank == int(rank) else 0, record.key)
+            scored = (rank if rank == int(rank) else 0, key)
             if reply is None or scored > reply:
                 reply = scored
     # A new Marks only when one moved (tuple.__new__: NamedTuple's own is a Python call).
@@ -348,19 +350,19 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     # Chunks have no other grouping key, so even an empty message_id groups them.
     streams = fields["open_streams"]
     stored = record = streams.get(message_id)
-    if record is None or record.rank > rank:  # else the usual case: an open stream's next chunk
+    if record is None or record[2] > rank:  # else the usual case: an open stream's next chunk
         record = _agent_record(fields, message_id, rank, event)
-    chunks = record[4]  # as held: see MessageRecord.chunks
-    known = chunks.get(index)
+    # Unpacked, not read by name: a NamedTuple field is a descriptor the interpreter does not
+    # specialise, several times the cost of an item (once per chunk, nine fields).
+    key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix = record
+    known = chunks.get(index)  # chunks as held: see MessageRecord.chunks
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
     if known is None or chunk_rank(known) > rank:
-        final = record.final_index
         if chunk.is_complete and (final is None or index < final):
             final = index
         # A sequenced chunk's event is held for it (its rank is its sequence), a live one's pair.
-        # _held, inlined (once per chunk)
+        # (_held, inlined: once per chunk.)
         chunks = chunks.set(index, event if rank is event.sequence else (rank, chunk))
-        prefix = record.prefix
         if index == prefix + 1:
             prefix += 1
             # Chunks already past the hole join the prefix: each is passed over once.
@@ -369,15 +371,13 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
                     prefix += 1
         record = _new_record(
             MessageRecord,
-            (record.key, record.role, record.rank, record[3], chunks, final,
-             record.client_event_id, record.timestamp, prefix),
-        )  # fmt: skip
-    final = record.final_index
-    still_open = final is None or record.prefix < final  # not record.complete (no whole here)
-    if stored is not None and record.rank is stored.rank and still_open:
+            (key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix),
+        )
+    # Still open: not complete (an open stream has no whole message).
+    if stored is not None and placed is stored[2] and (final is None or prefix < final):
         # The usual case, _store_agent's first branch without the marks: the stream stays
-        # open at its place (still incomplete), so it raises no mark: it raised them when first
-        # stored, and marks only rise (or are recounted from every record).
+        # open at its place, so it raises no mark: it raised them when first stored, and marks
+        # only rise (or are recounted from every record).
         if record is not stored:
             fields["open_streams"] = streams.set(message_id, record)
     else:
