@@ -216,11 +216,11 @@ def _with_whole(
     held = record[3]  # as held: see MessageRecord.whole
     if held is not None and chunk_rank(held) <= rank:
         return record
+    key, role, placed, _, chunks, final, _, timestamp, prefix = record
     return _new_record(
         MessageRecord,
-        (record.key, record.role, record.rank, _held(event, rank), record[4],
-         record.final_index, client_event_id, record.timestamp, record.prefix),
-    )  # fmt: skip
+        (key, role, placed, _held(event, rank), chunks, final, client_event_id, timestamp, prefix),
+    )
 
 
 def _held(event: Any, rank: float) -> Any:
@@ -257,7 +257,7 @@ def _agent_record(
     """The record of agent message ``message_id`` (an open stream, complete, or new), placed."""
     record: MessageRecord | None = fields["open_streams"].get(message_id)
     if record is not None:
-        if record.rank <= rank:
+        if record[2] <= rank:  # its rank (an item: see _on_chunk)
             return record  # the usual case: a later chunk of an open stream
         return _placed(fields, record, record.key, Role.AGENT, rank, event)
     # The key is built only here, once per message: chunks find their stream by message_id.
@@ -268,13 +268,14 @@ def _agent_record(
 def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
     streams = fields["open_streams"]
     # A stream stays open until its final chunk is known and every chunk before it arrived.
-    if record[3] is None and (record.final_index is None or not record.complete):
+    # (Not record.complete: items, as in _on_chunk. 3: whole, 5: final_index, 8: prefix.)
+    if record[3] is None and (record[5] is None or record[8] < record[5]):
         fields["open_streams"] = streams.set(message_id, record)
         _mark(fields, record, complete=False)
         return
     if message_id in streams:
         fields["open_streams"] = streams.delete(message_id)
-    fields["records"] = fields["records"].set(record.key, record)
+    fields["records"] = fields["records"].set(record[0], record)
     _mark(fields, record, complete=True)
 
 
