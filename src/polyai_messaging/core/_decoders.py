@@ -92,14 +92,14 @@ def _mismatch() -> TypeError:
 
 _ENVELOPE = """\
     e_id = o.get('id')
-    if e_id is not None and type(e_id) is not str:
+    if type(e_id) is not str and e_id is not None:  # usually a string: one test
         raise _RemoteProtocolError('expected string', path='id')
     e_sequence = o.get('sequence')
-    if e_sequence is not None:
-        if type(e_sequence) is not int:
-            raise _RemoteProtocolError('expected int', path='sequence')
+    if type(e_sequence) is int:  # usually: one test
         if not 0 <= e_sequence <= _max_sequence:
             raise _RemoteProtocolError(f'expected int in [0, {_max_sequence}]', path='sequence')
+    elif e_sequence is not None:
+        raise _RemoteProtocolError('expected int', path='sequence')
     e_timestamp = o.get('timestamp')
     if e_timestamp is not None:
         try:
