@@ -971,4 +971,3 @@ def test_the_shared_fragments_are_bounded() -> None:
         payload = {"message_id": "m", "chunk_index": 1, "text": f"w{n}"}
         decode(E + "POLY_AGENT_MESSAGE_CHUNK", payload)
     assert 0 < len(_decoders._fragments) <= _decoders.FRAGMENT_MEMORY
-
