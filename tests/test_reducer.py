@@ -1326,3 +1326,17 @@ def test_a_whole_message_is_recorded_by_building_one_record(
     error = {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: message too large"}
     fold(user_echo(1, "hi", "u1", custom={"client_event_id": "c1"}), ev("SYSTEM_MESSAGE", 2, error))
     assert len(built) == 2
+
+
+def test_an_event_of_a_class_the_decoder_does_not_make_is_still_folded() -> None:
+    """``apply`` is total: an instance of a subclass of an event class (an application's own)
+    is logged and counted, with no rule of its own."""
+
+    @attrs.frozen(kw_only=True)
+    class Custom(events_module.PolyAgentThinking):
+        pass
+
+    conversation = fold(ev("SESSION_START", 1), Custom(id="x", sequence=2))
+    assert conversation.cursor == 2
+    assert conversation.events_applied == 2
+    assert not conversation.agent_thinking

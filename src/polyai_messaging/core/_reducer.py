@@ -149,7 +149,10 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = cursor + 0.5
-    handler, trigger = _RULES[cls]
+    try:
+        handler, trigger = _RULES[cls]
+    except KeyError:  # a class the decoder does not make (a subclass, say): no rule, as before
+        handler, trigger = _NO_RULE
     if handler is not None:
         handler(fields, event, rank)
     if trigger is not None:
