@@ -240,7 +240,8 @@ def _whole(
     client_event_id: str | None = None,
 ) -> None:
     """Record a message that only ever arrives whole (not an agent message)."""
-    record = fields["records"].get(key)
+    records = fields["records"]
+    record = records[key] if key in records else None  # noqa: SIM401 (see _on_chunk)
     if record is None:  # the usual case: built once, whole
         record = _new_record(
             MessageRecord,
@@ -250,7 +251,7 @@ def _whole(
     else:
         record = _placed(fields, record, key, role, rank, event)
         record = _with_whole(record, rank, event, client_event_id)
-    fields["records"] = fields["records"].set(key, record)
+    fields["records"] = records.set(key, record)
     _mark(fields, record, complete=True)
 
 
@@ -353,13 +354,15 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     message_id = chunk.message_id
     # Chunks have no other grouping key, so even an empty message_id groups them.
     streams = fields["open_streams"]
-    stored = record = streams.get(message_id)
+    # `in` then an item, not Map.get: a method call packs its arguments in a tuple, and `in`
+    # answers the usual miss (a new chunk index, a new message) at a third of the cost.
+    stored = record = streams[message_id] if message_id in streams else None  # noqa: SIM401
     if record is None or record[2] > rank:  # else the usual case: an open stream's next chunk
         record = _agent_record(fields, message_id, rank, event)
     # Unpacked, not read by name: a NamedTuple field is a descriptor the interpreter does not
     # specialise, several times the cost of an item (once per chunk, nine fields).
     key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix = record
-    known = chunks.get(index)  # chunks as held: see MessageRecord.chunks
+    known = chunks[index] if index in chunks else None  # noqa: SIM401 (held: MessageRecord.chunks)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
     if known is None or chunk_rank(known) > rank:
         if chunk.is_complete and (final is None or index < final):
