@@ -138,6 +138,7 @@ class _Generator:
         self.custom = custom
         self.namespace: dict[str, Any] = {
             "_MISSING": _MISSING,
+            "_NO_ITEMS": [],
             "_mismatch": _mismatch,
             # The common case of a timestamp; anything else goes to the ``timestamp`` given.
             "_fromisoformat": datetime.fromisoformat,
@@ -210,6 +211,11 @@ class _Generator:
             elif _passes_check(hints[field.name], field.default):
                 # The default is itself valid: read it as the value, and check once.
                 lines.append(f"    {var} = {source}.get({field.name!r}, {self.default(field)})")
+                lines += self.check(hints[field.name], var, "    ")
+            elif field.default == () and self.inlined(tuple_item(hints[field.name])):
+                # An array of objects defaulting to (): an absent one reads as an empty list,
+                # which the check turns into () (the list is never changed, so one serves all).
+                lines.append(f"    {var} = {source}.get({field.name!r}, _NO_ITEMS)")
                 lines += self.check(hints[field.name], var, "    ")
             else:
                 lines.append(f"    {var} = {source}.get({field.name!r}, _MISSING)")
