@@ -1260,3 +1260,83 @@ def test_an_empty_message_is_kept_in_the_transcript() -> None:
         ("", True, ["Yes"]),
         ("Hi", True, []),  # an empty final chunk ends the message and adds nothing
     ]
+
+
+# --- what folding builds and holds per event ---------------------------------------------------
+
+
+def test_a_streams_next_chunk_builds_no_marks() -> None:
+    """The marks move when a message is first stored or completed, not on every chunk of an open
+    stream (each chunk rebuilt them, unchanged)."""
+    opened = fold(chunk(1, 1, "Hel"))
+    second = fold(chunk(2, 2, "lo "), start=opened)
+    third = fold(chunk(3, 3, "there"), start=second)
+    assert second.marks is opened.marks
+    assert third.marks is opened.marks
+    done = fold(chunk(4, 4, "", final=True), start=third)
+    assert done.marks is not third.marks
+    assert done.reply_complete()
+
+
+def test_a_sequenced_chunk_or_whole_message_is_held_as_its_event_not_a_pair() -> None:
+    """A record holds each sequenced chunk's (or whole message's) event, which the log holds
+    anyway, and builds the documented ``(rank, payload)`` pairs only when they are read: a pair
+    per chunk held was 64 bytes."""
+    first, second = chunk(10, 1, "Hel", message_id="s"), chunk(11, 2, "lo", message_id="s")
+    whole = agent_message(12, "w", "whole")
+    conversation = fold(first, second, whole)
+    keys = {m.message_id: m.key for m in conversation.transcript}
+    streaming, complete = conversation.record(keys["s"]), conversation.record(keys["w"])
+    assert streaming is not None
+    assert complete is not None
+    held_chunks = streaming[4]
+    assert held_chunks[1] is first
+    assert held_chunks[2] is second
+    assert complete[3] is whole
+    assert [c.sequence for c in conversation.log] == [10, 11, 12]
+    # read by name, they are as documented
+    assert dict(streaming.chunks) == {1: (10, first.payload), 2: (11, second.payload)}
+    assert complete.whole == (12, whole.payload)
+    assert complete.whole[0] is whole.sequence
+
+
+def test_a_live_chunk_is_held_as_its_rank_and_payload() -> None:
+    """An unsequenced chunk ranks between two sequences: its event does not carry that rank."""
+    live = chunk(1, 1, "Hel", event_id="live-1")
+    live = attrs.evolve(live, sequence=None)
+    conversation = fold(ev("SESSION_START", 1), live)
+    (record,) = conversation.open_streams.values()
+    assert record[4][1] == (1.5, live.payload)
+    assert record.chunks[1] == (1.5, live.payload)
+    assert conversation.transcript[0].text == "Hel"
+
+
+def test_a_whole_message_is_recorded_by_building_one_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An echo or a system message builds its record once (it was built, then rebuilt whole)."""
+    built: list[Any] = []
+    real = reducer._new_record
+
+    def counting(cls: Any, values: Any) -> Any:
+        built.append(values)
+        return real(cls, values)
+
+    monkeypatch.setattr(reducer, "_new_record", counting)
+    error = {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: message too large"}
+    fold(user_echo(1, "hi", "u1", custom={"client_event_id": "c1"}), ev("SYSTEM_MESSAGE", 2, error))
+    assert len(built) == 2
+
+
+def test_an_event_of_a_class_the_decoder_does_not_make_is_still_folded() -> None:
+    """``apply`` is total: an instance of a subclass of an event class (an application's own)
+    is logged and counted, with no rule of its own."""
+
+    @attrs.frozen(kw_only=True)
+    class Custom(events_module.PolyAgentThinking):
+        pass
+
+    conversation = fold(ev("SESSION_START", 1), Custom(id="x", sequence=2))
+    assert conversation.cursor == 2
+    assert conversation.events_applied == 2
+    assert not conversation.agent_thinking

@@ -943,3 +943,31 @@ def test_events_hold_no_instance_dict_and_share_repeated_ids() -> None:
     assert not hasattr(first, "__dict__")
     assert not hasattr(first.payload, "__dict__")
     assert first.payload.message_id is second.payload.message_id
+
+
+# --- what a decoded event holds ---------------------------------------------------------------
+
+
+def test_short_chunk_texts_are_one_shared_object_and_long_ones_are_not_remembered() -> None:
+    """A conversation holds every chunk: a short fragment (a word or two) recurs, so equal ones
+    share one string; long ones rarely recur and are not remembered."""
+
+    def text_of(text: str, index: int) -> str:
+        payload = {"message_id": "m", "chunk_index": index, "text": text}
+        return decode(E + "POLY_AGENT_MESSAGE_CHUNK", payload).payload.text  # type: ignore[no-any-return]
+
+    # built at run time, so that the two frames' texts are never one constant
+    short, long = "".join(["sure", "! "]), "".join(["let me check ", "availability "])
+    first, second = text_of(short, 1), text_of(short, 2)
+    assert first == second == short
+    assert first is second
+    assert text_of(long, 3) is not text_of(long, 4)
+
+
+def test_the_shared_fragments_are_bounded() -> None:
+    from polyai_messaging.core import _decoders
+
+    for n in range(_decoders.FRAGMENT_MEMORY + 10):
+        payload = {"message_id": "m", "chunk_index": 1, "text": f"w{n}"}
+        decode(E + "POLY_AGENT_MESSAGE_CHUNK", payload)
+    assert 0 < len(_decoders._fragments) <= _decoders.FRAGMENT_MEMORY

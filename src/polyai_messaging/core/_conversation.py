@@ -48,7 +48,10 @@ __all__ = [
     "Notice",
     "Role",
     "SystemHint",
+    "chunk_of",
+    "chunk_rank",
     "hint_for",
+    "whole_pair",
 ]
 
 RECENT_ID_MEMORY = 256
@@ -140,32 +143,58 @@ class Notice:
     hint: SystemHint
 
 
-class MessageRecord(NamedTuple):
+class _HeldRecord(NamedTuple):
+    """The values a :class:`MessageRecord` holds, ``whole`` and ``chunks`` as held (see there)."""
+
+    key: str
+    role: Role
+    rank: float
+    whole: Any
+    chunks: Map[int, Any]
+    final_index: int | None
+    client_event_id: str | None
+    timestamp: datetime | None
+    prefix: int
+
+
+class MessageRecord(_HeldRecord):
     """Everything received about one message, however it arrived (whole, chunked, or both).
 
     A NamedTuple rather than a frozen attrs class: one is built per message event, and tuples
     are several times cheaper to create. ``rank`` is the lowest sequence of any event that
     carried the message: its place in the transcript.
+
+    ``final_index`` is the ``chunk_index`` of the final chunk, once known. ``prefix`` is how many
+    chunks, from chunk 1 on, arrived without a hole: the stream is whole once it reaches
+    ``final_index`` (kept so that completeness is O(1), not a pass over the chunks).
     """
 
-    key: str
-    role: Role
-    rank: float
-    whole: tuple[float, Any] | None
-    """Rank and consolidated payload (agent/live-agent message, user echo or system message);
-    the lowest-ranked copy wins when several events carry the same message."""
-    chunks: Map[int, tuple[float, ChunkPayload]]
-    """Chunks by ``chunk_index``, each with the rank of the event that carried it."""
-    final_index: int | None
-    client_event_id: str | None
-    timestamp: datetime | None
-    prefix: int
-    """How many chunks, from chunk 1 on, arrived without a hole: the stream is whole once this
-    reaches ``final_index``. Kept so that completeness is O(1), not a pass over the chunks."""
+    __slots__ = ()
+
+    @property
+    def whole(self) -> tuple[float, Any] | None:
+        """Rank and consolidated payload (agent/live-agent message, user echo or system
+        message); the lowest-ranked copy wins when several events carry the same message.
+
+        Built when read: the record holds the event itself when its sequence is the rank (item 3;
+        see :attr:`chunks`)."""
+        return whole_pair(self[3])
+
+    @property
+    def chunks(self) -> Map[int, tuple[float, ChunkPayload]]:
+        """Chunks by ``chunk_index``, each with the rank of the event that carried it.
+
+        Built when read. What the record holds in their place (its item 4) is, for a chunk with
+        a sequence, the chunk's event itself, whose sequence is its rank: the conversation's log
+        holds that event anyway, where a pair per chunk was 64 bytes more per chunk held.
+        """
+        return Map(
+            {index: (chunk_rank(entry), chunk_of(entry)) for index, entry in self[4].items()}
+        )
 
     @property
     def complete(self) -> bool:
-        if self.whole is not None:
+        if self[3] is not None:
             return True
         final = self.final_index
         return final is not None and self.prefix >= final
@@ -173,8 +202,9 @@ class MessageRecord(NamedTuple):
     def _prefix(self) -> Iterator[ChunkPayload]:
         # Only the contiguous run from chunk 1 is shown: later chunks wait for the hole to fill.
         index = 1
-        while (entry := self.chunks.get(index)) is not None:
-            chunk = entry[1]
+        held = self[4]
+        while (entry := held.get(index)) is not None:
+            chunk = chunk_of(entry)
             yield chunk
             if chunk.is_complete:
                 return
@@ -182,9 +212,9 @@ class MessageRecord(NamedTuple):
 
     def view(self, *, interrupted: bool = False) -> Message:
         """The message as a UI shows it."""
-        if self.whole is not None:
+        if self[3] is not None:
             # The payload's class depends on the role (agent, live agent, user, system).
-            whole = self.whole[1]
+            whole = chunk_of(self[3])
             return Message(
                 key=self.key,
                 role=self.role,
@@ -213,9 +243,27 @@ class MessageRecord(NamedTuple):
             suggestions=tuple(s for chunk in chunks for s in chunk.response_suggestions),
             complete=self.complete,
             interrupted=interrupted and not self.complete,
-            message_id=next(iter(self.chunks.values()))[1].message_id,
+            message_id=chunk_of(next(iter(self[4].values()))).message_id,
             timestamp=self.timestamp,
         )
+
+
+def whole_pair(held: Any) -> tuple[float, Any] | None:
+    """:attr:`MessageRecord.whole` from what the record holds (``None``, a pair or an event)."""
+    if held is None or type(held) is tuple:
+        return held
+    return (held.sequence, held.payload)
+
+
+def chunk_rank(entry: Any) -> float:
+    """The rank of a chunk or whole message as a record holds it: a ``(rank, payload)`` pair,
+    or its event (whose sequence is the rank)."""
+    return entry[0] if type(entry) is tuple else entry.sequence  # type: ignore[no-any-return]
+
+
+def chunk_of(entry: Any) -> ChunkPayload:
+    """The payload of a chunk or whole message as a record holds it (see :func:`chunk_rank`)."""
+    return entry[1] if type(entry) is tuple else entry.payload  # type: ignore[no-any-return]
 
 
 def _sequence_of(event: ServerEvent) -> int:

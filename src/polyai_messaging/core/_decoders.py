@@ -27,6 +27,7 @@ import attrs
 from ._errors import RemoteProtocolError
 
 __all__ = [
+    "SHARED_BELOW",
     "EventDecoder",
     "Hook",
     "builder",
@@ -62,7 +63,26 @@ _SHARED_TEXT = frozenset(
 """String fields whose values repeat from event to event (every chunk of a reply carries its
 ``message_id``; agents, queues, reasons and enum-like values recur; cards are reused):
 interned, so that a long conversation holds one copy of each value."""
+SHARED_BELOW = "polyai_messaging.shared_below"
+"""attrs field metadata key: a string field whose values shorter than this many characters are
+shared as they are decoded (its short values recur; its long ones rarely do)."""
+FRAGMENT_MEMORY = 4096
+"""How many distinct short values (see :data:`SHARED_BELOW`) are remembered for sharing.
+
+Not ``sys.intern``: its table is process-wide and keeps a slot for every string ever interned
+until it is next resized (by a lot, once per growth). This one is bounded, and forgotten whole
+when full."""
+_fragments: dict[str, str] = {}
+_fragments_get = _fragments.get
 _MISSING = object()
+
+
+def _fragment(text: str) -> str:
+    """``text``, remembered for sharing (the empty string is shared by Python already)."""
+    if len(_fragments) >= FRAGMENT_MEMORY:
+        _fragments.clear()
+    _fragments[text] = text
+    return text
 
 
 def _mismatch() -> TypeError:
@@ -72,14 +92,14 @@ def _mismatch() -> TypeError:
 
 _ENVELOPE = """\
     e_id = o.get('id')
-    if e_id is not None and type(e_id) is not str:
+    if type(e_id) is not str and e_id is not None:  # usually a string: one test
         raise _RemoteProtocolError('expected string', path='id')
     e_sequence = o.get('sequence')
-    if e_sequence is not None:
-        if type(e_sequence) is not int:
-            raise _RemoteProtocolError('expected int', path='sequence')
+    if type(e_sequence) is int:  # usually: one test
         if not 0 <= e_sequence <= _max_sequence:
             raise _RemoteProtocolError(f'expected int in [0, {_max_sequence}]', path='sequence')
+    elif e_sequence is not None:
+        raise _RemoteProtocolError('expected int', path='sequence')
     e_timestamp = o.get('timestamp')
     if e_timestamp is not None:
         try:
@@ -118,10 +138,13 @@ class _Generator:
         self.custom = custom
         self.namespace: dict[str, Any] = {
             "_MISSING": _MISSING,
+            "_NO_ITEMS": [],
             "_mismatch": _mismatch,
             # The common case of a timestamp; anything else goes to the ``timestamp`` given.
             "_fromisoformat": datetime.fromisoformat,
             "_intern": sys.intern,
+            "_fragments_get": _fragments_get,
+            "_fragment": _fragment,
             "_RemoteProtocolError": RemoteProtocolError,
         }
         self.sources: list[str] = []
@@ -189,6 +212,11 @@ class _Generator:
                 # The default is itself valid: read it as the value, and check once.
                 lines.append(f"    {var} = {source}.get({field.name!r}, {self.default(field)})")
                 lines += self.check(hints[field.name], var, "    ")
+            elif field.default == () and self.inlined(tuple_item(hints[field.name])):
+                # An array of objects defaulting to (): an absent one reads as an empty list,
+                # which the check turns into () (the list is never changed, so one serves all).
+                lines.append(f"    {var} = {source}.get({field.name!r}, _NO_ITEMS)")
+                lines += self.check(hints[field.name], var, "    ")
             else:
                 lines.append(f"    {var} = {source}.get({field.name!r}, _MISSING)")
                 lines.append(f"    if {var} is _MISSING:")
@@ -201,6 +229,11 @@ class _Generator:
             elif field.name in _SHARED_TEXT and str in (hint, _optional_of(hint)):
                 lines.append(f"    if type({var}) is str:")
                 lines.append(f"        {var} = _intern({var})")
+            elif SHARED_BELOW in field.metadata and hint is str:
+                # Short values of this field recur (a streamed fragment is a word or two).
+                lines.append(f"    if len({var}) < {int(field.metadata[SHARED_BELOW])}:")
+                lines.append(f"        shared = _fragments_get({var})")
+                lines.append(f"        {var} = _fragment({var}) if shared is None else shared")
         return lines + self.build(cls, names, target)
 
     def default(self, field: attrs.Attribute[Any]) -> str:

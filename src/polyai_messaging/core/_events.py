@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ._decoders import SHARED_BELOW
 from ._errors import RemoteProtocolError
 
 # Event and payload classes are frozen and slotted: a conversation holds every event it received,
@@ -189,7 +190,8 @@ class ChunkPayload:
 
     message_id: str
     chunk_index: int
-    text: str = ""
+    # A fragment is a word or a few: short ones recur, and a conversation holds each chunk.
+    text: str = attrs.field(default="", metadata={SHARED_BELOW: 17})
     attachments: tuple[Attachment, ...] = ()
     response_suggestions: tuple[Suggestion, ...] = ()
     is_complete: bool = False

@@ -60,16 +60,25 @@ class EventLog(Sequence[ServerEvent]):
 
     def append(self, event: ServerEvent) -> EventLog:
         """This log with ``event`` added at the end; ``self`` is unchanged."""
+        tail, length = self._tail, self._tail_length
+        # The usual case (once per event): this is the newest version, its tail not full.
+        if length < BLOCK and len(tail) == length:
+            tail.append(event)
+            if tail[length] is event:  # else another version took the slot first (threads)
+                log: EventLog = _new(EventLog)
+                log._blocks = self._blocks
+                log._sealed = self._sealed
+                log._tail = tail
+                log._tail_length = length + 1
+                return log
+        return self._forked(event)
+
+    def _forked(self, event: ServerEvent) -> EventLog:
+        """:meth:`append` when this version's tail is full or not the newest."""
         blocks, sealed = self._blocks, self._sealed
         tail, length = self._tail, self._tail_length
         if length < BLOCK:
-            # _extended, inlined: this runs once per event.
-            if len(tail) == length:
-                tail.append(event)
-                if tail[length] is not event:  # another version took the slot first (threads)
-                    tail = [*tail[:length], event]
-            else:
-                tail = [*tail[:length], event]
+            tail = [*tail[:length], event]
             length += 1
         else:
             blocks = _extended(blocks, sealed, tuple(tail[:BLOCK]))

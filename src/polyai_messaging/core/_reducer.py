@@ -41,6 +41,7 @@ from ._conversation import (
     Role,
     SystemHint,
     _BuildingConversation,
+    chunk_rank,
     hint_for,
 )
 from ._events import (
@@ -75,6 +76,8 @@ _NO_CHUNKS: Map[int, Any] = Map()
 _NO_IDS: Map[str, None] = Map()
 # Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
+_new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
+_USER = Role.USER  # a global: the interpreter does not specialise reading a class attribute
 
 
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
@@ -110,6 +113,7 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         for inner in event.events:
             _apply_into(fields, inner)
         return
+    cls = type(event)
     sequence = event.sequence
     event_id = event.id
     cursor = fields["cursor"]
@@ -137,7 +141,7 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
             fields["cursor"] = sequence
         else:
             fields["missing"] = filled
-        if type(event) is not UnknownEvent:
+        if cls is not UnknownEvent:
             fields["events_applied"] += 1
         # The sequence itself, not a float of it: the records and chunks keep their event's
         # rank, and the int is one the event holds anyway. Ints and floats compare exactly.
@@ -145,7 +149,10 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
     else:
         # Unsequenced events are live: they rank just above everything received so far.
         rank = cursor + 0.5
-    handler, trigger = _RULES.get(type(event), _NO_RULE)
+    try:
+        handler, trigger = _RULES[cls]
+    except KeyError:  # a class the decoder does not make (a subclass, say): no rule, as before
+        handler, trigger = _NO_RULE
     if handler is not None:
         handler(fields, event, rank)
     if trigger is not None:
@@ -206,16 +213,22 @@ def _placed(
 
 
 def _with_whole(
-    record: MessageRecord, rank: float, payload: Any, client_event_id: str | None = None
+    record: MessageRecord, rank: float, event: ServerEvent, client_event_id: str | None = None
 ) -> MessageRecord:
-    """``record`` with the consolidated payload; the lowest-ranked copy wins."""
-    if record.whole is not None and record.whole[0] <= rank:
+    """``record`` with ``event``'s payload as the consolidated one; the lowest-ranked copy wins."""
+    held = record[3]  # as held: see MessageRecord.whole
+    if held is not None and chunk_rank(held) <= rank:
         return record
+    key, role, placed, _, chunks, final, _, timestamp, prefix = record
     return _new_record(
         MessageRecord,
-        (record.key, record.role, record.rank, (rank, payload), record.chunks,
-         record.final_index, client_event_id, record.timestamp, record.prefix),
-    )  # fmt: skip
+        (key, role, placed, _held(event, rank), chunks, final, client_event_id, timestamp, prefix),
+    )
+
+
+def _held(event: Any, rank: float) -> Any:
+    """What a record holds for ``event``'s payload at ``rank`` (see ``MessageRecord.chunks``)."""
+    return event if rank is event.sequence else (rank, event.payload)
 
 
 def _whole(
@@ -224,13 +237,21 @@ def _whole(
     role: Role,
     rank: float,
     event: ServerEvent,
-    payload: Any,
     client_event_id: str | None = None,
 ) -> None:
     """Record a message that only ever arrives whole (not an agent message)."""
-    record = _placed(fields, fields["records"].get(key), key, role, rank, event)
-    record = _with_whole(record, rank, payload, client_event_id)
-    fields["records"] = fields["records"].set(key, record)
+    records = fields["records"]
+    record = records[key] if key in records else None  # noqa: SIM401 (see _on_chunk)
+    if record is None:  # the usual case: built once, whole
+        record = _new_record(
+            MessageRecord,
+            (key, role, rank, _held(event, rank), _NO_CHUNKS, None, client_event_id,
+             event.timestamp, 0),
+        )  # fmt: skip
+    else:
+        record = _placed(fields, record, key, role, rank, event)
+        record = _with_whole(record, rank, event, client_event_id)
+    fields["records"] = records.set(key, record)
     _mark(fields, record, complete=True)
 
 
@@ -240,7 +261,7 @@ def _agent_record(
     """The record of agent message ``message_id`` (an open stream, complete, or new), placed."""
     record: MessageRecord | None = fields["open_streams"].get(message_id)
     if record is not None:
-        if record.rank <= rank:
+        if record[2] <= rank:  # its rank (an item: see _on_chunk)
             return record  # the usual case: a later chunk of an open stream
         return _placed(fields, record, record.key, Role.AGENT, rank, event)
     # The key is built only here, once per message: chunks find their stream by message_id.
@@ -251,13 +272,14 @@ def _agent_record(
 def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
     streams = fields["open_streams"]
     # A stream stays open until its final chunk is known and every chunk before it arrived.
-    if record.whole is None and (record.final_index is None or not record.complete):
+    # (Not record.complete: items, as in _on_chunk. 3: whole, 5: final_index, 8: prefix.)
+    if record[3] is None and (record[5] is None or record[8] < record[5]):
         fields["open_streams"] = streams.set(message_id, record)
         _mark(fields, record, complete=False)
         return
     if message_id in streams:
         fields["open_streams"] = streams.delete(message_id)
-    fields["records"] = fields["records"].set(record.key, record)
+    fields["records"] = fields["records"].set(record[0], record)
     _mark(fields, record, complete=True)
 
 
@@ -267,21 +289,26 @@ def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
     if marks is None:
         return  # recounted at the end of apply
     last, breaker, reply = marks
-    rank = record.rank
-    point = (rank, record.key)
+    # Items, not names: see _on_chunk (the record's key, role and rank).
+    key, role, rank = record[0], record[1], record[2]
+    point = (rank, key)
     if last is None or point > last:
         last = point
-    elif record.role is Role.USER:
+    elif role is _USER:
         return  # the usual case for a user message: not the last, and it marks nothing else
-    if record.role is not Role.USER:
+    elif complete is False and breaker is not None and point <= breaker:
+        return  # the usual case for a stream's next chunk: it raises nothing
+    if role is not _USER:
         if breaker is None or point > breaker:
             breaker = point
         if complete:
             # A sequenced message ranks by its sequence; a live one between two (x.5).
-            scored = (rank if rank == int(rank) else 0, record.key)
+            scored = (rank if rank == int(rank) else 0, key)
             if reply is None or scored > reply:
                 reply = scored
-    fields["marks"] = Marks(last, breaker, reply)
+    # A new Marks only when one moved (tuple.__new__: NamedTuple's own is a Python call).
+    if last is not marks[0] or breaker is not marks[1] or reply is not marks[2]:
+        fields["marks"] = _new_marks(Marks, (last, breaker, reply))
 
 
 def _recount(fields: Fields) -> Marks:
@@ -310,9 +337,9 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
     message_id = payload.message_id
     if message_id:
         record = _agent_record(fields, message_id, rank, event)
-        _store_agent(fields, _with_whole(record, rank, payload), message_id)
+        _store_agent(fields, _with_whole(record, rank, event), message_id)
     else:
-        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event, payload)
+        _whole(fields, _event_key(Role.AGENT, event, rank), Role.AGENT, rank, event)
     fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
     if payload.end_conversation:
         # An end as by a SESSION_END at this rank. It is the client's reading, not a phase
@@ -324,19 +351,25 @@ def _on_agent_message(fields: Fields, event: PolyAgentMessage, rank: float) -> N
 def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None:
     chunk = event.payload
     index = chunk.chunk_index
+    message_id = chunk.message_id
     # Chunks have no other grouping key, so even an empty message_id groups them.
-    record = fields["open_streams"].get(chunk.message_id)
-    if record is None or record.rank > rank:  # else the usual case: an open stream's next chunk
-        record = _agent_record(fields, chunk.message_id, rank, event)
-    chunks = record.chunks
-    known = chunks.get(index)
+    streams = fields["open_streams"]
+    # `in` then an item, not Map.get: a method call packs its arguments in a tuple, and `in`
+    # answers the usual miss (a new chunk index, a new message) at a third of the cost.
+    stored = record = streams[message_id] if message_id in streams else None  # noqa: SIM401
+    if record is None or record[2] > rank:  # else the usual case: an open stream's next chunk
+        record = _agent_record(fields, message_id, rank, event)
+    # Unpacked, not read by name: a NamedTuple field is a descriptor the interpreter does not
+    # specialise, several times the cost of an item (once per chunk, nine fields).
+    key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix = record
+    known = chunks[index] if index in chunks else None  # noqa: SIM401 (held: MessageRecord.chunks)
     # A replayed chunk index keeps the lowest-ranked copy, so arrival order is irrelevant.
-    if known is None or known[0] > rank:
-        final = record.final_index
+    if known is None or chunk_rank(known) > rank:
         if chunk.is_complete and (final is None or index < final):
             final = index
-        chunks = chunks.set(index, (rank, chunk))
-        prefix = record.prefix
+        # A sequenced chunk's event is held for it (its rank is its sequence), a live one's pair.
+        # (_held, inlined: once per chunk.)
+        chunks = chunks.set(index, event if rank is event.sequence else (rank, chunk))
         if index == prefix + 1:
             prefix += 1
             # Chunks already past the hole join the prefix: each is passed over once.
@@ -345,17 +378,25 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
                     prefix += 1
         record = _new_record(
             MessageRecord,
-            (record.key, record.role, record.rank, record.whole, chunks, final,
-             record.client_event_id, record.timestamp, prefix),
-        )  # fmt: skip
-    _store_agent(fields, record, chunk.message_id)
-    fields["agent_output_rank"] = max(fields["agent_output_rank"], rank)
+            (key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix),
+        )
+    # Still open: not complete (an open stream has no whole message).
+    if stored is not None and placed is stored[2] and (final is None or prefix < final):
+        # The usual case, _store_agent's first branch without the marks: the stream stays
+        # open at its place, so it raises no mark: it raised them when first stored, and marks
+        # only rise (or are recounted from every record).
+        if record is not stored:
+            fields["open_streams"] = streams.set(message_id, record)
+    else:
+        _store_agent(fields, record, message_id)
+    if rank > fields["agent_output_rank"]:  # noqa: PLR1730 (max() is a call; once per chunk)
+        fields["agent_output_rank"] = rank
 
 
 def _on_live_message(fields: Fields, event: LiveAgentMessage, rank: float) -> None:
     message_id = event.payload.message_id
     key = f"live_agent:{message_id}" if message_id else _event_key(Role.LIVE_AGENT, event, rank)
-    _whole(fields, key, Role.LIVE_AGENT, rank, event, event.payload)
+    _whole(fields, key, Role.LIVE_AGENT, rank, event)
     fields["live_output_rank"] = max(fields["live_output_rank"], rank)
 
 
@@ -371,7 +412,7 @@ def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
         key = f"user:{payload.message_id}"
     else:
         key = _event_key(Role.USER, event, rank)
-    _whole(fields, key, Role.USER, rank, event, payload, client_event_id)
+    _whole(fields, key, Role.USER, rank, event, client_event_id)
 
 
 def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
@@ -387,7 +428,7 @@ def _on_system(fields: Fields, event: SystemMessage, rank: float) -> None:
         notice = Notice(payload.level, payload.message, hint)
         fields["notices"] = (*fields["notices"], notice)[-NOTICE_MEMORY:]
         return
-    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event, payload)
+    _whole(fields, _event_key(Role.SYSTEM, event, rank), Role.SYSTEM, rank, event)
 
 
 # --- facts ------------------------------------------------------------------------------------
@@ -450,9 +491,13 @@ _RULES: dict[type[Any], tuple[_Handler | None, str | None]] = {
     cls: (_HANDLERS.get(cls), cls.TYPE if cls.TYPE in PHASE_TRIGGERS else None)
     for cls in KNOWN_TYPES.values()
 }
-"""Per event class: its fact handler and, if it moves the phase, its trigger (one lookup)."""
+_RULES[UnknownEvent] = _NO_RULE
+"""Per event class (every one the decoder makes): its fact handler and, if it moves the phase,
+its trigger (one lookup)."""
 
 _INERT = frozenset(
-    cls for cls, rule in _RULES.items() if rule == _NO_RULE and cls is not EventBatch
+    cls
+    for cls, rule in _RULES.items()
+    if rule == _NO_RULE and cls is not EventBatch and cls is not UnknownEvent
 )
 """Event classes that record nothing unless they carry an id or a sequence."""

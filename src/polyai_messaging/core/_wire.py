@@ -456,17 +456,18 @@ def decode(frame: str | bytes | bytearray) -> ServerEvent:
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"invalid JSON ({type(exc).__name__})") from None
     # decode_object's common case, inlined: an object of a type with a generated decoder.
-    if type(value) is dict:
-        kind = value.get("type")
-        decoder = _DECODERS.get(kind) if type(kind) is str else None
-        if decoder is not None:
-            try:
-                return decoder(value)  # type: ignore[no-any-return]
-            except RemoteProtocolError:
-                raise
-            except Exception:
-                return _without_bad_elements(value, decoder)
-    return decode_object(value)
+    try:
+        # Only an object is indexed by a string; a type without a decoder is a KeyError, an
+        # unhashable one a TypeError: decode_object sorts them out.
+        decoder = _DECODERS[value["type"]]
+    except (KeyError, TypeError):
+        return decode_object(value)
+    try:
+        return decoder(value)  # type: ignore[no-any-return]
+    except RemoteProtocolError:
+        raise
+    except Exception:
+        return _without_bad_elements(value, decoder)
 
 
 def _parse(frame: str) -> Any:
