@@ -29,7 +29,7 @@ from ._inputs import FrameReceived
 from ._intents import confirm_echo
 from ._link import current, finish
 from ._replay import join_if_needed, notice_gap, settle
-from ._state import ReplayLog
+from ._state import ReplayLog, heartbeat_interval
 from ._turn import Turn
 
 __all__ = ["on_frame"]
@@ -41,7 +41,7 @@ _INDICATOR_EVENTS = frozenset({PolyAgentThinking, LiveAgentTyping})
 def on_frame(turn: Turn, event: FrameReceived) -> None:
     if not current(turn, event.generation, LinkStatus.OPEN):
         return
-    turn.update(last_inbound=turn.t)
+    turn.last_inbound = turn.t
     if isinstance(event.data, bytes):
         _violation(turn, RemoteProtocolError("binary frames are not part of the protocol"))
         return
@@ -55,7 +55,7 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         _violation(turn, rejected)
     is_batch = isinstance(decoded, EventBatch)
     inner = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
-    interval = turn.state.heartbeat_interval
+    capabilities = turn.state.conversation.capabilities
     for item in inner:
         if type(item) is HeartbeatEcho and item.sequence is None:
             # A transient heartbeat echo proves the link alive (``last_inbound``, above) and is
@@ -66,7 +66,11 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
             continue
         _fold(turn, item)
     s = turn.state
-    if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:
+    if (
+        s.conversation.capabilities is not capabilities
+        and s.link is LinkStatus.OPEN
+        and s.heartbeat_interval != heartbeat_interval(capabilities, s.config)
+    ):
         # SESSION_START announced a different interval: reschedule (0 disables).
         # (docs: protocol-heartbeat)
         interval = s.heartbeat_interval
@@ -145,7 +149,8 @@ def _react(turn: Turn, event: ServerEvent) -> None:
         join_if_needed(turn)
     conversation = turn.state.conversation
     if not (conversation.agent_thinking or conversation.live_agent_typing):
-        turn.update(indicator_since=None)
+        if turn.state.indicator_since is not None:
+            turn.update(indicator_since=None)
     elif type(event) in _INDICATOR_EVENTS or turn.state.indicator_since is None:
         turn.update(indicator_since=turn.t)
 

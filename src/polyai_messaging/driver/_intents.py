@@ -8,8 +8,6 @@ the session. The other handlers call :func:`after_replay`, :func:`unconfirmed` a
 
 from __future__ import annotations
 
-import uuid
-
 from ..core import (
     TYPING_STARTED,
     TYPING_STOPPED,
@@ -94,7 +92,10 @@ def after_replay(turn: Turn, *, replayed: bool) -> None:
 def _finish(
     turn: Turn, entry: OutboxEntry, status: DeliveryStatus, message_id: str | None = None
 ) -> None:
-    done = replace(entry, status=status, next_check=None, message_id=message_id)
+    done = OutboxEntry(
+        entry.client_event_id, entry.text, entry.custom, status, entry.transmissions,
+        entry.checks, None, message_id, entry.serial,
+    )  # fmt: skip
     turn.update(outbox=turn.state.outbox.update(done))
     turn.emit(Delivery(entry.client_event_id, status, message_id))
 
@@ -122,17 +123,26 @@ def confirm_echo(turn: Turn, echo: UserMessageEcho) -> None:
 def _ensure_open_session(turn: Turn) -> None:
     s = turn.state
     if s.finished is not None or s.conversation.ended or s.end_requested_at is not None:
-        raise LocalProtocolError("the session has ended; nothing more can be sent")
+        raise LocalProtocolError(_ENDED)
 
 
 def on_send_text(turn: Turn, event: SendText) -> None:
-    _ensure_open_session(turn)
+    s = turn.state
+    if s.finished is not None or s.end_requested_at is not None or s.conversation.ended:
+        raise LocalProtocolError(_ENDED)
     if not event.text.strip():
         raise LocalProtocolError("a message cannot be blank")
     custom = dict(event.custom)
-    client_event_id = _client_event_id(turn, event.client_event_id, custom.pop(_CID, None))
-    s = turn.state
-    if s.delivery(client_event_id) is not None:
+    in_custom = custom.pop(_CID, None)
+    given = event.client_event_id
+    draws = s.draws
+    if given is None and in_custom is None:
+        client_event_id = _uuid4(random_bits(s.seed, draws, 128))
+        draws += 1
+    else:
+        client_event_id = _chosen_id(given, in_custom)
+    outbox = s.outbox
+    if outbox.get(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
     frame = encode(UserMessage(text=event.text, client_event_id=client_event_id, custom=custom))
     size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent just below
@@ -140,28 +150,37 @@ def on_send_text(turn: Turn, event: SendText) -> None:
         raise LocalProtocolError(
             f"message is {size} bytes encoded; the session allows {s.max_message_bytes}"
         )
-    turn.update(outbox=s.outbox.accept(client_event_id, event.text, custom))
     turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
-    if turn.state.link is LinkStatus.OPEN and turn.state.settled:
-        entry = turn.state.outbox.pending[client_event_id]
-        transmit(turn, entry, frame)
+    if s.link is LinkStatus.OPEN and s.settled:
+        # Accepted and transmitted in one change of the outbox and the state (``transmit``'s
+        # work for a message never sent: no resend to count, no echo check yet).
+        check_at = turn.t + check_delay(0, s.config.resend_check_seconds)
+        outbox = outbox.accept(client_event_id, event.text, custom, check_at=check_at)
+        turn.send_encoded(frame, outbox=outbox, draws=draws)
+    else:
+        turn.update(outbox=outbox.accept(client_event_id, event.text, custom), draws=draws)
 
 
 _CID = "client_event_id"
+_ENDED = "the session has ended; nothing more can be sent"
 
 
-def _client_event_id(turn: Turn, given: str | None, in_custom: str | None) -> str:
-    """The message's id: the one given (as an argument or in ``custom``), else a new UUID4."""
+def _chosen_id(given: str | None, in_custom: str | None) -> str:
+    """The id the application gave (as an argument or in ``custom``; at least one is given)."""
     if given is not None and in_custom is not None and given != in_custom:
         raise LocalProtocolError("two different client_event_ids given (argument and custom)")
     chosen = given if given is not None else in_custom
-    if chosen is not None:
-        if not chosen:
-            raise LocalProtocolError("client_event_id cannot be empty")
-        return chosen
-    s = turn.state
-    turn.update(draws=s.draws + 1)
-    return str(uuid.UUID(int=random_bits(s.seed, s.draws, 128), version=4))
+    if not chosen:
+        raise LocalProtocolError("client_event_id cannot be empty")
+    return chosen
+
+
+def _uuid4(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))``, without the ``UUID`` object's generic work."""
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
+    bits = (bits & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def on_pick(turn: Turn, event: PickSuggestion) -> None:

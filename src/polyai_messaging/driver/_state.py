@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import attrs
 
-from ..core import Conversation, ServerEvent
+from ..core import Capabilities, Conversation, ServerEvent
 from ._backoff import Backoff
 from ._effects import Finished, LinkStatus
 from ._inputs import Now
 from ._outbox import Outbox, OutboxEntry
 
-__all__ = ["DEADLINE_CACHE", "Counters", "SessionConfig", "SessionState"]
+__all__ = ["DEADLINE_CACHE", "Counters", "SessionConfig", "SessionState", "heartbeat_interval"]
 
 DEADLINE_CACHE = "_deadline_cache"
 """Where a :class:`SessionState` keeps its :attr:`~SessionState.deadline` once worked out."""
@@ -153,11 +153,7 @@ class SessionState:
     @property
     def heartbeat_interval(self) -> float:
         """Seconds between heartbeats; 0 means disabled (:ref:`protocol-heartbeat`)."""
-        caps = self.conversation.capabilities
-        value = caps.heartbeat_interval_seconds if caps else None
-        if value is None or value < 0:
-            return self.config.default_heartbeat_seconds
-        return float(value)
+        return heartbeat_interval(self.conversation.capabilities, self.config)
 
     @property
     def max_message_bytes(self) -> int:
@@ -194,27 +190,36 @@ class SessionState:
         return deadline
 
     def _deadline(self) -> float | None:
-        candidates: list[float | None] = [self.indicator_since_deadline]
-        if self.link is LinkStatus.RECONNECTING:
-            candidates.append(self.reconnect_at)
-        if self.link is LinkStatus.CONNECTING and self.connecting_since is not None:
-            candidates.append(self.connecting_since + self.config.connect_timeout_seconds)
-        if self.link is LinkStatus.OPEN:
-            candidates += [self.next_heartbeat, self.liveness_deadline]
+        # The earliest of the candidates that apply; written out rather than as a list of
+        # candidates, as this runs once on every step.
+        link = self.link
+        config = self.config
+        deadline = self.indicator_since_deadline
+        if link is LinkStatus.OPEN:
+            deadline = _earlier(deadline, self.next_heartbeat)
+            deadline = _earlier(deadline, self.liveness_deadline)
             if self.closing_at is not None:
-                candidates.append(self.closing_at + self.config.close_timeout_seconds)
+                deadline = _earlier(deadline, self.closing_at + config.close_timeout_seconds)
             elif not self.settled:
-                candidates.append(self.settle_at)
+                deadline = _earlier(deadline, self.settle_at)
             else:
-                candidates.append(self.outbox.next_check)
+                deadline = _earlier(deadline, self.outbox.next_check)
                 if self.gap_seen_at is not None:
-                    candidates.append(self.gap_seen_at + self.config.gap_repair_seconds)
+                    deadline = _earlier(deadline, self.gap_seen_at + config.gap_repair_seconds)
             if self.end_requested_at is not None:
-                candidates.append(self.end_requested_at + self.config.end_timeout_seconds)
-        elif self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
-            candidates.append(self.last_sent_monotonic + self.config.idle_timeout_seconds)
-        present = [c for c in candidates if c is not None]
-        return min(present) if present else None
+                deadline = _earlier(deadline, self.end_requested_at + config.end_timeout_seconds)
+        elif link is LinkStatus.RECONNECTING:
+            deadline = _earlier(deadline, self.reconnect_at)
+        elif link is LinkStatus.CONNECTING and self.connecting_since is not None:
+            deadline = _earlier(deadline, self.connecting_since + config.connect_timeout_seconds)
+        if (
+            link is not LinkStatus.OPEN
+            and self.finished is None
+            and not self.renewing
+            and self.last_sent_monotonic is not None
+        ):
+            deadline = _earlier(deadline, self.last_sent_monotonic + config.idle_timeout_seconds)
+        return deadline
 
     @property
     def indicator_since_deadline(self) -> float | None:
@@ -225,3 +230,17 @@ class SessionState:
     def delivery(self, client_event_id: str) -> OutboxEntry | None:
         """The message with this id, pending or among the recently finished ones."""
         return self.outbox.get(client_event_id)
+
+
+def heartbeat_interval(capabilities: Capabilities | None, config: SessionConfig) -> float:
+    """Seconds between heartbeats under these capabilities; 0 means disabled."""
+    value = capabilities.heartbeat_interval_seconds if capabilities else None
+    if value is None or value < 0:
+        return config.default_heartbeat_seconds
+    return float(value)
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None or a <= b else b

@@ -25,10 +25,17 @@ _set = object.__setattr__
 class Turn:
     """One step's work in progress: the evolving state and the effects so far."""
 
+    __slots__ = ("_made", "effects", "last_inbound", "now", "state")
+
     def __init__(self, state: SessionState, now: Now) -> None:
         self.state = state
         self.now = now
         self.effects: list[Effect] = []
+        self.last_inbound: float | None = None
+        """Set by a frame: written into the state when the step ends (nothing a step does
+        after a frame reads it)."""
+        self._made: SessionState | None = None
+        """The latest state :meth:`update` made: no one outside this step holds it."""
 
     @property
     def t(self) -> float:
@@ -44,7 +51,26 @@ class Turn:
         fields.update(changes)
         state = _new(SessionState)
         _set(state, "__dict__", fields)
-        self.state = state
+        self.state = self._made = state
+
+    def end(self) -> SessionState:
+        """The state the step returns: the clock reading (and a frame's arrival) written in.
+
+        Into the state this step made, if it made one: nothing else holds it, and no handler
+        runs after this, so the step's last change copies no state.
+        """
+        state = self.state
+        if state is self._made:
+            fields = state.__dict__
+            fields.pop(DEADLINE_CACHE, None)
+            fields["last_now"] = self.now
+            if self.last_inbound is not None:
+                fields["last_inbound"] = self.last_inbound
+        elif self.last_inbound is not None:
+            self.update(last_now=self.now, last_inbound=self.last_inbound)
+        else:
+            self.update(last_now=self.now)
+        return self.state
 
     def count(self, **increments: int) -> None:
         counters = self.state.counters
