@@ -197,7 +197,11 @@ class SessionState:
         deadline = self.indicator_since_deadline
         if link is LinkStatus.OPEN:
             deadline = _earlier(deadline, self.next_heartbeat)
-            deadline = _earlier(deadline, self.liveness_deadline)
+            # ``liveness_deadline``, inlined
+            interval = heartbeat_interval(self.conversation.capabilities, config)
+            if interval > 0 and self.last_inbound is not None:
+                liveness = self.last_inbound + interval + config.liveness_grace_seconds
+                deadline = _earlier(deadline, liveness)
             if self.closing_at is not None:
                 deadline = _earlier(deadline, self.closing_at + config.close_timeout_seconds)
             elif not self.settled:

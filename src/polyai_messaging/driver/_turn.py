@@ -25,21 +25,19 @@ _set = object.__setattr__
 class Turn:
     """One step's work in progress: the evolving state and the effects so far."""
 
-    __slots__ = ("_made", "effects", "last_inbound", "now", "state")
+    __slots__ = ("_made", "effects", "last_inbound", "now", "state", "t")
 
     def __init__(self, state: SessionState, now: Now) -> None:
         self.state = state
         self.now = now
+        self.t = now.monotonic
+        """The monotonic reading, which the timers use."""
         self.effects: list[Effect] = []
         self.last_inbound: float | None = None
         """Set by a frame: written into the state when the step ends (nothing a step does
         after a frame reads it)."""
         self._made: SessionState | None = None
         """The latest state :meth:`update` made: no one outside this step holds it."""
-
-    @property
-    def t(self) -> float:
-        return self.now.monotonic
 
     def update(self, **changes: Any) -> None:
         # attrs.evolve re-runs __init__ over some 50 fields; a step updates the state several
