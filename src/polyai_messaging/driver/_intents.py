@@ -156,6 +156,11 @@ def on_send_text(turn: Turn, event: SendText) -> None:
         # work for a message never sent: no resend to count, no echo check yet).
         check_at = turn.t + check_delay(0, s.config.resend_check_seconds)
         outbox = outbox.accept(client_event_id, event.text, custom, check_at=check_at)
+        if s.closing_at is None:
+            # Of what the deadline weighs on a settled open link, only the echo checks change
+            # (by one more), so it is the earlier of the one before and this check.
+            deadline = s.deadline
+            turn.deadline = check_at if deadline is None or check_at < deadline else deadline
         turn.send_encoded(frame, outbox=outbox, draws=draws)
     else:
         turn.update(outbox=outbox.accept(client_event_id, event.text, custom), draws=draws)

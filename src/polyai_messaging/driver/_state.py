@@ -15,11 +15,19 @@ from ._effects import Finished, LinkStatus
 from ._inputs import Now
 from ._outbox import Outbox, OutboxEntry
 
-__all__ = ["DEADLINE_CACHE", "Counters", "SessionConfig", "SessionState", "heartbeat_interval"]
+__all__ = [
+    "DEADLINE_CACHE",
+    "UNKNOWN",
+    "Counters",
+    "SessionConfig",
+    "SessionState",
+    "heartbeat_interval",
+]
 
 DEADLINE_CACHE = "_deadline_cache"
 """Where a :class:`SessionState` keeps its :attr:`~SessionState.deadline` once worked out."""
-_UNKNOWN = object()
+UNKNOWN = object()
+"""A deadline not worked out yet."""
 
 
 ReplayLog = tuple[ServerEvent, "ReplayLog"] | None
@@ -182,47 +190,56 @@ class SessionState:
         # A step reads it before and after, and the runtime again (and the next step's "before"
         # is this state's "after"): a state is immutable, so it is worked out once. The cache
         # sits in the instance's ``__dict__``, which ``Turn.update`` copies without it.
-        cached = self.__dict__.get(DEADLINE_CACHE, _UNKNOWN)
-        if cached is not _UNKNOWN:
+        cached = self.__dict__.get(DEADLINE_CACHE, UNKNOWN)
+        if cached is not UNKNOWN:
             return cached  # type: ignore[no-any-return]
         deadline = self._deadline()
         self.__dict__[DEADLINE_CACHE] = deadline
         return deadline
 
     def _deadline(self) -> float | None:
-        # The earliest of the candidates that apply; written out rather than as a list of
-        # candidates, as this runs once on every step.
+        # The earliest of the candidates that apply, written out (no list of candidates, no
+        # helper calls): this runs on every step that changes the state.
         link = self.link
         config = self.config
-        deadline = self.indicator_since_deadline
+        candidates: tuple[float | None, ...]
         if link is LinkStatus.OPEN:
-            deadline = _earlier(deadline, self.next_heartbeat)
-            # ``liveness_deadline``, inlined
-            interval = heartbeat_interval(self.conversation.capabilities, config)
-            if interval > 0 and self.last_inbound is not None:
-                liveness = self.last_inbound + interval + config.liveness_grace_seconds
-                deadline = _earlier(deadline, liveness)
+            liveness = None
+            if self.last_inbound is not None:
+                interval = heartbeat_interval(self.conversation.capabilities, config)
+                if interval > 0:
+                    liveness = self.last_inbound + interval + config.liveness_grace_seconds
             if self.closing_at is not None:
-                deadline = _earlier(deadline, self.closing_at + config.close_timeout_seconds)
+                waiting = self.closing_at + config.close_timeout_seconds
             elif not self.settled:
-                deadline = _earlier(deadline, self.settle_at)
+                waiting = self.settle_at
             else:
-                deadline = _earlier(deadline, self.outbox.next_check)
+                first = self.outbox.checks.first
+                waiting = None if first is None else first[0]
                 if self.gap_seen_at is not None:
-                    deadline = _earlier(deadline, self.gap_seen_at + config.gap_repair_seconds)
-            if self.end_requested_at is not None:
-                deadline = _earlier(deadline, self.end_requested_at + config.end_timeout_seconds)
-        elif link is LinkStatus.RECONNECTING:
-            deadline = _earlier(deadline, self.reconnect_at)
-        elif link is LinkStatus.CONNECTING and self.connecting_since is not None:
-            deadline = _earlier(deadline, self.connecting_since + config.connect_timeout_seconds)
-        if (
-            link is not LinkStatus.OPEN
-            and self.finished is None
-            and not self.renewing
-            and self.last_sent_monotonic is not None
-        ):
-            deadline = _earlier(deadline, self.last_sent_monotonic + config.idle_timeout_seconds)
+                    gap = self.gap_seen_at + config.gap_repair_seconds
+                    waiting = gap if waiting is None or gap < waiting else waiting
+            ending = self.end_requested_at
+            candidates = (
+                self.next_heartbeat,
+                liveness,
+                waiting,
+                None if ending is None else ending + config.end_timeout_seconds,
+            )
+        else:
+            idle = None
+            if self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
+                idle = self.last_sent_monotonic + config.idle_timeout_seconds
+            away = None
+            if link is LinkStatus.RECONNECTING:
+                away = self.reconnect_at
+            elif link is LinkStatus.CONNECTING and self.connecting_since is not None:
+                away = self.connecting_since + config.connect_timeout_seconds
+            candidates = (away, idle)
+        deadline = self.indicator_since_deadline
+        for candidate in candidates:
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
         return deadline
 
     @property
@@ -243,8 +260,3 @@ def heartbeat_interval(capabilities: Capabilities | None, config: SessionConfig)
         return config.default_heartbeat_seconds
     return float(value)
 
-
-def _earlier(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    return a if b is None or a <= b else b

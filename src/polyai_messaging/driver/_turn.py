@@ -13,7 +13,7 @@ import attrs
 from ..core import ClientCommand, encode
 from ._effects import Effect, LinkStatus, SendFrame, StatusChanged
 from ._inputs import Now
-from ._state import DEADLINE_CACHE, SessionState
+from ._state import DEADLINE_CACHE, UNKNOWN, SessionState
 
 __all__ = ["Turn"]
 
@@ -25,7 +25,7 @@ _set = object.__setattr__
 class Turn:
     """One step's work in progress: the evolving state and the effects so far."""
 
-    __slots__ = ("_made", "effects", "last_inbound", "now", "state", "t")
+    __slots__ = ("_made", "deadline", "effects", "last_inbound", "now", "state", "t")
 
     def __init__(self, state: SessionState, now: Now) -> None:
         self.state = state
@@ -36,6 +36,9 @@ class Turn:
         self.last_inbound: float | None = None
         """Set by a frame: written into the state when the step ends (nothing a step does
         after a frame reads it)."""
+        self.deadline: float | None | object = UNKNOWN
+        """The final state's deadline, when a handler knows it without working it out (it
+        must then know every change the step made): kept in the state's cache."""
         self._made: SessionState | None = None
         """The latest state :meth:`update` made: no one outside this step holds it."""
 
@@ -68,6 +71,8 @@ class Turn:
             self.update(last_now=self.now, last_inbound=self.last_inbound)
         else:
             self.update(last_now=self.now)
+        if self.deadline is not UNKNOWN:
+            self.state.__dict__[DEADLINE_CACHE] = self.deadline
         return self.state
 
     def count(self, **increments: int) -> None:
