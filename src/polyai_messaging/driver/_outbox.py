@@ -198,28 +198,22 @@ class Outbox:
         old = pending.get(key)
         if old is not None:
             pending = pending.delete(key)
-            ids = by_text[old.text]
-            if ids == (key,):
-                ids = ()
-            else:
-                ids = tuple(i for i in ids if i != key)
-            if entry.status is _PENDING and old.text == entry.text and not ids:
-                pass  # set again just below
-            else:
-                by_text = by_text.set(old.text, ids) if ids else by_text.delete(old.text)
+            ids = () if by_text[old.text] == (key,) else _without(by_text[old.text], key)
+            if ids:
+                by_text = by_text.set(old.text, ids)
+            elif not (entry.status is _PENDING and entry.text == old.text):
+                by_text = by_text.delete(old.text)
+            # else: its text keeps ``(key,)``, as it would be set again below.
             # Its check, if any, stays in the heap until it reaches the top (see _checks).
             checks = _cleaned(checks, pending)
         if entry.status is not _PENDING:
             recent, older = self.recent, self.older
             if key not in recent and len(recent) >= RECENT_DELIVERIES:
                 recent, older = _NO_ENTRIES, recent
-            return Outbox(
-                pending, by_text, checks, recent.set(key, entry), older, self.accepted
-            )
+            return Outbox(pending, by_text, checks, recent.set(key, entry), older, self.accepted)
         pending = pending.set(key, entry)
-        if old is None or old.text != entry.text or by_text is not self.by_text:
-            ids = by_text.get(entry.text, ())
-            by_text = by_text.set(entry.text, (*ids, key))
+        if by_text is not self.by_text or old is None or old.text != entry.text:
+            by_text = by_text.set(entry.text, (*by_text.get(entry.text, ()), key))
         if entry.next_check is not None:
             checks = checks.pushed((entry.next_check, entry.serial, key))
         return Outbox(
@@ -257,6 +251,10 @@ class Outbox:
 
 
 _PENDING = DeliveryStatus.PENDING
+
+
+def _without(ids: tuple[str, ...], key: str) -> tuple[str, ...]:
+    return tuple(i for i in ids if i != key)
 
 
 def _cleaned(checks: EchoChecks, pending: Map[str, OutboxEntry]) -> EchoChecks:

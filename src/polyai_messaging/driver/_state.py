@@ -199,47 +199,49 @@ class SessionState:
 
     def _deadline(self) -> float | None:
         # The earliest of the candidates that apply, written out (no list of candidates, no
-        # helper calls): this runs on every step that changes the state.
-        link = self.link
+        # helper calls): this runs on nearly every step.
         config = self.config
-        candidates: tuple[float | None, ...]
+        since = self.indicator_since
+        deadline = None if since is None else since + config.indicator_timeout_seconds
+        link = self.link
         if link is LinkStatus.OPEN:
-            liveness = None
+            at = self.next_heartbeat
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
             if self.last_inbound is not None:
                 interval = heartbeat_interval(self.conversation.capabilities, config)
                 if interval > 0:
-                    liveness = self.last_inbound + interval + config.liveness_grace_seconds
+                    at = self.last_inbound + interval + config.liveness_grace_seconds
+                    if deadline is None or at < deadline:
+                        deadline = at
             if self.closing_at is not None:
-                waiting = self.closing_at + config.close_timeout_seconds
+                at = self.closing_at + config.close_timeout_seconds
             elif not self.settled:
-                waiting = self.settle_at
+                at = self.settle_at
             else:
                 first = self.outbox.checks.first
-                waiting = None if first is None else first[0]
+                at = None if first is None else first[0]
                 if self.gap_seen_at is not None:
                     gap = self.gap_seen_at + config.gap_repair_seconds
-                    waiting = gap if waiting is None or gap < waiting else waiting
-            ending = self.end_requested_at
-            candidates = (
-                self.next_heartbeat,
-                liveness,
-                waiting,
-                None if ending is None else ending + config.end_timeout_seconds,
-            )
-        else:
-            idle = None
-            if self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
-                idle = self.last_sent_monotonic + config.idle_timeout_seconds
-            away = None
-            if link is LinkStatus.RECONNECTING:
-                away = self.reconnect_at
-            elif link is LinkStatus.CONNECTING and self.connecting_since is not None:
-                away = self.connecting_since + config.connect_timeout_seconds
-            candidates = (away, idle)
-        deadline = self.indicator_since_deadline
-        for candidate in candidates:
-            if candidate is not None and (deadline is None or candidate < deadline):
-                deadline = candidate
+                    at = gap if at is None or gap < at else at
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
+            if self.end_requested_at is not None:
+                at = self.end_requested_at + config.end_timeout_seconds
+                if deadline is None or at < deadline:
+                    deadline = at
+            return deadline
+        at = None
+        if link is LinkStatus.RECONNECTING:
+            at = self.reconnect_at
+        elif link is LinkStatus.CONNECTING and self.connecting_since is not None:
+            at = self.connecting_since + config.connect_timeout_seconds
+        if at is not None and (deadline is None or at < deadline):
+            deadline = at
+        if self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
+            at = self.last_sent_monotonic + config.idle_timeout_seconds
+            if deadline is None or at < deadline:
+                deadline = at
         return deadline
 
     @property
@@ -259,4 +261,3 @@ def heartbeat_interval(capabilities: Capabilities | None, config: SessionConfig)
     if value is None or value < 0:
         return config.default_heartbeat_seconds
     return float(value)
-

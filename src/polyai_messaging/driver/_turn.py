@@ -36,7 +36,7 @@ class Turn:
         self.last_inbound: float | None = None
         """Set by a frame: written into the state when the step ends (nothing a step does
         after a frame reads it)."""
-        self.deadline: float | None | object = UNKNOWN
+        self.deadline: object = UNKNOWN
         """The final state's deadline, when a handler knows it without working it out (it
         must then know every change the step made): kept in the state's cache."""
         self._made: SessionState | None = None
