@@ -145,11 +145,12 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     if outbox.get(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
     frame = encode(UserMessage(text=event.text, client_event_id=client_event_id, custom=custom))
-    size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent just below
-    if size > s.max_message_bytes:
-        raise LocalProtocolError(
-            f"message is {size} bytes encoded; the session allows {s.max_message_bytes}"
-        )
+    limit = s.max_message_bytes
+    # At most 4 UTF-8 bytes a character: only a frame that might be too big is encoded to see.
+    if len(frame) * 4 > limit:
+        size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent below
+        if size > limit:
+            raise LocalProtocolError(f"message is {size} bytes encoded; the session allows {limit}")
     turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
     if s.link is LinkStatus.OPEN and s.settled:
         # Accepted and transmitted in one change of the outbox and the state (``transmit``'s

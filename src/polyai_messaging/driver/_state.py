@@ -198,8 +198,8 @@ class SessionState:
         return deadline
 
     def _deadline(self) -> float | None:
-        # The earliest of the candidates that apply, written out (no list of candidates, no
-        # helper calls): this runs on nearly every step.
+        # The earliest of the candidates that apply, compared as they come rather than gathered
+        # in a list: this runs on nearly every step.
         config = self.config
         since = self.indicator_since
         deadline = None if since is None else since + config.indicator_timeout_seconds
