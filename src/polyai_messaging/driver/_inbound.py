@@ -26,7 +26,7 @@ from ..core import (
 )
 from ._effects import Applied, FinishKind, LinkStatus, ProtocolViolation
 from ._inputs import FrameReceived
-from ._intents import confirm_echo
+from ._intents import confirmation
 from ._link import finish
 from ._replay import join_if_needed, notice_gap, settle
 from ._state import ReplayLog, heartbeat_interval
@@ -127,8 +127,17 @@ def _fold(turn: Turn, event: ServerEvent) -> None:
         turn.count(duplicates_dropped=1)
         turn.update(conversation=after)
         return
-    turn.update(conversation=after)
-    turn.emit(Applied(event))
+    confirmed = None
+    if type(event) is UserMessageEcho:
+        confirmed = confirmation(turn.state.outbox, event)
+    if confirmed is None:
+        turn.update(conversation=after)
+        turn.emit(Applied(event))
+    else:
+        # The conversation and the outbox in one copy of the state.
+        turn.update(conversation=after, outbox=confirmed[0])
+        turn.emit(Applied(event))
+        turn.emit(confirmed[1])
     _react(turn, event)
 
 
@@ -142,9 +151,9 @@ def _oldest_first(log: ReplayLog) -> list[ServerEvent]:
 
 
 def _react(turn: Turn, event: ServerEvent) -> None:
-    if type(event) is UserMessageEcho:
-        confirm_echo(turn, event)
-    elif type(event) is PolyAgentJoined:
+    """What a new event (or a transient heartbeat echo) calls for, beyond confirming a user
+    message (``_fold`` does that, in the same change of the state as the fold)."""
+    if type(event) is PolyAgentJoined:
         # A new episode with the agent: the re-join budget is whole again.
         turn.update(join_unconfirmed=False, join_retries=0)
     elif type(event) is PolyAgentJoinRequested or _asks_to_rejoin(event):

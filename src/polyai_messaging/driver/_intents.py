@@ -3,7 +3,7 @@
 Sending, checking and confirming user messages, and the intents that may be refused with
 :class:`~polyai_messaging.core.LocalProtocolError`: text, a picked suggestion, typing, ending
 the session. The other handlers call :func:`after_replay`, :func:`unconfirmed` and
-:func:`confirm_echo` when a replay settles, a check comes due and an echo arrives.
+:func:`confirmation` when a replay settles, a check comes due and an echo arrives.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from ..core import UserTyping as UserTypingCommand
 from ._backoff import random_bits
 from ._effects import Delivery, DeliveryStatus, LinkStatus
 from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
-from ._outbox import OutboxEntry, check_delay, replace
+from ._outbox import Outbox, OutboxEntry, check_delay, replace
 from ._turn import Turn
 
 __all__ = [
     "after_replay",
-    "confirm_echo",
+    "confirmation",
     "on_end",
     "on_pick",
     "on_send_text",
@@ -100,21 +100,27 @@ def _finish(
     turn.emit(Delivery(entry.client_event_id, status, message_id))
 
 
-def confirm_echo(turn: Turn, echo: UserMessageEcho) -> None:
-    """Mark SENT the message this (new) echo of a user message confirms, if it is ours.
+def confirmation(outbox: Outbox, echo: UserMessageEcho) -> tuple[Outbox, Delivery] | None:
+    """The outbox with the message this (new) echo of a user message confirms marked SENT,
+    and its delivery; ``None`` if it confirms none of ours.
 
     The echo names its message by ``client_event_id``. One that names none we issued (a replay
     whose stored echoes lost their metadata, say) confirms the oldest pending message with the
     same text, first in, first out.
     """
-    outbox = turn.state.outbox
     cid = echo.metadata.client_event_id if echo.metadata is not None else None
     entry = outbox.get(cid) if cid else None
     if entry is None:
         entry = outbox.oldest_with_text(echo.payload.text)
     # A late echo still proves delivery: a FAILED message that reached the server is SENT.
-    if entry is not None and entry.status is not DeliveryStatus.SENT:
-        _finish(turn, entry, DeliveryStatus.SENT, echo.payload.message_id)
+    if entry is None or entry.status is DeliveryStatus.SENT:
+        return None
+    message_id = echo.payload.message_id
+    done = OutboxEntry(
+        entry.client_event_id, entry.text, entry.custom, DeliveryStatus.SENT,
+        entry.transmissions, entry.checks, None, message_id, entry.serial,
+    )  # fmt: skip
+    return outbox.update(done), Delivery(entry.client_event_id, DeliveryStatus.SENT, message_id)
 
 
 # --- application intents ----------------------------------------------------------------------
