@@ -281,7 +281,7 @@ def test_a_state_works_its_deadline_out_once_and_no_state_inherits_it(
     assert d.state.deadline != before
     assert of(WakeAt, effects) == [WakeAt(d.state.deadline)]
     assert d.state.deadline == attrs.evolve(d.state).deadline  # a fresh copy agrees
-    assert sum(state is d.state for state in worked_out) == 1, "worked out at most once"
+    assert sum(state is d.state for state in worked_out) <= 1, "worked out at most once"
 
 
 def test_a_heartbeat_is_not_encoded_again_for_every_beat(monkeypatch: pytest.MonkeyPatch) -> None:

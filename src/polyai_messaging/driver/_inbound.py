@@ -26,10 +26,10 @@ from ..core import (
 )
 from ._effects import Applied, FinishKind, LinkStatus, ProtocolViolation
 from ._inputs import FrameReceived
-from ._intents import confirm_echo
-from ._link import current, finish
+from ._intents import confirmation
+from ._link import finish
 from ._replay import join_if_needed, notice_gap, settle
-from ._state import ReplayLog
+from ._state import ReplayLog, heartbeat_interval
 from ._turn import Turn
 
 __all__ = ["on_frame"]
@@ -39,9 +39,10 @@ _INDICATOR_EVENTS = frozenset({PolyAgentThinking, LiveAgentTyping})
 
 
 def on_frame(turn: Turn, event: FrameReceived) -> None:
-    if not current(turn, event.generation, LinkStatus.OPEN):
-        return
-    turn.update(last_inbound=turn.t)
+    before = turn.state
+    if event.generation != before.generation or before.link is not LinkStatus.OPEN:
+        return  # a stale link's frame (``current``, inlined: this runs on every frame)
+    turn.last_inbound = turn.t
     if isinstance(event.data, bytes):
         _violation(turn, RemoteProtocolError("binary frames are not part of the protocol"))
         return
@@ -55,7 +56,7 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         _violation(turn, rejected)
     is_batch = isinstance(decoded, EventBatch)
     inner = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
-    interval = turn.state.heartbeat_interval
+    capabilities = before.conversation.capabilities
     for item in inner:
         if type(item) is HeartbeatEcho and item.sequence is None:
             # A transient heartbeat echo proves the link alive (``last_inbound``, above) and is
@@ -66,14 +67,21 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
             continue
         _fold(turn, item)
     s = turn.state
-    if s.heartbeat_interval != interval and s.link is LinkStatus.OPEN:
+    if (
+        s.conversation.capabilities is not capabilities
+        and s.link is LinkStatus.OPEN
+        and s.heartbeat_interval != heartbeat_interval(capabilities, s.config)
+    ):
         # SESSION_START announced a different interval: reschedule (0 disables).
         # (docs: protocol-heartbeat)
         interval = s.heartbeat_interval
         turn.update(next_heartbeat=turn.t + interval if interval > 0 else None)
         s = turn.state
     if s.settled:
-        notice_gap(turn)
+        # On a settled link every step leaves the gap clock agreeing with the gaps, so the
+        # same gaps (an event in order, the usual) need no second look.
+        if s.conversation.missing is not before.conversation.missing:
+            notice_gap(turn)
     elif s.closing_at is None:
         if is_batch:
             _await_more_replay(turn)
@@ -119,8 +127,17 @@ def _fold(turn: Turn, event: ServerEvent) -> None:
         turn.count(duplicates_dropped=1)
         turn.update(conversation=after)
         return
-    turn.update(conversation=after)
-    turn.emit(Applied(event))
+    confirmed = None
+    if type(event) is UserMessageEcho:
+        confirmed = confirmation(turn.state.outbox, event)
+    if confirmed is None:
+        turn.update(conversation=after)
+        turn.emit(Applied(event))
+    else:
+        # The conversation and the outbox in one copy of the state.
+        turn.update(conversation=after, outbox=confirmed[0])
+        turn.emit(Applied(event))
+        turn.emit(confirmed[1])
     _react(turn, event)
 
 
@@ -134,9 +151,9 @@ def _oldest_first(log: ReplayLog) -> list[ServerEvent]:
 
 
 def _react(turn: Turn, event: ServerEvent) -> None:
-    if type(event) is UserMessageEcho:
-        confirm_echo(turn, event)
-    elif type(event) is PolyAgentJoined:
+    """What a new event (or a transient heartbeat echo) calls for, beyond confirming a user
+    message (``_fold`` does that, in the same change of the state as the fold)."""
+    if type(event) is PolyAgentJoined:
         # A new episode with the agent: the re-join budget is whole again.
         turn.update(join_unconfirmed=False, join_retries=0)
     elif type(event) is PolyAgentJoinRequested or _asks_to_rejoin(event):
@@ -145,7 +162,8 @@ def _react(turn: Turn, event: ServerEvent) -> None:
         join_if_needed(turn)
     conversation = turn.state.conversation
     if not (conversation.agent_thinking or conversation.live_agent_typing):
-        turn.update(indicator_since=None)
+        if turn.state.indicator_since is not None:
+            turn.update(indicator_since=None)
     elif type(event) in _INDICATOR_EVENTS or turn.state.indicator_since is None:
         turn.update(indicator_since=turn.t)
 

@@ -3,12 +3,10 @@
 Sending, checking and confirming user messages, and the intents that may be refused with
 :class:`~polyai_messaging.core.LocalProtocolError`: text, a picked suggestion, typing, ending
 the session. The other handlers call :func:`after_replay`, :func:`unconfirmed` and
-:func:`confirm_echo` when a replay settles, a check comes due and an echo arrives.
+:func:`confirmation` when a replay settles, a check comes due and an echo arrives.
 """
 
 from __future__ import annotations
-
-import uuid
 
 from ..core import (
     TYPING_STARTED,
@@ -24,12 +22,12 @@ from ..core import UserTyping as UserTypingCommand
 from ._backoff import random_bits
 from ._effects import Delivery, DeliveryStatus, LinkStatus
 from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
-from ._outbox import OutboxEntry, check_delay, replace
+from ._outbox import Outbox, OutboxEntry, check_delay, replace
 from ._turn import Turn
 
 __all__ = [
     "after_replay",
-    "confirm_echo",
+    "confirmation",
     "on_end",
     "on_pick",
     "on_send_text",
@@ -94,26 +92,35 @@ def after_replay(turn: Turn, *, replayed: bool) -> None:
 def _finish(
     turn: Turn, entry: OutboxEntry, status: DeliveryStatus, message_id: str | None = None
 ) -> None:
-    done = replace(entry, status=status, next_check=None, message_id=message_id)
+    done = OutboxEntry(
+        entry.client_event_id, entry.text, entry.custom, status, entry.transmissions,
+        entry.checks, None, message_id, entry.serial,
+    )  # fmt: skip
     turn.update(outbox=turn.state.outbox.update(done))
     turn.emit(Delivery(entry.client_event_id, status, message_id))
 
 
-def confirm_echo(turn: Turn, echo: UserMessageEcho) -> None:
-    """Mark SENT the message this (new) echo of a user message confirms, if it is ours.
+def confirmation(outbox: Outbox, echo: UserMessageEcho) -> tuple[Outbox, Delivery] | None:
+    """The outbox with the message this (new) echo of a user message confirms marked SENT,
+    and its delivery; ``None`` if it confirms none of ours.
 
     The echo names its message by ``client_event_id``. One that names none we issued (a replay
     whose stored echoes lost their metadata, say) confirms the oldest pending message with the
     same text, first in, first out.
     """
-    outbox = turn.state.outbox
     cid = echo.metadata.client_event_id if echo.metadata is not None else None
     entry = outbox.get(cid) if cid else None
     if entry is None:
         entry = outbox.oldest_with_text(echo.payload.text)
     # A late echo still proves delivery: a FAILED message that reached the server is SENT.
-    if entry is not None and entry.status is not DeliveryStatus.SENT:
-        _finish(turn, entry, DeliveryStatus.SENT, echo.payload.message_id)
+    if entry is None or entry.status is DeliveryStatus.SENT:
+        return None
+    message_id = echo.payload.message_id
+    done = OutboxEntry(
+        entry.client_event_id, entry.text, entry.custom, DeliveryStatus.SENT,
+        entry.transmissions, entry.checks, None, message_id, entry.serial,
+    )  # fmt: skip
+    return outbox.update(done), Delivery(entry.client_event_id, DeliveryStatus.SENT, message_id)
 
 
 # --- application intents ----------------------------------------------------------------------
@@ -122,46 +129,70 @@ def confirm_echo(turn: Turn, echo: UserMessageEcho) -> None:
 def _ensure_open_session(turn: Turn) -> None:
     s = turn.state
     if s.finished is not None or s.conversation.ended or s.end_requested_at is not None:
-        raise LocalProtocolError("the session has ended; nothing more can be sent")
+        raise LocalProtocolError(_ENDED)
 
 
 def on_send_text(turn: Turn, event: SendText) -> None:
-    _ensure_open_session(turn)
+    s = turn.state
+    if s.finished is not None or s.end_requested_at is not None or s.conversation.ended:
+        raise LocalProtocolError(_ENDED)
     if not event.text.strip():
         raise LocalProtocolError("a message cannot be blank")
     custom = dict(event.custom)
-    client_event_id = _client_event_id(turn, event.client_event_id, custom.pop(_CID, None))
-    s = turn.state
-    if s.delivery(client_event_id) is not None:
+    in_custom = custom.pop(_CID, None)
+    given = event.client_event_id
+    draws = s.draws
+    if given is None and in_custom is None:
+        client_event_id = _uuid4(random_bits(s.seed, draws, 128))
+        draws += 1
+    else:
+        client_event_id = _chosen_id(given, in_custom)
+    outbox = s.outbox
+    if outbox.get(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
     frame = encode(UserMessage(text=event.text, client_event_id=client_event_id, custom=custom))
-    size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent just below
-    if size > s.max_message_bytes:
-        raise LocalProtocolError(
-            f"message is {size} bytes encoded; the session allows {s.max_message_bytes}"
-        )
-    turn.update(outbox=s.outbox.accept(client_event_id, event.text, custom))
+    limit = s.max_message_bytes
+    # At most 4 UTF-8 bytes a character: only a frame that might be too big is encoded to see.
+    if len(frame) * 4 > limit:
+        size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent below
+        if size > limit:
+            raise LocalProtocolError(f"message is {size} bytes encoded; the session allows {limit}")
     turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
-    if turn.state.link is LinkStatus.OPEN and turn.state.settled:
-        entry = turn.state.outbox.pending[client_event_id]
-        transmit(turn, entry, frame)
+    if s.link is LinkStatus.OPEN and s.settled:
+        # Accepted and transmitted in one change of the outbox and the state (``transmit``'s
+        # work for a message never sent: no resend to count, no echo check yet).
+        check_at = turn.t + check_delay(0, s.config.resend_check_seconds)
+        outbox = outbox.accept(client_event_id, event.text, custom, check_at=check_at)
+        if s.closing_at is None:
+            # Of what the deadline weighs on a settled open link, only the echo checks change
+            # (by one more), so it is the earlier of the one before and this check.
+            deadline = s.deadline
+            turn.deadline = check_at if deadline is None or check_at < deadline else deadline
+        turn.send_encoded(frame, outbox=outbox, draws=draws)
+    else:
+        turn.update(outbox=outbox.accept(client_event_id, event.text, custom), draws=draws)
 
 
 _CID = "client_event_id"
+_ENDED = "the session has ended; nothing more can be sent"
 
 
-def _client_event_id(turn: Turn, given: str | None, in_custom: str | None) -> str:
-    """The message's id: the one given (as an argument or in ``custom``), else a new UUID4."""
+def _chosen_id(given: str | None, in_custom: str | None) -> str:
+    """The id the application gave (as an argument or in ``custom``; at least one is given)."""
     if given is not None and in_custom is not None and given != in_custom:
         raise LocalProtocolError("two different client_event_ids given (argument and custom)")
     chosen = given if given is not None else in_custom
-    if chosen is not None:
-        if not chosen:
-            raise LocalProtocolError("client_event_id cannot be empty")
-        return chosen
-    s = turn.state
-    turn.update(draws=s.draws + 1)
-    return str(uuid.UUID(int=random_bits(s.seed, s.draws, 128), version=4))
+    if not chosen:
+        raise LocalProtocolError("client_event_id cannot be empty")
+    return chosen
+
+
+def _uuid4(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))``, without the ``UUID`` object's generic work."""
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
+    bits = (bits & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def on_pick(turn: Turn, event: PickSuggestion) -> None:

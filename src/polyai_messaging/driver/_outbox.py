@@ -158,16 +158,67 @@ class Outbox:
         return len({*self.older.keys(), *self.recent.keys(), *self.pending.keys()})
 
     # --- changes --------------------------------------------------------------------------------
+    # Each change builds one new outbox (positionally: no ``evolve``), and cleans the checks'
+    # top only when it may have gone stale: a send and an echo are each one outbox copy.
 
-    def accept(self, client_event_id: str, text: str, custom: Mapping[str, str]) -> Outbox:
-        """A new pending message (not yet transmitted)."""
-        entry = OutboxEntry(client_event_id, text, dict(custom), serial=self.accepted)
-        return replace(self._put(entry), accepted=self.accepted + 1)
+    def accept(
+        self,
+        client_event_id: str,
+        text: str,
+        custom: Mapping[str, str],
+        *,
+        check_at: float | None = None,
+    ) -> Outbox:
+        """A new pending message: not yet transmitted, or (``check_at``) transmitted once just
+        now, its echo to be checked at ``check_at``."""
+        key = client_event_id
+        entry = OutboxEntry(
+            key, text, dict(custom), _PENDING, 0 if check_at is None else 1, 0, check_at, None,
+            self.accepted,
+        )  # fmt: skip
+        checks = self.checks
+        if check_at is not None:
+            # The top stays current: it was, and the check pushed is.
+            checks = checks.pushed((check_at, entry.serial, key))
+        ids = self.by_text.get(text)
+        return Outbox(
+            self.pending.set(key, entry),
+            self.by_text.set(text, (key,) if ids is None else (*ids, key)),
+            checks,
+            self.recent,
+            self.older,
+            self.accepted + 1,
+        )
 
     def update(self, entry: OutboxEntry) -> Outbox:
         """Replace the entry with ``entry.client_event_id`` by ``entry`` (a new status moves it
         between pending and finished)."""
-        return self._remove(entry.client_event_id)._put(entry)
+        key = entry.client_event_id
+        pending, by_text, checks = self.pending, self.by_text, self.checks
+        old = pending.get(key)
+        if old is not None:
+            pending = pending.delete(key)
+            ids = () if by_text[old.text] == (key,) else _without(by_text[old.text], key)
+            if ids:
+                by_text = by_text.set(old.text, ids)
+            elif not (entry.status is _PENDING and entry.text == old.text):
+                by_text = by_text.delete(old.text)
+            # else: its text keeps ``(key,)``, as it would be set again below.
+            # Its check, if any, stays in the heap until it reaches the top (see _checks).
+            checks = _cleaned(checks, pending)
+        if entry.status is not _PENDING:
+            recent, older = self.recent, self.older
+            if key not in recent and len(recent) >= RECENT_DELIVERIES:
+                recent, older = _NO_ENTRIES, recent
+            return Outbox(pending, by_text, checks, recent.set(key, entry), older, self.accepted)
+        pending = pending.set(key, entry)
+        if by_text is not self.by_text or old is None or old.text != entry.text:
+            by_text = by_text.set(entry.text, (*by_text.get(entry.text, ()), key))
+        if entry.next_check is not None:
+            checks = checks.pushed((entry.next_check, entry.serial, key))
+        return Outbox(
+            pending, by_text, _cleaned(checks, pending), self.recent, self.older, self.accepted
+        )
 
     def fail_pending(self) -> tuple[Outbox, list[OutboxEntry]]:
         """Every pending message failed, and the failed entries in sending order."""
@@ -190,26 +241,31 @@ class Outbox:
         checks = self.checks
         if entry.next_check is not None:
             checks = checks.pushed((entry.next_check, entry.serial, key))
+        pending = self.pending.set(key, entry)
         return replace(
             self,
-            pending=self.pending.set(key, entry),
+            pending=pending,
             by_text=self.by_text.set(entry.text, (*ids, key)),
-            checks=checks,
-        )._with_current_first()
+            checks=_cleaned(checks, pending),
+        )
 
-    def _remove(self, client_event_id: str) -> Outbox:
-        old = self.pending.get(client_event_id)
-        if old is None:
-            return self
-        pending = self.pending.delete(client_event_id)
-        ids = tuple(i for i in self.by_text[old.text] if i != client_event_id)
-        by_text = self.by_text.set(old.text, ids) if ids else self.by_text.delete(old.text)
-        # Its check, if any, stays in the heap until it reaches the top (see _checks).
-        return replace(self, pending=pending, by_text=by_text)._with_current_first()
 
-    def _with_current_first(self) -> Outbox:
-        checks = self.checks.cleaned(self._current)
-        return self if checks is self.checks else replace(self, checks=checks)
+_PENDING = DeliveryStatus.PENDING
+
+
+def _without(ids: tuple[str, ...], key: str) -> tuple[str, ...]:
+    return tuple(i for i in ids if i != key)
+
+
+def _cleaned(checks: EchoChecks, pending: Map[str, OutboxEntry]) -> EchoChecks:
+    """``checks`` without the superseded ones at the top, so that the first is the check of a
+    pending message (``_current``, inlined: it runs on every send and every echo)."""
+    while (first := checks.first) is not None:
+        entry = pending.get(first[2])
+        if entry is not None and entry.next_check == first[0] and entry.serial == first[1]:
+            return checks
+        checks = checks.without_first()
+    return checks
 
 
 def _serial(entry: OutboxEntry) -> int:

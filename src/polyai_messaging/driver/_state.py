@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import attrs
 
-from ..core import Conversation, ServerEvent
+from ..core import Capabilities, Conversation, ServerEvent
 from ._backoff import Backoff
 from ._effects import Finished, LinkStatus
 from ._inputs import Now
 from ._outbox import Outbox, OutboxEntry
 
-__all__ = ["DEADLINE_CACHE", "Counters", "SessionConfig", "SessionState"]
+__all__ = [
+    "DEADLINE_CACHE",
+    "UNKNOWN",
+    "Counters",
+    "SessionConfig",
+    "SessionState",
+    "heartbeat_interval",
+]
 
 DEADLINE_CACHE = "_deadline_cache"
 """Where a :class:`SessionState` keeps its :attr:`~SessionState.deadline` once worked out."""
-_UNKNOWN = object()
+UNKNOWN = object()
+"""A deadline not worked out yet."""
 
 
 ReplayLog = tuple[ServerEvent, "ReplayLog"] | None
@@ -153,11 +161,7 @@ class SessionState:
     @property
     def heartbeat_interval(self) -> float:
         """Seconds between heartbeats; 0 means disabled (:ref:`protocol-heartbeat`)."""
-        caps = self.conversation.capabilities
-        value = caps.heartbeat_interval_seconds if caps else None
-        if value is None or value < 0:
-            return self.config.default_heartbeat_seconds
-        return float(value)
+        return heartbeat_interval(self.conversation.capabilities, self.config)
 
     @property
     def max_message_bytes(self) -> int:
@@ -186,35 +190,59 @@ class SessionState:
         # A step reads it before and after, and the runtime again (and the next step's "before"
         # is this state's "after"): a state is immutable, so it is worked out once. The cache
         # sits in the instance's ``__dict__``, which ``Turn.update`` copies without it.
-        cached = self.__dict__.get(DEADLINE_CACHE, _UNKNOWN)
-        if cached is not _UNKNOWN:
+        cached = self.__dict__.get(DEADLINE_CACHE, UNKNOWN)
+        if cached is not UNKNOWN:
             return cached  # type: ignore[no-any-return]
         deadline = self._deadline()
         self.__dict__[DEADLINE_CACHE] = deadline
         return deadline
 
     def _deadline(self) -> float | None:
-        candidates: list[float | None] = [self.indicator_since_deadline]
-        if self.link is LinkStatus.RECONNECTING:
-            candidates.append(self.reconnect_at)
-        if self.link is LinkStatus.CONNECTING and self.connecting_since is not None:
-            candidates.append(self.connecting_since + self.config.connect_timeout_seconds)
-        if self.link is LinkStatus.OPEN:
-            candidates += [self.next_heartbeat, self.liveness_deadline]
+        # The earliest of the candidates that apply, compared as they come rather than gathered
+        # in a list: this runs on nearly every step.
+        config = self.config
+        since = self.indicator_since
+        deadline = None if since is None else since + config.indicator_timeout_seconds
+        link = self.link
+        if link is LinkStatus.OPEN:
+            at = self.next_heartbeat
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
+            if self.last_inbound is not None:
+                interval = heartbeat_interval(self.conversation.capabilities, config)
+                if interval > 0:
+                    at = self.last_inbound + interval + config.liveness_grace_seconds
+                    if deadline is None or at < deadline:
+                        deadline = at
             if self.closing_at is not None:
-                candidates.append(self.closing_at + self.config.close_timeout_seconds)
+                at = self.closing_at + config.close_timeout_seconds
             elif not self.settled:
-                candidates.append(self.settle_at)
+                at = self.settle_at
             else:
-                candidates.append(self.outbox.next_check)
+                first = self.outbox.checks.first
+                at = None if first is None else first[0]
                 if self.gap_seen_at is not None:
-                    candidates.append(self.gap_seen_at + self.config.gap_repair_seconds)
+                    gap = self.gap_seen_at + config.gap_repair_seconds
+                    at = gap if at is None or gap < at else at
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
             if self.end_requested_at is not None:
-                candidates.append(self.end_requested_at + self.config.end_timeout_seconds)
-        elif self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
-            candidates.append(self.last_sent_monotonic + self.config.idle_timeout_seconds)
-        present = [c for c in candidates if c is not None]
-        return min(present) if present else None
+                at = self.end_requested_at + config.end_timeout_seconds
+                if deadline is None or at < deadline:
+                    deadline = at
+            return deadline
+        at = None
+        if link is LinkStatus.RECONNECTING:
+            at = self.reconnect_at
+        elif link is LinkStatus.CONNECTING and self.connecting_since is not None:
+            at = self.connecting_since + config.connect_timeout_seconds
+        if at is not None and (deadline is None or at < deadline):
+            deadline = at
+        if self.finished is None and not self.renewing and self.last_sent_monotonic is not None:
+            at = self.last_sent_monotonic + config.idle_timeout_seconds
+            if deadline is None or at < deadline:
+                deadline = at
+        return deadline
 
     @property
     def indicator_since_deadline(self) -> float | None:
@@ -225,3 +253,11 @@ class SessionState:
     def delivery(self, client_event_id: str) -> OutboxEntry | None:
         """The message with this id, pending or among the recently finished ones."""
         return self.outbox.get(client_event_id)
+
+
+def heartbeat_interval(capabilities: Capabilities | None, config: SessionConfig) -> float:
+    """Seconds between heartbeats under these capabilities; 0 means disabled."""
+    value = capabilities.heartbeat_interval_seconds if capabilities else None
+    if value is None or value < 0:
+        return config.default_heartbeat_seconds
+    return float(value)

@@ -66,10 +66,11 @@ def step(state: SessionState, event: Input, now: Now) -> tuple[SessionState, lis
     before = state.deadline
     notice_sleep(turn)
     _HANDLERS[type(event)](turn, event)
-    turn.update(last_now=now)
-    if turn.state.deadline != before:
-        turn.emit(WakeAt(turn.state.deadline))
-    return turn.state, turn.effects
+    after = turn.end()
+    deadline = after.deadline
+    if deadline != before:
+        turn.effects.append(WakeAt(deadline))
+    return after, turn.effects
 
 
 _HANDLERS: dict[type[Any], Callable[[Turn, Any], None]] = {

@@ -13,7 +13,7 @@ import attrs
 from ..core import ClientCommand, encode
 from ._effects import Effect, LinkStatus, SendFrame, StatusChanged
 from ._inputs import Now
-from ._state import DEADLINE_CACHE, SessionState
+from ._state import DEADLINE_CACHE, UNKNOWN, SessionState
 
 __all__ = ["Turn"]
 
@@ -25,14 +25,22 @@ _set = object.__setattr__
 class Turn:
     """One step's work in progress: the evolving state and the effects so far."""
 
+    __slots__ = ("_made", "deadline", "effects", "last_inbound", "now", "state", "t")
+
     def __init__(self, state: SessionState, now: Now) -> None:
         self.state = state
         self.now = now
+        self.t = now.monotonic
+        """The monotonic reading, which the timers use."""
         self.effects: list[Effect] = []
-
-    @property
-    def t(self) -> float:
-        return self.now.monotonic
+        self.last_inbound: float | None = None
+        """Set by a frame: written into the state when the step ends (nothing a step does
+        after a frame reads it)."""
+        self.deadline: object = UNKNOWN
+        """The final state's deadline, when a handler knows it without working it out (it
+        must then know every change the step made): kept in the state's cache."""
+        self._made: SessionState | None = None
+        """The latest state :meth:`update` made: no one outside this step holds it."""
 
     def update(self, **changes: Any) -> None:
         # attrs.evolve re-runs __init__ over some 50 fields; a step updates the state several
@@ -44,7 +52,28 @@ class Turn:
         fields.update(changes)
         state = _new(SessionState)
         _set(state, "__dict__", fields)
-        self.state = state
+        self.state = self._made = state
+
+    def end(self) -> SessionState:
+        """The state the step returns: the clock reading (and a frame's arrival) written in.
+
+        Into the state this step made, if it made one: nothing else holds it, and no handler
+        runs after this, so the step's last change copies no state.
+        """
+        state = self.state
+        if state is self._made:
+            fields = state.__dict__
+            fields.pop(DEADLINE_CACHE, None)
+            fields["last_now"] = self.now
+            if self.last_inbound is not None:
+                fields["last_inbound"] = self.last_inbound
+        elif self.last_inbound is not None:
+            self.update(last_now=self.now, last_inbound=self.last_inbound)
+        else:
+            self.update(last_now=self.now)
+        if self.deadline is not UNKNOWN:
+            self.state.__dict__[DEADLINE_CACHE] = self.deadline
+        return self.state
 
     def count(self, **increments: int) -> None:
         counters = self.state.counters
