@@ -1,10 +1,11 @@
 """One socket generation on trio and trio-websocket, from connecting to closed.
 
 :func:`run_link` connects (TCP, TLS, the WebSocket handshake, each bounded by the handshake
-timeout), then reads frames until the socket closes, while a writer task, started whenever frames
-are queued and gone once they are written, is the only code that writes to it. It decides nothing: every outcome is reported to the session's engine
-(``link_opened``, ``frame_received``, ``link_closed``, ``link_failed``, ``link_refused``). The
-session talks to a running link through :class:`Link`.
+timeout), then reads frames until the socket closes, while a writer task, started whenever
+frames are queued and gone once they are written, is the only code that writes to it. It decides
+nothing: every outcome is reported to the session's engine (``link_opened``, ``frame_received``,
+``link_closed``, ``link_failed``, ``link_refused``). The session talks to a running link through
+:class:`Link`.
 """
 
 from __future__ import annotations

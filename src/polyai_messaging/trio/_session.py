@@ -1,13 +1,13 @@
-"""The session on trio: the shared runtime, a nursery, one timer, one task per socket.
+"""The session on trio: the shared runtime, a nursery, an alarm, one task per socket.
 
 Every input goes through the runtime's single synchronous entry point, which steps the driver
 and executes its effects without awaiting; trio switches tasks only at ``await``, so the driver
-sees one ordered stream of inputs without a lock.
+sees one ordered stream of inputs without a lock. The timer is an alarm of the run's shared
+timers (``_timers``), moved whenever the driver moves its deadline.
 """
 
 from __future__ import annotations
 
-import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +20,7 @@ from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
 from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
 from ._link import Link, run_link
+from ._timers import alarm
 
 __all__ = ["Session", "open_session"]
 
@@ -35,9 +36,8 @@ class Session(SessionRuntime):
     ) -> None:
         self._nursery = nursery
         self._ssl_context = ssl_context
-        self._timer_scope: trio.CancelScope | None = None
-        self._timer_at: float | None = None
         super().__init__(**options)
+        self._alarm = alarm(self._fire)
 
     # --- the adapter's part ------------------------------------------------------------------
 
@@ -55,9 +55,10 @@ class Session(SessionRuntime):
         self._nursery.start_soon(self._run_link, link, request)
 
     def rearm_timer(self, deadline: float | None) -> None:
-        self._timer_at = deadline
-        if self._timer_scope is not None:
-            self._timer_scope.deadline = self._trio_time(deadline)
+        if deadline is None:
+            self._alarm.set(None)
+        else:
+            self._alarm.set(trio.current_time() + (deadline - self.now().monotonic))
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -67,21 +68,21 @@ class Session(SessionRuntime):
         finally:
             self.links.pop(link.generation, None)
 
-    def _trio_time(self, deadline: float | None) -> float:
-        """A driver deadline (in the clock's monotonic time) in trio time."""
-        if deadline is None:
-            return math.inf
-        return trio.current_time() + (deadline - self.now().monotonic)
-
-    async def run_timer(self) -> None:
-        """The one timer: sleep until the deadline ``rearm_timer`` set, then wake the runtime."""
-        while True:
-            with trio.CancelScope(deadline=self._trio_time(self._timer_at)) as scope:
-                self._timer_scope = scope
-                await trio.sleep_forever()
-            self._timer_scope = None
-            self._timer_at = None  # fired: the runtime re-arms it if it is still wanted
+    def _fire(self) -> None:
+        try:
             self.wake()
+        except Exception as exc:
+            # A bug: fail the session's nursery as a crashed task would, rather than the run.
+            if not self._closed:
+                self._nursery.start_soon(_raise, exc)
+
+    async def release(self) -> None:
+        """Disarm the timer for good (the session is over)."""
+        await self._alarm.release()
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
 
 
 @asynccontextmanager
@@ -92,14 +93,14 @@ async def _run(
     try:
         async with trio.open_nursery() as nursery:
             session = Session(nursery, ssl_context, options)
-            nursery.start_soon(session.run_timer)
-            session.start()
             try:
+                session.start()
                 yield session
                 await session.shutdown()
             finally:
                 session.close()
                 nursery.cancel_scope.cancel()
+                await session.release()
     except BaseExceptionGroup as group:
         raise_unwrapped(group)
 
