@@ -37,8 +37,7 @@ async def test_a_close_already_queued_stands_and_closing_a_finished_writer_abort
     assert not link.send("too late")
     await anyio.sleep(0)
     assert not link.task.cancelled()
-    queued = [link.outgoing.get_nowait() for _ in range(link.outgoing.qsize())]
-    assert queued == ["hello", QueuedClose(1000, "resuming")]
+    assert link.queued() == ["hello", QueuedClose(1000, "resuming")]
     link.writable = False  # the writer has stopped
     link.close(1000, "client closing")
     with pytest.raises(asyncio.CancelledError):

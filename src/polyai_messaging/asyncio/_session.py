@@ -54,7 +54,7 @@ class Session(SessionRuntime):
         self._start(run())
 
     def open_link(self, request: OpenSocket) -> None:
-        link = Link(request.generation)
+        link = Link(request.generation, self._start)
         self.links[link.generation] = link
         link.task = self._start(run_link(self, link, request, self._ssl_context))
         link.task.add_done_callback(lambda _: self._ended(link))
