@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -57,8 +56,9 @@ class Link:
         self._start = start
         self.task: asyncio.Task[None] | None = None
         """Runs :func:`run_link`; set by the session as it starts the link."""
-        # Unbounded: queuing must never block, because the session queues without awaiting.
-        self._queue: deque[str | QueuedClose] = deque()
+        # Unbounded: queuing must never block, because the session queues without awaiting. A
+        # list the writer takes whole, not a deque, whose first block alone is some 600 bytes.
+        self._queue: list[str | QueuedClose] = []
         self._open: ClientConnection | None = None
         """The socket, while it is open."""
         self._writer: asyncio.Task[None] | None = None
@@ -121,15 +121,15 @@ class Link:
     async def _write(self, ws: ClientConnection) -> None:
         """The link's only writer: frames in order, then at most one close; it returns when
         the queue is empty (the next frame starts another)."""
-        queue = self._queue
         try:
-            while queue:
-                item = queue.popleft()
-                if isinstance(item, QueuedClose):
-                    self.writable = False
-                    await ws.close(item.code, item.reason)  # bounded by close_timeout
-                    return
-                await ws.send(item)
+            while self._queue:
+                batch, self._queue = self._queue, []
+                for item in batch:
+                    if isinstance(item, QueuedClose):
+                        self.writable = False
+                        await ws.close(item.code, item.reason)  # bounded by close_timeout
+                        return
+                    await ws.send(item)
         except ConnectionClosed:
             self.writable = False
         except BaseException:

@@ -11,7 +11,6 @@ nothing: every outcome is reported to the session's engine (``link_opened``, ``f
 from __future__ import annotations
 
 import ssl
-from collections import deque
 from typing import Any, Final, TypeVar
 
 import trio
@@ -39,14 +38,20 @@ class Link:
     trio-websocket's reader), not three, and a plain queue rather than a memory channel.
     """
 
-    __slots__ = ("_queue", "_writer", "_writing", "closing", "done", "ended", "generation", "scope")
+    __slots__ = (
+        "_done", "_finished", "_queue", "_writer", "_writing",
+        "closing", "ended", "generation", "scope",
+    )  # fmt: skip
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.scope = trio.CancelScope()
-        self.done = trio.Event()
-        # Unbounded: queuing must never block, because the session queues without awaiting.
-        self._queue: deque[str | QueuedClose] = deque()
+        self._done: trio.Event | None = None
+        """Set once the link has ended; made only if someone waits for that."""
+        self._finished = False
+        # Unbounded: queuing must never block, because the session queues without awaiting. A
+        # list the writer takes whole, not a deque, whose first block alone is some 600 bytes.
+        self._queue: list[str | QueuedClose] = []
         self._writer: tuple[trio.Nursery, WebSocketConnection, float] | None = None
         """Where a writer runs, while the socket is open."""
         self._writing = False
@@ -82,8 +87,20 @@ class Link:
     async def aclose(self, code: int, reason: str, timeout: float) -> None:
         """:meth:`close`, then wait (at most ``timeout``) until the link has ended."""
         self.close(code, reason)
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._done is None:
+            self._done = trio.Event()
         with trio.move_on_after(timeout):
-            await self.done.wait()
+            await self._done.wait()
+
+    def finished(self) -> None:
+        """The link has ended: it takes no more frames, and :meth:`aclose` returns."""
+        self.ended = self._finished = True
+        self._writer = None
+        if self._done is not None:
+            self._done.set()
 
     def opened(self, nursery: trio.Nursery, ws: WebSocketConnection, close_timeout: float) -> None:
         """The socket is open: write what is queued, and what comes, in ``nursery``."""
@@ -103,21 +120,21 @@ class Link:
     async def _write(self, ws: WebSocketConnection, close_timeout: float) -> None:
         """The link's only writer: frames in order, then at most one close; it returns when
         the queue is empty (the next frame starts another)."""
-        queue = self._queue
         try:
-            while queue:
-                item = queue.popleft()
-                if isinstance(item, QueuedClose):
-                    self.ended = True
-                    with trio.move_on_after(close_timeout):
-                        await ws.aclose(item.code, item.reason)
-                    self.scope.cancel()
-                    return
-                try:
-                    await ws.send_message(item)
-                except ConnectionClosed:
-                    self.ended = True
-                    return
+            while self._queue:
+                batch, self._queue = self._queue, []
+                for item in batch:
+                    if isinstance(item, QueuedClose):
+                        self.ended = True
+                        with trio.move_on_after(close_timeout):
+                            await ws.aclose(item.code, item.reason)
+                        self.scope.cancel()
+                        return
+                    try:
+                        await ws.send_message(item)
+                    except ConnectionClosed:
+                        self.ended = True
+                        return
         except BaseException:
             self.ended = True  # cancelled: what is still queued is never written
             raise
@@ -130,8 +147,8 @@ async def run_link(
 ) -> None:
     """Run one socket generation, from connecting to closed; return when it has ended.
 
-    Only cancellation (an abort) and bugs propagate. On return the link takes no more frames and
-    ``link.done`` is set.
+    Only cancellation (an abort) and bugs propagate. On return the link is finished
+    (:meth:`Link.finished`).
     """
     try:
         with link.scope:
@@ -139,8 +156,7 @@ async def run_link(
             if target is not None:
                 await _connect(engine, link, target, ssl_context)
     finally:
-        link.ended = True
-        link.done.set()
+        link.finished()
 
 
 async def _connect(
