@@ -68,20 +68,33 @@ async def opening(
     tokens = TokenCache(token_provider, lambda: clock().wall, new_event)
     async with http_client(client, ssl_context) as http:
         maker = SessionMaker(base_url, tokens, http, streaming, platform, user_agent, retry)
-        if state is None:
-            state = SessionState.new(
-                session_id if session_id is not None else await maker.create(),
-                seed=seed if seed is not None else secrets.randbits(63),
-                config=config,
-            )
-        elif config is not None:
-            state = attrs.evolve(state, config=config)
-        yield Opening(state, tokens, maker)
+        # Not kept in a variable of this frame, which lives as long as the session: the first
+        # state is dropped once the session has moved on from it.
+        yield Opening(await _first_state(maker, session_id, state, seed, config), tokens, maker)
+
+
+async def _first_state(
+    maker: SessionMaker,
+    session_id: str | None,
+    state: SessionState | None,
+    seed: int | None,
+    config: SessionConfig | None,
+) -> SessionState:
+    """The driver's first state: ``state`` (with ``config``, if given), or a new session's."""
+    if state is None:
+        return SessionState.new(
+            session_id if session_id is not None else await maker.create(),
+            seed=seed if seed is not None else secrets.randbits(63),
+            config=config,
+        )
+    return state if config is None else attrs.evolve(state, config=config)
 
 
 class SessionLoop(Protocol[_S_co]):
     """An adapter's part of ``open_session``: make the session from ``options`` and run it on
-    the loop for the duration of the block (``ssl_context`` verifies ``wss://``)."""
+    the loop for the duration of the block (``ssl_context`` verifies ``wss://``). It clears
+    ``options`` once the session is made, so that the first driver state is not kept alive
+    by them as long as the session runs."""
 
     def __call__(
         self, options: EngineOptions, ssl_context: ssl.SSLContext | None
@@ -174,6 +187,7 @@ class SessionOpener(Generic[_S_co]):
                     clock=read_clock,
                     events_capacity=events_capacity,
                 )
+                del ready  # its first state is the session's alone (the loop clears options)
                 async with self._loop(options, ssl_context) as running:
                     yield running
 

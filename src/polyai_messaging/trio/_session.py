@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Final, cast
 
 import trio
 
@@ -93,6 +93,9 @@ async def _run(
     try:
         async with trio.open_nursery() as nursery:
             session = Session(nursery, ssl_context, options)
+            # The context manager keeps its arguments as long as the session runs: cleared, they
+            # no longer keep the first driver state alive once the session has moved on.
+            cast("dict[str, object]", options).clear()
             try:
                 session.start()
                 yield session
