@@ -161,6 +161,8 @@ async def run_link(
     except _CONNECT_ERRORS as exc:
         engine.link_failed(link.generation, exc)
         return
+    # The handshake request is of no more use, and its path holds the access token.
+    ws.request = None
     try:
         engine.link_opened(link.generation)
         code, reason = await _pump(engine, link, ws)
