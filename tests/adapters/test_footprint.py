@@ -16,7 +16,7 @@ from .helpers import Adapter, client_tasks, replied, until, wait_for
 pytestmark = pytest.mark.anyio
 
 _PER_SESSION = {
-    "trio": {"Session._run_link": 1, "WebSocketConnection._reader_task": 1},
+    "trio": {"run_link": 1, "WebSocketConnection._reader_task": 1},
     "asyncio": {"run_link": 1},
 }
 _SHARED = {"trio": {"_Timers._run": 1}, "asyncio": {}}

@@ -148,7 +148,7 @@ async def run_link(
     """Run one socket generation, from connecting to closed; return when it has ended.
 
     Only cancellation (an abort) and bugs propagate. On return the link is finished
-    (:meth:`Link.finished`).
+    (:meth:`Link.finished`) and no longer in ``engine.links``.
     """
     try:
         with link.scope:
@@ -157,6 +157,7 @@ async def run_link(
                 await _connect(engine, link, target, ssl_context)
     finally:
         link.finished()
+        engine.links.pop(link.generation, None)
 
 
 async def _connect(
@@ -201,7 +202,14 @@ async def _handshake(
             opened = True
             link.opened(nursery, ws, engine.state.config.close_timeout_seconds)
             engine.link_opened(generation)
-            code, reason = await _read(engine, link, ws)
+            while True:  # reading, in this frame: an idle link's task is as shallow as it can be
+                try:
+                    data = await ws.get_message()
+                except ConnectionClosed as exc:
+                    close = exc.reason
+                    code, reason = (None, "") if close is None else (close.code, close.reason or "")
+                    break
+                engine.frame_received(generation, data)
             link.reading_ended()
             nursery.cancel_scope.cancel()  # the writer, and trio-websocket's reader
             engine.link_closed(generation, code, reason)
@@ -216,18 +224,6 @@ async def _handshake(
             retry_after = _header(refusal.headers, b"retry-after")
             body = refusal.body or b""
             engine.link_refused(generation, target.token, refusal.status_code, body, retry_after)
-
-
-async def _read(engine: Engine, link: Link, ws: WebSocketConnection) -> tuple[int | None, str]:
-    """Read frames until the socket closes; return the close."""
-    generation = link.generation
-    while True:
-        try:
-            data = await ws.get_message()
-        except ConnectionClosed as exc:
-            close = exc.reason
-            return (None, "") if close is None else (close.code, close.reason or "")
-        engine.frame_received(generation, data)
 
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.

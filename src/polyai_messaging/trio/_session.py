@@ -52,7 +52,7 @@ class Session(SessionRuntime):
 
     def open_link(self, request: OpenSocket) -> None:
         link = self.links[request.generation] = Link(request.generation)
-        self._nursery.start_soon(self._run_link, link, request)
+        self._nursery.start_soon(run_link, self, link, request, self._ssl_context)
 
     def rearm_timer(self, deadline: float | None) -> None:
         if deadline is None:
@@ -60,13 +60,7 @@ class Session(SessionRuntime):
         else:
             self._alarm.set(trio.current_time() + (deadline - self.now().monotonic))
 
-    # --- tasks -------------------------------------------------------------------------------
-
-    async def _run_link(self, link: Link, request: OpenSocket) -> None:
-        try:
-            await run_link(self, link, request, self._ssl_context)
-        finally:
-            self.links.pop(link.generation, None)
+    # --- the timer ---------------------------------------------------------------------------
 
     def _fire(self) -> None:
         try:
