@@ -102,8 +102,12 @@ async def _run(
         raise_unwrapped(group)
 
 
+def _now() -> Now:
+    return Now(trio.current_time(), time.time())
+
+
 def _loop_clock() -> Clock:
-    return lambda: Now(trio.current_time(), time.time())
+    return _now  # one function for every session, not a closure each
 
 
 open_session: Final = open_session_function(
