@@ -68,6 +68,8 @@ class Update:
 class UpdateFeed:
     """The latest :class:`Update`, and the waiting for a newer one."""
 
+    __slots__ = ("_changed", "closed", "latest")
+
     def __init__(self, state: SessionState, new_event: Callable[[], Event]) -> None:
         self.latest = Update(0, state, None, None)
         """The latest published snapshot."""
@@ -132,6 +134,8 @@ class EventStream:
     session never waits for its reader. ``async for`` ends once the session is over and the
     buffer is empty; :meth:`drain` takes what is buffered now without waiting.
     """
+
+    __slots__ = ("_arrived", "_buffer", "_capacity", "_head", "closed", "dropped")
 
     def __init__(self, capacity: int, new_event: Callable[[], Event]) -> None:
         if capacity < 1:
