@@ -8,10 +8,13 @@ clock, no event loop and no socket.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from model_server import (
     WALL_EPOCH,
@@ -238,3 +241,41 @@ def test_a_link_target_splits_its_url(
     target = LinkTarget(url, AccessToken("t", 60))
     assert (target.host, target.port, target.tls) == (host, port, tls)
     assert (target.resource, target.host_header) == (resource, host_header)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(1, 5),
+    steps=st.lists(st.sampled_from(["put", "take", "drain"]), max_size=200),
+)
+def test_the_event_stream_behaves_as_a_bounded_queue(capacity: int, steps: list[str]) -> None:
+    """Whatever the interleaving of puts, reads and drains, the stream yields what a queue
+    keeping the newest ``capacity`` events would, and counts every event it dropped."""
+    stream = EventStream(capacity, FakeEvent)
+    model: deque[EventBatch] = deque()
+    dropped = 0
+    for number, step in enumerate(steps):
+        if step == "put":
+            event = EventBatch(id=str(number))
+            stream.put(event)
+            if len(model) == capacity:
+                model.popleft()
+                dropped += 1
+            model.append(event)
+        elif step == "take" and model:
+            assert _next_now(stream) is model.popleft()
+        elif step == "drain":
+            assert stream.drain() == list(model)
+            model.clear()
+    assert stream.dropped == dropped
+    assert stream.drain() == list(model)
+
+
+def _next_now(stream: EventStream) -> Any:
+    """The stream's next event, which is buffered (so reading it does not wait)."""
+    step = stream.__anext__()
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the stream waited although an event was buffered")

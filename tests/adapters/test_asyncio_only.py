@@ -37,8 +37,7 @@ async def test_a_close_already_queued_stands_and_closing_a_finished_writer_abort
     assert not link.send("too late")
     await anyio.sleep(0)
     assert not link.task.cancelled()
-    queued = [link.outgoing.get_nowait() for _ in range(link.outgoing.qsize())]
-    assert queued == ["hello", QueuedClose(1000, "resuming")]
+    assert link.queued() == ["hello", QueuedClose(1000, "resuming")]
     link.writable = False  # the writer has stopped
     link.close(1000, "client closing")
     with pytest.raises(asyncio.CancelledError):
@@ -90,3 +89,22 @@ def test_the_adapter_works_without_trio_installed() -> None:
     code = "import polyai_messaging.asyncio, polyai_messaging.testing, polyai_messaging.emulator"
     _, needed_trio = run_without_trio(code)
     assert needed_trio == set()
+
+
+async def test_an_open_link_keeps_no_handshake_request(
+    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its path holds the access token, and it is of no more use once the link is open."""
+    opened: list[ClientConnection] = []
+
+    async def connecting(*args: Any, **kwargs: Any) -> ClientConnection:
+        connection = await connect(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(asyncio_link, "connect", connecting)
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        (connection,) = opened
+        assert connection.request is None
+        assert connection.response is not None

@@ -13,41 +13,67 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose, RedactingLogger
 
-__all__ = ["Link", "run_link"]
+__all__ = ["Link", "Start", "run_link"]
+
+Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+"""Runs a coroutine as a task of the session (cancelled when the session closes)."""
 
 # What a failed connection attempt may raise (TimeoutError is an OSError); anything else is a
 # bug and propagates.
 _CONNECT_ERRORS: Final = (OSError, WebSocketException)
 
 
-@attrs.define(eq=False)
 class Link:
-    """One socket generation: its task and its outgoing queue."""
+    """One socket generation: its task, its outgoing queue and, while frames are queued on an
+    open socket, its writer task.
 
-    generation: int
-    task: asyncio.Task[None] | None = None
-    """Runs :func:`run_link`; set by the session as it starts the link."""
-    # Unbounded: queuing must never block, because the session queues without awaiting.
-    outgoing: asyncio.Queue[str | QueuedClose] = attrs.field(factory=asyncio.Queue)
-    writable: bool = True
-    """Whether the writer may still write (it stops after a close, or when the socket fails)."""
-    closing: bool = False
-    """Whether a close is queued: nothing is queued after it."""
+    The writer runs only while there is something to write: an idle link is one task, with a
+    plain queue rather than an :class:`asyncio.Queue` and no task group of its own.
+    """
+
+    __slots__ = (
+        "_open",
+        "_queue",
+        "_start",
+        "_writer",
+        "closing",
+        "generation",
+        "task",
+        "writable",
+    )
+
+    def __init__(self, generation: int, start: Start | None = None) -> None:
+        self.generation = generation
+        self._start = start
+        self.task: asyncio.Task[None] | None = None
+        """Runs :func:`run_link`; set by the session as it starts the link."""
+        # Unbounded: queuing must never block, because the session queues without awaiting. A
+        # list the writer takes whole, not a deque, whose first block alone is some 600 bytes.
+        self._queue: list[str | QueuedClose] = []
+        self._open: ClientConnection | None = None
+        """The socket, while it is open."""
+        self._writer: asyncio.Task[None] | None = None
+        self.writable = True
+        """Whether the writer may still write (it stops after a close, or when the socket
+        fails)."""
+        self.closing = False
+        """Whether a close is queued: nothing is queued after it."""
 
     def send(self, text: str) -> bool:
         """Queue a frame for the link's writer; ``False`` if the writer is gone."""
         if not self.writable or self.closing:
             return False
-        self.outgoing.put_nowait(text)
+        self._queue.append(text)
+        self._write_soon()
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -56,8 +82,9 @@ class Link:
         if not self.writable:
             self.abort()
         elif not self.closing:
-            self.outgoing.put_nowait(QueuedClose(code, reason))
+            self._queue.append(QueuedClose(code, reason))
             self.closing = True
+            self._write_soon()
 
     def abort(self) -> None:
         """Drop the socket now, without a closing handshake."""
@@ -70,6 +97,46 @@ class Link:
         self.close(code, reason)
         if self.task is not None:
             await asyncio.wait([self.task], timeout=timeout)
+
+    def queued(self) -> list[str | QueuedClose]:
+        """What is queued and not yet taken by the writer, oldest first."""
+        return list(self._queue)
+
+    def opened(self, ws: ClientConnection) -> None:
+        """The socket is open: write what is queued, and what comes (in tasks of the session)."""
+        self._open = ws
+        self._write_soon()
+
+    def reading_ended(self) -> None:
+        """The socket is closed (or the link cancelled): stop writing."""
+        self._open = None
+        if self._writer is not None:
+            self._writer.cancel()
+
+    def _write_soon(self) -> None:
+        ws, start = self._open, self._start
+        if ws is not None and start is not None and self._writer is None and self._queue:
+            self._writer = start(self._write(ws))
+
+    async def _write(self, ws: ClientConnection) -> None:
+        """The link's only writer: frames in order, then at most one close; it returns when
+        the queue is empty (the next frame starts another)."""
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                for item in batch:
+                    if isinstance(item, QueuedClose):
+                        self.writable = False
+                        await ws.close(item.code, item.reason)  # bounded by close_timeout
+                        return
+                    await ws.send(item)
+        except ConnectionClosed:
+            self.writable = False
+        except BaseException:
+            self.writable = False
+            raise
+        finally:
+            self._writer = None
 
 
 async def run_link(
@@ -94,6 +161,8 @@ async def run_link(
     except _CONNECT_ERRORS as exc:
         engine.link_failed(link.generation, exc)
         return
+    # The handshake request is of no more use, and its path holds the access token.
+    ws.request = None
     try:
         engine.link_opened(link.generation)
         code, reason = await _pump(engine, link, ws)
@@ -123,35 +192,18 @@ def _options(
 
 
 async def _pump(engine: Engine, link: Link, ws: ClientConnection) -> tuple[int | None, str]:
-    """Run the link's writer and read frames until the socket closes; return the close
-    (``None`` for a connection that ended without a close frame)."""
-    async with asyncio.TaskGroup() as tasks:
-        writer = tasks.create_task(_write(link, ws))
-        try:
-            while True:
-                engine.frame_received(link.generation, await ws.recv())
-        except ConnectionClosed as closed:
-            # The server's close, or ours when it never answered (1009 for a message too big).
-            close = closed.rcvd if closed.rcvd is not None else closed.sent
-            return (None, "") if close is None else (close.code, close.reason)
-        finally:
-            writer.cancel()
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _write(link: Link, ws: ClientConnection) -> None:
-    """The link's only writer: frames in order, then at most one close."""
+    """Read frames until the socket closes, while the link writes; return the close (``None``
+    for a connection that ended without a close frame)."""
+    link.opened(ws)
     try:
         while True:
-            item = await link.outgoing.get()
-            if isinstance(item, QueuedClose):
-                await ws.close(item.code, item.reason)  # bounded by close_timeout
-                return
-            await ws.send(item)
-    except ConnectionClosed:
-        return
+            engine.frame_received(link.generation, await ws.recv())
+    except ConnectionClosed as closed:
+        # The server's close, or ours when it never answered (1009 for a message too big).
+        close = closed.rcvd if closed.rcvd is not None else closed.sent
+        return (None, "") if close is None else (close.code, close.reason)
     finally:
-        link.writable = False
+        link.reading_ended()
 
 
 class _LibraryLog(logging.LoggerAdapter[RedactingLogger]):

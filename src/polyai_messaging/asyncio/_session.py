@@ -9,11 +9,12 @@ driver sees one ordered stream of inputs without a lock. The timer is a loop cal
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
@@ -37,6 +38,7 @@ class Session(SessionRuntime):
         self._running: set[asyncio.Task[None]] = set()
         self._ssl_context = ssl_context
         self._timer: asyncio.TimerHandle | None = None
+        self._context = contextvars.copy_context()
         super().__init__(**options)
 
     # --- the adapter's part ------------------------------------------------------------------
@@ -54,7 +56,7 @@ class Session(SessionRuntime):
         self._start(run())
 
     def open_link(self, request: OpenSocket) -> None:
-        link = Link(request.generation)
+        link = Link(request.generation, self._start)
         self.links[link.generation] = link
         link.task = self._start(run_link(self, link, request, self._ssl_context))
         link.task.add_done_callback(lambda _: self._ended(link))
@@ -65,7 +67,8 @@ class Session(SessionRuntime):
             self._timer = None
         if deadline is not None and not self._closed:
             when = self._loop.time() + deadline - self.now().monotonic
-            self._timer = self._loop.call_at(when, self._fire)
+            # One context for every firing, as on trio, rather than a copy made per timer.
+            self._timer = self._loop.call_at(when, self._fire, context=self._context)
 
     # --- tasks and the timer -----------------------------------------------------------------
 
@@ -109,6 +112,9 @@ async def _run(
     try:
         async with asyncio.TaskGroup() as tasks:
             session = Session(tasks, ssl_context, options)
+            # The context manager keeps its arguments as long as the session runs: cleared, they
+            # no longer keep the first driver state alive once the session has moved on.
+            cast("dict[str, object]", options).clear()
             session.start()
             try:
                 yield session

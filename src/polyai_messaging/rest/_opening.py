@@ -69,20 +69,33 @@ async def opening(
     tokens = TokenCache(token_provider, lambda: clock().wall, new_event)
     async with http_client(client, ssl_context) as http:
         maker = SessionMaker(base_url, tokens, http, streaming, platform, user_agent, retry)
-        if state is None:
-            state = SessionState.new(
-                session_id if session_id is not None else await maker.create(),
-                seed=seed if seed is not None else secrets.randbits(63),
-                config=config,
-            )
-        elif config is not None:
-            state = attrs.evolve(state, config=config)
-        yield Opening(state, tokens, maker)
+        # Not kept in a variable of this frame, which lives as long as the session: the first
+        # state is dropped once the session has moved on from it.
+        yield Opening(await _first_state(maker, session_id, state, seed, config), tokens, maker)
+
+
+async def _first_state(
+    maker: SessionMaker,
+    session_id: str | None,
+    state: SessionState | None,
+    seed: int | None,
+    config: SessionConfig | None,
+) -> SessionState:
+    """The driver's first state: ``state`` (with ``config``, if given), or a new session's."""
+    if state is None:
+        return SessionState.new(
+            session_id if session_id is not None else await maker.create(),
+            seed=seed if seed is not None else secrets.randbits(63),
+            config=config,
+        )
+    return state if config is None else attrs.evolve(state, config=config)
 
 
 class SessionLoop(Protocol[_S_co]):
     """An adapter's part of ``open_session``: make the session from ``options`` and run it on
-    the loop for the duration of the block (``ssl_context`` verifies ``wss://``)."""
+    the loop for the duration of the block (``ssl_context`` verifies ``wss://``). It clears
+    ``options`` once the session is made, so that the first driver state is not kept alive
+    by them as long as the session runs."""
 
     def __call__(
         self, options: EngineOptions, ssl_context: ssl.SSLContext | None
@@ -147,38 +160,46 @@ class SessionOpener(Generic[_S_co]):
         server. An exception raised in the block propagates as it is.
         """
 
-        @asynccontextmanager
-        async def session() -> AsyncIterator[_S_co]:
-            self._check_loop()
-            read_clock = clock if clock is not None else self._loop_clock()
-            async with opening(
-                base_url,
-                token_provider,
-                session_id=session_id,
-                state=state,
-                streaming=streaming,
-                platform=platform,
-                user_agent=user_agent,
-                config=config,
-                seed=seed,
-                ssl_context=ssl_context,
-                client=http_client,
-                clock=read_clock,
-                new_event=self._new_event,
-                retry=retry,
-            ) as ready:
-                options = EngineOptions(
-                    state=ready.state,
-                    base_url=base_url,
-                    tokens=ready.tokens,
-                    create_session=ready.maker.create,
-                    clock=read_clock,
-                    events_capacity=events_capacity,
-                )
-                async with self._loop(options, ssl_context) as running:
-                    yield running
+        # The arguments in one object rather than in a closure's cells: this lives as long as
+        # the session, in every session.
+        return self._session(
+            _Arguments(
+                base_url, token_provider, session_id, state, streaming, platform, user_agent,
+                config, seed, ssl_context, clock, http_client, events_capacity, retry,
+            )
+        )  # fmt: skip
 
-        return session()
+    @asynccontextmanager
+    async def _session(self, call: _Arguments) -> AsyncIterator[_S_co]:
+        self._check_loop()
+        read_clock = call.clock if call.clock is not None else self._loop_clock()
+        async with opening(
+            call.base_url,
+            call.token_provider,
+            session_id=call.session_id,
+            state=call.state,
+            streaming=call.streaming,
+            platform=call.platform,
+            user_agent=call.user_agent,
+            config=call.config,
+            seed=call.seed,
+            ssl_context=call.ssl_context,
+            client=call.http_client,
+            clock=read_clock,
+            new_event=self._new_event,
+            retry=call.retry,
+        ) as ready:
+            options = EngineOptions(
+                state=ready.state,
+                base_url=call.base_url,
+                tokens=ready.tokens,
+                create_session=ready.maker.create,
+                clock=read_clock,
+                events_capacity=call.events_capacity,
+            )
+            del ready  # its first state is the session's alone (the loop clears options)
+            async with self._loop(options, call.ssl_context) as running:
+                yield running
 
     def _check_loop(self) -> None:
         try:
@@ -192,6 +213,26 @@ class SessionOpener(Generic[_S_co]):
                 f"polyai_messaging.{self._library}.open_session runs on {self._library}, but"
                 f" this code runs {on}{hint}"
             )
+
+
+@attrs.frozen
+class _Arguments:
+    """The arguments of one ``open_session`` call."""
+
+    base_url: str
+    token_provider: TokenProvider
+    session_id: str | None
+    state: SessionState | None
+    streaming: bool
+    platform: str
+    user_agent: str | None
+    config: SessionConfig | None
+    seed: int | None
+    ssl_context: ssl.SSLContext | None
+    clock: Clock | None
+    http_client: httpx.AsyncClient | None
+    events_capacity: int
+    retry: RetryPolicy | None
 
 
 _ADAPTERS = frozenset({"trio", "asyncio"})

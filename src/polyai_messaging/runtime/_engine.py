@@ -140,14 +140,15 @@ class Engine:
         self._clock = clock
         self._status: StatusChanged | None = None
         self._finished: Finished | None = None
-        self._over = Waiters(self.new_event)
+        new_event = self.new_event  # one bound method for all three, not one each
+        self._over = Waiters(new_event)
         """Woken when the session finishes or is closed."""
         self._renewal: Event | None = None
         self._closed = False
         self._timer_for: float | None = None
         """The deadline the adapter's timer is armed for (``None``: not armed)."""
-        self._feed_updates = UpdateFeed(state, self.new_event)
-        self._events = EventStream(events_capacity, self.new_event)
+        self._feed_updates = UpdateFeed(state, new_event)
+        self._events = EventStream(events_capacity, new_event)
         self.last_resume: Resumed | None = None
         """The outcome of the latest reconnect, if any."""
         self.error: BaseException | None = None

@@ -7,7 +7,6 @@ full (counted), so a reader that stops reading never blocks the session or grows
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 import attrs
@@ -68,6 +67,8 @@ class Update:
 
 class UpdateFeed:
     """The latest :class:`Update`, and the waiting for a newer one."""
+
+    __slots__ = ("_changed", "closed", "latest")
 
     def __init__(self, state: SessionState, new_event: Callable[[], Event]) -> None:
         self.latest = Update(0, state, None, None)
@@ -134,10 +135,15 @@ class EventStream:
     buffer is empty; :meth:`drain` takes what is buffered now without waiting.
     """
 
+    __slots__ = ("_arrived", "_buffer", "_capacity", "_head", "closed", "dropped")
+
     def __init__(self, capacity: int, new_event: Callable[[], Event]) -> None:
         if capacity < 1:
             raise ValueError("events_capacity must be at least 1")
-        self._buffer: deque[ServerEvent] = deque()
+        # A list read from ``_head`` on, not a deque: a deque's first block takes some 600 bytes
+        # however few events it holds, in every session, while most never read their events.
+        self._buffer: list[ServerEvent | None] = []
+        self._head = 0
         self._capacity = capacity
         self._arrived = Waiters(new_event)
         self.closed = False
@@ -148,10 +154,11 @@ class EventStream:
         """Add an event (dropping the oldest if full); nothing once closed."""
         if self.closed:
             return
-        if len(self._buffer) >= self._capacity:
-            self._buffer.popleft()
+        buffer = self._buffer
+        if len(buffer) - self._head >= self._capacity:
+            self._take()
             self.dropped += 1
-        self._buffer.append(event)
+        buffer.append(event)
         self._arrived.wake()
 
     def close(self) -> None:
@@ -161,16 +168,37 @@ class EventStream:
 
     def drain(self) -> list[ServerEvent]:
         """Every buffered event, oldest first, without waiting."""
-        events = list(self._buffer)
+        events = [event for event in self._buffer[self._head :] if event is not None]
         self._buffer.clear()
+        self._head = 0
         return events
 
     def __aiter__(self) -> EventStream:
         return self
 
     async def __anext__(self) -> ServerEvent:
-        while not self._buffer:
+        while self._head == len(self._buffer):
             if self.closed:
                 raise StopAsyncIteration
             await self._arrived.wait()
-        return self._buffer.popleft()
+        return self._take()
+
+    def _take(self) -> ServerEvent:
+        """The oldest buffered event, removed (there is one)."""
+        buffer, head = self._buffer, self._head
+        event = buffer[head]
+        buffer[head] = None
+        head += 1
+        if head == len(buffer):
+            buffer.clear()
+            head = 0
+        elif head >= _COMPACT_AT and head * 2 >= len(buffer):
+            del buffer[:head]  # amortised: at most once per as many events as were taken
+            head = 0
+        self._head = head
+        assert event is not None
+        return event
+
+
+_COMPACT_AT = 64
+"""Taken events a buffer holds (as empty slots) at most before it moves the rest down."""

@@ -55,6 +55,8 @@ class TokenCache:
     the running loop, for callers that wait on someone else's refresh.
     """
 
+    __slots__ = ("_failure", "_new_event", "_provider", "_refreshing", "_token", "_wall", "calls")
+
     def __init__(
         self, provider: TokenProvider, wall: Callable[[], float], new_event: Callable[[], Event]
     ) -> None:

@@ -1,19 +1,18 @@
 """One socket generation on trio and trio-websocket, from connecting to closed.
 
 :func:`run_link` connects (TCP, TLS, the WebSocket handshake, each bounded by the handshake
-timeout), then reads frames until the socket closes, while one writer task is the only code that
-writes to it. It decides nothing: every outcome is reported to the session's engine
-(``link_opened``, ``frame_received``, ``link_closed``, ``link_failed``, ``link_refused``). The
-session talks to a running link through :class:`Link`.
+timeout), then reads frames until the socket closes, while a writer task, started whenever
+frames are queued and gone once they are written, is the only code that writes to it. It decides
+nothing: every outcome is reported to the session's engine (``link_opened``, ``frame_received``,
+``link_closed``, ``link_failed``, ``link_refused``). The session talks to a running link through
+:class:`Link`.
 """
 
 from __future__ import annotations
 
-import math
 import ssl
 from typing import Any, Final, TypeVar
 
-import attrs
 import trio
 from trio_websocket import (
     ConnectionClosed,
@@ -31,36 +30,55 @@ __all__ = ["Link", "run_link"]
 _E = TypeVar("_E", bound=BaseException)
 
 
-@attrs.define(eq=False)
 class Link:
-    """One socket generation: its cancel scope and its outgoing queue."""
+    """One socket generation: its cancel scope, its outgoing queue and, while frames are queued
+    on an open socket, its writer task.
 
-    generation: int
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    done: trio.Event = attrs.field(factory=trio.Event)
-    outgoing: trio.MemorySendChannel[str | QueuedClose] = attrs.field(init=False)
-    pending: trio.MemoryReceiveChannel[str | QueuedClose] = attrs.field(init=False)
-    closing: bool = False
-    """Whether a close is queued: nothing is queued after it."""
+    The writer runs only while there is something to write: an idle link is one task (and
+    trio-websocket's reader), not three, and a plain queue rather than a memory channel.
+    """
 
-    def __attrs_post_init__(self) -> None:
-        # Unbounded: queuing must never block, because the session queues without awaiting.
-        self.outgoing, self.pending = trio.open_memory_channel[str | QueuedClose](math.inf)
+    __slots__ = (
+        "_done", "_finished", "_queue", "_writer", "_writing",
+        "closing", "ended", "generation", "scope",
+    )  # fmt: skip
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.scope = trio.CancelScope()
+        self._done: trio.Event | None = None
+        """Set once the link has ended; made only if someone waits for that."""
+        self._finished = False
+        # Unbounded: queuing must never block, because the session queues without awaiting. A
+        # list the writer takes whole, not a deque, whose first block alone is some 600 bytes.
+        self._queue: list[str | QueuedClose] = []
+        self._writer: tuple[trio.Nursery, WebSocketConnection, float] | None = None
+        """Where a writer runs, while the socket is open."""
+        self._writing = False
+        self.closing = False
+        """Whether a close is queued: nothing is queued after it."""
+        self.ended = False
+        """Whether nothing more will be written (the writer failed, or the link has ended)."""
 
     def send(self, text: str) -> bool:
         """Queue a frame for the link's writer; ``False`` if the writer is gone."""
-        return self._offer(text)
+        if self.ended or self.closing:
+            return False
+        self._queue.append(text)
+        self._write_soon()
+        return True
 
     def close(self, code: int, reason: str) -> None:
         """Close politely after the frames already queued (or at once if the writer is gone);
         a close already queued stands."""
         if self.closing:
             return
-        if self._offer(QueuedClose(code, reason)):
-            self.closing = True
-            self.outgoing.close()
-        else:
+        if self.ended:
             self.scope.cancel()
+            return
+        self._queue.append(QueuedClose(code, reason))
+        self.closing = True
+        self._write_soon()
 
     def abort(self) -> None:
         """Drop the socket now, without a closing handshake."""
@@ -69,15 +87,59 @@ class Link:
     async def aclose(self, code: int, reason: str, timeout: float) -> None:
         """:meth:`close`, then wait (at most ``timeout``) until the link has ended."""
         self.close(code, reason)
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._done is None:
+            self._done = trio.Event()
         with trio.move_on_after(timeout):
-            await self.done.wait()
+            await self._done.wait()
 
-    def _offer(self, item: str | QueuedClose) -> bool:
+    def finished(self) -> None:
+        """The link has ended: it takes no more frames, and :meth:`aclose` returns."""
+        self.ended = self._finished = True
+        self._writer = None
+        if self._done is not None:
+            self._done.set()
+
+    def opened(self, nursery: trio.Nursery, ws: WebSocketConnection, close_timeout: float) -> None:
+        """The socket is open: write what is queued, and what comes, in ``nursery``."""
+        self._writer = (nursery, ws, close_timeout)
+        self._write_soon()
+
+    def reading_ended(self) -> None:
+        """The socket is closed: no writer is started any more."""
+        self._writer = None
+
+    def _write_soon(self) -> None:
+        writer = self._writer
+        if writer is not None and not self._writing and self._queue:
+            self._writing = True
+            writer[0].start_soon(self._write, writer[1], writer[2])
+
+    async def _write(self, ws: WebSocketConnection, close_timeout: float) -> None:
+        """The link's only writer: frames in order, then at most one close; it returns when
+        the queue is empty (the next frame starts another)."""
         try:
-            self.outgoing.send_nowait(item)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            return False
-        return True
+            while self._queue:
+                batch, self._queue = self._queue, []
+                for item in batch:
+                    if isinstance(item, QueuedClose):
+                        self.ended = True
+                        with trio.move_on_after(close_timeout):
+                            await ws.aclose(item.code, item.reason)
+                        self.scope.cancel()
+                        return
+                    try:
+                        await ws.send_message(item)
+                    except ConnectionClosed:
+                        self.ended = True
+                        return
+        except BaseException:
+            self.ended = True  # cancelled: what is still queued is never written
+            raise
+        finally:
+            self._writing = False
 
 
 async def run_link(
@@ -85,8 +147,8 @@ async def run_link(
 ) -> None:
     """Run one socket generation, from connecting to closed; return when it has ended.
 
-    Only cancellation (an abort) and bugs propagate. On return the link's queue is closed and
-    ``link.done`` is set.
+    Only cancellation (an abort) and bugs propagate. On return the link is finished
+    (:meth:`Link.finished`) and no longer in ``engine.links``.
     """
     try:
         with link.scope:
@@ -94,8 +156,8 @@ async def run_link(
             if target is not None:
                 await _connect(engine, link, target, ssl_context)
     finally:
-        link.outgoing.close()
-        link.done.set()
+        link.finished()
+        engine.links.pop(link.generation, None)
 
 
 async def _connect(
@@ -138,10 +200,19 @@ async def _handshake(
                     max_message_size=MAX_INBOUND_MESSAGE,
                 )
             opened = True
+            link.opened(nursery, ws, engine.state.config.close_timeout_seconds)
             engine.link_opened(generation)
-            code, reason = await _pump(engine, link, ws)
+            while True:  # reading, in this frame: an idle link's task is as shallow as it can be
+                try:
+                    data = await ws.get_message()
+                except ConnectionClosed as exc:
+                    close = exc.reason
+                    code, reason = (None, "") if close is None else (close.code, close.reason or "")
+                    break
+                engine.frame_received(generation, data)
+            link.reading_ended()
+            nursery.cancel_scope.cancel()  # the writer, and trio-websocket's reader
             engine.link_closed(generation, code, reason)
-            nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         rejected, others = group.split(ConnectionRejected)
         if opened or (others is not None and others.split(_CONNECT_ERRORS)[1] is not None):
@@ -153,36 +224,6 @@ async def _handshake(
             retry_after = _header(refusal.headers, b"retry-after")
             body = refusal.body or b""
             engine.link_refused(generation, target.token, refusal.status_code, body, retry_after)
-
-
-async def _pump(engine: Engine, link: Link, ws: WebSocketConnection) -> tuple[int | None, str]:
-    """Run the link's writer and read frames until the socket closes; return the close."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_write, link, ws, engine.state.config.close_timeout_seconds)
-        while True:
-            try:
-                data = await ws.get_message()
-            except ConnectionClosed as exc:
-                nursery.cancel_scope.cancel()
-                close = exc.reason
-                return (None, "") if close is None else (close.code, close.reason or "")
-            engine.frame_received(link.generation, data)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _write(link: Link, ws: WebSocketConnection, close_timeout: float) -> None:
-    """The link's only writer: frames in order, then at most one close."""
-    async with link.pending:
-        async for item in link.pending:
-            if isinstance(item, QueuedClose):
-                with trio.move_on_after(close_timeout):
-                    await ws.aclose(item.code, item.reason)
-                link.scope.cancel()
-                return
-            try:
-                await ws.send_message(item)
-            except ConnectionClosed:
-                return
 
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.

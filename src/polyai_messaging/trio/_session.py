@@ -1,18 +1,18 @@
-"""The session on trio: the shared runtime, a nursery, one timer, one task per socket.
+"""The session on trio: the shared runtime, a nursery, an alarm, one task per socket.
 
 Every input goes through the runtime's single synchronous entry point, which steps the driver
 and executes its effects without awaiting; trio switches tasks only at ``await``, so the driver
-sees one ordered stream of inputs without a lock.
+sees one ordered stream of inputs without a lock. The timer is an alarm of the run's shared
+timers (``_timers``), moved whenever the driver moves its deadline.
 """
 
 from __future__ import annotations
 
-import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Final, cast
 
 import trio
 
@@ -20,6 +20,7 @@ from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
 from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
 from ._link import Link, run_link
+from ._timers import alarm
 
 __all__ = ["Session", "open_session"]
 
@@ -35,9 +36,8 @@ class Session(SessionRuntime):
     ) -> None:
         self._nursery = nursery
         self._ssl_context = ssl_context
-        self._timer_scope: trio.CancelScope | None = None
-        self._timer_at: float | None = None
         super().__init__(**options)
+        self._alarm = alarm(self._fire)
 
     # --- the adapter's part ------------------------------------------------------------------
 
@@ -52,36 +52,31 @@ class Session(SessionRuntime):
 
     def open_link(self, request: OpenSocket) -> None:
         link = self.links[request.generation] = Link(request.generation)
-        self._nursery.start_soon(self._run_link, link, request)
+        self._nursery.start_soon(run_link, self, link, request, self._ssl_context)
 
     def rearm_timer(self, deadline: float | None) -> None:
-        self._timer_at = deadline
-        if self._timer_scope is not None:
-            self._timer_scope.deadline = self._trio_time(deadline)
-
-    # --- tasks -------------------------------------------------------------------------------
-
-    async def _run_link(self, link: Link, request: OpenSocket) -> None:
-        try:
-            await run_link(self, link, request, self._ssl_context)
-        finally:
-            self.links.pop(link.generation, None)
-
-    def _trio_time(self, deadline: float | None) -> float:
-        """A driver deadline (in the clock's monotonic time) in trio time."""
         if deadline is None:
-            return math.inf
-        return trio.current_time() + (deadline - self.now().monotonic)
+            self._alarm.set(None)
+        else:
+            self._alarm.set(trio.current_time() + (deadline - self.now().monotonic))
 
-    async def run_timer(self) -> None:
-        """The one timer: sleep until the deadline ``rearm_timer`` set, then wake the runtime."""
-        while True:
-            with trio.CancelScope(deadline=self._trio_time(self._timer_at)) as scope:
-                self._timer_scope = scope
-                await trio.sleep_forever()
-            self._timer_scope = None
-            self._timer_at = None  # fired: the runtime re-arms it if it is still wanted
+    # --- the timer ---------------------------------------------------------------------------
+
+    def _fire(self) -> None:
+        try:
             self.wake()
+        except Exception as exc:
+            # A bug: fail the session's nursery as a crashed task would, rather than the run.
+            if not self._closed:
+                self._nursery.start_soon(_raise, exc)
+
+    async def release(self) -> None:
+        """Disarm the timer for good (the session is over)."""
+        await self._alarm.release()
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
 
 
 @asynccontextmanager
@@ -92,20 +87,27 @@ async def _run(
     try:
         async with trio.open_nursery() as nursery:
             session = Session(nursery, ssl_context, options)
-            nursery.start_soon(session.run_timer)
-            session.start()
+            # The context manager keeps its arguments as long as the session runs: cleared, they
+            # no longer keep the first driver state alive once the session has moved on.
+            cast("dict[str, object]", options).clear()
             try:
+                session.start()
                 yield session
                 await session.shutdown()
             finally:
                 session.close()
                 nursery.cancel_scope.cancel()
+                await session.release()
     except BaseExceptionGroup as group:
         raise_unwrapped(group)
 
 
+def _now() -> Now:
+    return Now(trio.current_time(), time.time())
+
+
 def _loop_clock() -> Clock:
-    return lambda: Now(trio.current_time(), time.time())
+    return _now  # one function for every session, not a closure each
 
 
 open_session: Final = open_session_function(
