@@ -70,7 +70,7 @@ class Session(SessionRuntime):
             if not self._closed:
                 self._nursery.start_soon(_raise, exc)
 
-    async def release(self) -> None:
+    async def _release(self) -> None:
         """Disarm the timer for good (the session is over)."""
         await self._alarm.release()
 
@@ -97,7 +97,7 @@ async def _run(
             finally:
                 session.close()
                 nursery.cancel_scope.cancel()
-                await session.release()
+                await session._release()
     except BaseExceptionGroup as group:
         raise_unwrapped(group)
 
