@@ -120,3 +120,33 @@ def test_text_split_into_utf16_code_units_is_joined_back(text: str) -> None:
         for i in range(0, len(text.encode("utf-16-be")), 2)
     )
     assert replace_lone_surrogates(units) == text
+
+
+@given(text=any_text, custom=st.dictionaries(any_text, any_text, max_size=2))
+def test_a_command_encodes_as_compact_json_with_text_unescaped(
+    text: str, custom: dict[str, str]
+) -> None:
+    try:
+        command = commands.UserMessage(text=text, client_event_id="c-1", custom=custom)
+    except LocalProtocolError:
+        return
+    frame = {
+        "type": "EVENT_TYPE_USER_MESSAGE",
+        "payload": {"text": text},
+        "metadata": {"custom": {**custom, "client_event_id": "c-1"}},
+    }
+    assert wire.encode(command) == json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_encoding_builds_no_json_encoder_per_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[object] = []
+    original = json.JSONEncoder.__init__
+
+    def counting(self: json.JSONEncoder, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(json.JSONEncoder, "__init__", counting)
+    for n in range(3):
+        wire.encode(commands.UserMessage(text=f"message {n}", client_event_id=f"c-{n}"))
+    assert built == []

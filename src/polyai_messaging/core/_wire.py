@@ -21,7 +21,7 @@ import json
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
@@ -587,6 +587,10 @@ def _payload(command: ClientCommand) -> dict[str, Any]:
     return {}
 
 
+# json.dumps builds a new encoder for any non-default option: one shared, as it holds no state.
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(command: ClientCommand) -> str:
     """Encode a client command as compact JSON: ``type``, ``payload`` and maybe ``metadata``."""
     frame: dict[str, Any] = {"type": command.TYPE, "payload": _payload(command)}
@@ -595,7 +599,7 @@ def encode(command: ClientCommand) -> str:
         custom["client_event_id"] = command.client_event_id
     if custom:
         frame["metadata"] = {"custom": custom}
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(frame)
 
 
 def encoded_size(command: ClientCommand) -> int:

@@ -298,7 +298,8 @@ class Engine:
         self.log.warning("protocol violation from the server: %s", effect.error)
 
     def _on_delivery(self, effect: Delivery) -> None:
-        self.log.debug("delivery %s: %s", effect.client_event_id, effect.status.value)
+        if self.log.isEnabledFor(logging.DEBUG):  # twice a message: skip reading the enum
+            self.log.debug("delivery %s: %s", effect.client_event_id, effect.status.value)
 
     def _on_resumed(self, effect: Resumed) -> None:
         self.last_resume = effect
