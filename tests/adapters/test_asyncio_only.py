@@ -28,6 +28,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[ClientConnection]:
+    """Every connection the adapter opens, in order."""
+    connections: list[ClientConnection] = []
+
+    async def connecting(*args: Any, **kwargs: Any) -> ClientConnection:
+        connection = await connect(*args, **kwargs)
+        connections.append(connection)
+        return connection
+
+    monkeypatch.setattr(asyncio_link, "connect", connecting)
+    return connections
+
+
 async def test_a_close_already_queued_stands_and_closing_a_finished_writer_aborts() -> None:
     link = Link(1)
     link.task = asyncio.create_task(anyio.sleep(TIMEOUT))
@@ -66,16 +80,11 @@ async def test_a_task_cancelled_from_outside_leaves_nothing_running(
 
 @pytest.mark.parametrize("compression", [False, True])
 async def test_compression_is_offered_only_when_the_config_asks(
-    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch, compression: bool
+    adapter: Adapter,
+    emulator: LocalEmulator,
+    opened: list[ClientConnection],
+    compression: bool,
 ) -> None:
-    opened: list[ClientConnection] = []
-
-    async def connecting(*args: Any, **kwargs: Any) -> ClientConnection:
-        connection = await connect(*args, **kwargs)
-        opened.append(connection)
-        return connection
-
-    monkeypatch.setattr(asyncio_link, "connect", connecting)
     config = attrs.evolve(FAST, websocket_compression=compression)
     async with adapter.session(emulator, config=config) as session:
         await wait_for(session, replied(1))
@@ -92,17 +101,9 @@ def test_the_adapter_works_without_trio_installed() -> None:
 
 
 async def test_an_open_link_keeps_no_handshake_request(
-    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+    adapter: Adapter, emulator: LocalEmulator, opened: list[ClientConnection]
 ) -> None:
     """Its path holds the access token, and it is of no more use once the link is open."""
-    opened: list[ClientConnection] = []
-
-    async def connecting(*args: Any, **kwargs: Any) -> ClientConnection:
-        connection = await connect(*args, **kwargs)
-        opened.append(connection)
-        return connection
-
-    monkeypatch.setattr(asyncio_link, "connect", connecting)
     async with adapter.session(emulator) as session:
         await wait_for(session, replied(1))
         (connection,) = opened
