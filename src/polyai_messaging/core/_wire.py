@@ -21,16 +21,10 @@ import json
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import attrs
 import cattrs
-from cattrs.errors import (
-    AttributeValidationNote,
-    ClassValidationError,
-    IterableValidationError,
-    IterableValidationNote,
-)
 from cattrs.gen import override
 from cattrs.strategies import configure_tagged_union
 from orjson import loads as _orjson_loads
@@ -38,7 +32,6 @@ from orjson import loads as _orjson_loads
 from ._commands import ClientCommand, UserMessage, UserTyping
 from ._decoders import (
     EventDecoder,
-    builder,
     compile_envelope_decoder,
     compile_event_decoder,
     tuple_item,
@@ -52,10 +45,21 @@ from ._events import (
     ServerEvent,
     UnknownEvent,
 )
+from ._values import (
+    list_hook,
+    read_bool,
+    read_capabilities,
+    read_int,
+    read_metadata,
+    read_optional_int,
+    read_optional_str,
+    read_optional_timestamp,
+    read_raw_mapping,
+    read_str,
+    read_timestamp,
+)
 
 __all__ = ["MAX_BATCH_DEPTH", "MAX_SEQUENCE", "decode", "decode_object", "encode", "encoded_size"]
-
-_T = TypeVar("_T")
 
 MAX_SEQUENCE = 2**53 - 1
 """Largest accepted ``sequence``: the exact-integer range of JSON numbers (I-JSON, RFC 7493).
@@ -71,156 +75,6 @@ Servers do not nest batches, but nesting is tolerated by flattening it. A batch 
 is refused as one bad element of the batch holding it, like any other bad element: flattening
 without a bound would recurse once per level.
 """
-
-
-# --- strict scalar hooks: cattrs would otherwise coerce ``5`` into ``"5"`` -----------------
-
-
-def _strict_str(value: Any, _: type) -> str:
-    if type(value) is not str:
-        raise TypeError("expected string")
-    return value
-
-
-def _strict_int(value: Any, _: type) -> int:
-    if type(value) is not int:
-        raise TypeError("expected int")
-    return value
-
-
-def _strict_bool(value: Any, _: type) -> bool:
-    if type(value) is not bool:
-        raise TypeError("expected bool")
-    return value
-
-
-def _optional_str(value: Any, _: type) -> str | None:
-    if value is None or type(value) is str:
-        return value
-    raise TypeError("expected string")
-
-
-def _optional_int(value: Any, _: type) -> int | None:
-    if value is None or type(value) is int:
-        return value
-    raise TypeError("expected int")
-
-
-def _optional_timestamp(value: Any, _: type) -> datetime | None:
-    if value is None:
-        return None
-    if type(value) is str:
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    return _timestamp(value, datetime)
-
-
-def _timestamp(value: Any, _: type) -> datetime:
-    if type(value) is not str:
-        raise TypeError("expected ISO 8601 string")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        pass
-    text = value
-    # Python 3.11 accepts 'Z' and offsets but at most 6 fractional digits.
-    dot = text.find(".")
-    if dot != -1:
-        end = dot + 1
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        if end - dot > 7:
-            text = text[: dot + 7] + text[end:]
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("expected ISO 8601 timestamp") from None
-
-
-def _object(value: Any) -> Mapping[str, Any]:
-    if type(value) is not dict:
-        raise TypeError("expected object")
-    return value
-
-
-def _metadata(value: Any, _: type) -> Metadata:
-    # Metadata is the client's own data echoed back: a malformed ``custom`` or non-string
-    # values in it are dropped rather than costing the whole frame.
-    custom = _object(value).get("custom")
-    if type(custom) is not dict:
-        return _new_metadata({})
-    pairs = custom.copy()
-    for key, item in custom.items():
-        if type(item) is not str:
-            del pairs[key]
-    return _new_metadata(pairs)
-
-
-_BuildingMetadata: Any = builder(Metadata)
-
-
-def _new_metadata(custom: dict[str, str]) -> Metadata:
-    """``Metadata(custom=custom)`` without attrs' keyword ``__init__`` (once per echo)."""
-    metadata = _BuildingMetadata()
-    metadata.custom = custom
-    metadata.__class__ = Metadata
-    return metadata  # type: ignore[no-any-return]
-
-
-_CAPABILITY_KEYS = {
-    "streaming": _strict_bool,
-    "max_message_size_bytes": _strict_int,
-    "max_reconnect_attempts": _strict_int,
-    "heartbeat_interval_seconds": _strict_int,
-}
-
-
-def _capabilities(value: Any, _: type) -> Capabilities:
-    known: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, item in _object(value).items():
-        check = _CAPABILITY_KEYS.get(key)
-        if check is None:
-            extra[key] = item
-        elif item is not None:
-            try:
-                known[key] = check(item, object)
-            except TypeError as exc:
-                exc.__notes__ = [AttributeValidationNote(f"Structuring {key}", key, object)]
-                raise ClassValidationError("Capabilities", [exc], Capabilities) from None
-    return Capabilities(**known, extra=extra)
-
-
-def _raw_mapping(value: Any, _: type) -> Mapping[str, Any]:
-    return _object(value)
-
-
-def _list_of(
-    converter: cattrs.Converter, item_type: type[_T]
-) -> Callable[[Any, type], tuple[_T, ...]]:
-    structure = converter.structure
-
-    def hook(value: Any, _: type) -> tuple[_T, ...]:
-        if type(value) is not list:
-            raise TypeError("expected list")
-        if not value:
-            return ()
-        try:
-            return tuple(structure(item, item_type) for item in value)
-        except Exception:
-            errors: list[Exception] = []
-            for index, item in enumerate(value):
-                try:
-                    structure(item, item_type)
-                except Exception as exc:
-                    note = IterableValidationNote(f"Structuring @ index {index}", index, item_type)
-                    exc.__notes__ = [*getattr(exc, "__notes__", []), note]
-                    errors.append(exc)
-            raise IterableValidationError("list", errors, tuple) from None
-
-    return hook
 
 
 def _payload_object(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,14 +93,14 @@ def _unknown(value: Any, _: type) -> UnknownEvent:
 
 def _envelope_timestamp(value: Any) -> datetime | None:
     try:
-        return _optional_timestamp(value, datetime)
+        return read_optional_timestamp(value, datetime)
     except (TypeError, ValueError) as exc:
         raise RemoteProtocolError(str(exc), path="timestamp") from None
 
 
 def _envelope_metadata(value: Any) -> Metadata:
     try:
-        return _metadata(value, Metadata)
+        return read_metadata(value, Metadata)
     except TypeError as exc:
         raise RemoteProtocolError(str(exc), path="metadata") from None
 
@@ -362,23 +216,23 @@ def _make_converter() -> cattrs.Converter:
         detailed_validation=True, type_overrides={tuple[RemoteProtocolError, ...]: never_read}
     )
     converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
-    converter.register_structure_hook(str, _strict_str)
-    converter.register_structure_hook(int, _strict_int)
-    converter.register_structure_hook(bool, _strict_bool)
-    converter.register_structure_hook(datetime, _timestamp)
-    converter.register_structure_hook(Metadata, _metadata)
-    converter.register_structure_hook(Capabilities, _capabilities)
+    converter.register_structure_hook(str, read_str)
+    converter.register_structure_hook(int, read_int)
+    converter.register_structure_hook(bool, read_bool)
+    converter.register_structure_hook(datetime, read_timestamp)
+    converter.register_structure_hook(Metadata, read_metadata)
+    converter.register_structure_hook(Capabilities, read_capabilities)
     # Direct hooks for optional scalars: cattrs' generic Optional handling dispatches per call.
     for generic, hook in (
-        (str | None, _optional_str),
-        (int | None, _optional_int),
-        (datetime | None, _optional_timestamp),
-        (Mapping[str, Any], _raw_mapping),
+        (str | None, read_optional_str),
+        (int | None, read_optional_int),
+        (datetime | None, read_optional_timestamp),
+        (Mapping[str, Any], read_raw_mapping),
     ):
         converter.register_structure_hook_func(_is(generic), hook)
     # Arrays of objects: only a JSON array (cattrs' own tuple hook takes any iterable).
     converter.register_structure_hook_factory(
-        _is_object_array, lambda tp: _list_of(converter, tuple_item(tp))
+        _is_object_array, lambda tp: list_hook(converter, tuple_item(tp))
     )
     # UnknownEvent's own hook first, so the tagged union's default keeps the raw type/payload.
     converter.register_structure_hook(UnknownEvent, _unknown)
