@@ -19,15 +19,7 @@ from ._commands import (
 from ._conversation import (
     END_CONVERSATION_REASON,
     RECENT_ID_MEMORY,
-    Agent,
     Conversation,
-    Marks,
-    Message,
-    MessageRecord,
-    Notice,
-    Role,
-    SystemHint,
-    hint_for,
 )
 from ._errors import LocalProtocolError, MessagingError, RemoteProtocolError
 from ._events import (
@@ -85,6 +77,16 @@ from ._events import (
     UserMessagePayload,
 )
 from ._history import EventLog
+from ._messages import (
+    Agent,
+    Marks,
+    Message,
+    MessageRecord,
+    Notice,
+    Role,
+    SystemHint,
+    hint_for,
+)
 from ._phases import TRANSITIONS, Phase, UnexpectedPhaseEvent, build_machine, next_phase
 from ._reducer import apply, fold
 from ._transcript import render_text, to_json

@@ -29,20 +29,11 @@ from immutables import Map
 
 from ._conversation import (
     END_CONVERSATION_REASON,
-    NO_MARKS,
     NOTICE_MEMORY,
     RECENT_ID_MEMORY,
-    Agent,
     Conversation,
     Fields,
-    Marks,
-    MessageRecord,
-    Notice,
-    Role,
-    SystemHint,
     _BuildingConversation,
-    chunk_rank,
-    hint_for,
 )
 from ._events import (
     KNOWN_TYPES,
@@ -66,6 +57,17 @@ from ._events import (
     SystemMessage,
     UnknownEvent,
     UserMessageEcho,
+)
+from ._messages import (
+    NO_MARKS,
+    Agent,
+    Marks,
+    MessageRecord,
+    Notice,
+    Role,
+    SystemHint,
+    chunk_rank,
+    hint_for,
 )
 from ._phases import PHASE_TRIGGERS, Phase, destination
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ._conversation import Conversation, Message, Role
+from ._conversation import Conversation
 from ._events import Attachment, Capabilities, ChatCallAction, LiveAgent
+from ._messages import Message, Role
 
 __all__ = ["render_text", "to_json"]
 
