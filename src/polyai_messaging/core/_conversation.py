@@ -29,6 +29,7 @@ from ._events import (
 )
 from ._gaps import Gaps
 from ._history import EventLog
+from ._ids import RECENT_ID_MEMORY, IdMemory
 from ._messages import (
     NO_MARKS,
     Agent,
@@ -43,14 +44,6 @@ from ._messages import (
 from ._phases import Phase, UnexpectedPhaseEvent, is_expected, next_phase
 
 __all__ = ["END_CONVERSATION_REASON", "RECENT_ID_MEMORY", "Conversation", "Fields"]
-
-RECENT_ID_MEMORY = 256
-"""Event ids are remembered for de-duplication in two generations of this many (512 at most).
-
-Duplicates come from overlapping replays and fan-out, within a batch or two of the original, so
-this is ample; a generation this small also keeps the map's nodes narrow, which makes adding an
-id about a third cheaper than at 512. Sequenced events are also de-duplicated exactly by their
-sequence, whatever their age."""
 
 END_CONVERSATION_REASON = "end_conversation"
 """``end_reason`` of a conversation ended by an agent message with ``end_conversation: true``.
@@ -88,8 +81,12 @@ class Conversation:
     log: EventLog = attrs.field(factory=EventLog, eq=False, repr=False)
     """Every sequenced event (unknown types included), in the order it was applied. Arrival
     order is not a fact of the conversation, so it takes no part in equality."""
-    recent_ids: Map[str, None] = _EMPTY_MAP
-    older_ids: Map[str, None] = _EMPTY_MAP
+    id_memory: IdMemory = attrs.field(factory=IdMemory, eq=False, repr=False)
+    """The ids of recent events, shared with other versions of this conversation: this one
+    remembers the first :attr:`ids_seen` (see :attr:`recent_ids`). De-duplication
+    bookkeeping, not a fact of the conversation: no part of equality."""
+    ids_seen: int = attrs.field(default=0, eq=False, repr=False)
+    """How many of :attr:`id_memory`'s ids this version remembers."""
     cursor: int = 0
     """Highest sequence received: the resume cursor."""
     missing: Gaps = _NO_GAPS
@@ -146,6 +143,16 @@ class Conversation:
         return building
 
     # --- views ------------------------------------------------------------------------------
+
+    @property
+    def recent_ids(self) -> Map[str, None]:
+        """Ids of the newer generation of remembered event ids (built when read)."""
+        return Map(dict.fromkeys(self.id_memory.generations(self.ids_seen)[1]))
+
+    @property
+    def older_ids(self) -> Map[str, None]:
+        """Ids of the older generation of remembered event ids (built when read)."""
+        return Map(dict.fromkeys(self.id_memory.generations(self.ids_seen)[0]))
 
     def _fact(self, name: str) -> Any:
         entry = self.facts.get(name)

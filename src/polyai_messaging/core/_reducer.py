@@ -58,6 +58,7 @@ from ._events import (
     UnknownEvent,
     UserMessageEcho,
 )
+from ._ids import IdMemory
 from ._messages import (
     NO_MARKS,
     Agent,
@@ -75,7 +76,6 @@ __all__ = ["apply", "fold"]
 
 _PROTOCOL_ERROR_MEMORY = 100
 _NO_CHUNKS: Map[int, Any] = Map()
-_NO_IDS: Map[str, None] = Map()
 # Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 _new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
@@ -126,15 +126,24 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
             fields["duplicates_dropped"] += 1
             return
     if event_id:  # an empty id names nothing
-        recent = fields["recent_ids"]
-        if event_id in recent or event_id in fields["older_ids"]:
+        memory = fields["id_memory"]
+        seen = fields["ids_seen"]
+        index = memory.index
+        # IdMemory.seen and .add, inlined (once per event).
+        if event_id in index and index[event_id] < seen:
             # For a sequenced event its sequence was new: the same id under another sequence.
             fields["duplicates_dropped"] += 1
             return
-        if len(recent) >= RECENT_ID_MEMORY:
-            fields["older_ids"] = recent
-            recent = _NO_IDS
-        fields["recent_ids"] = recent.set(event_id, None)
+        ids = memory.ids
+        if len(ids) == seen and seen - memory.older < RECENT_ID_MEMORY:
+            ids.append(event_id)
+            if ids[seen] is event_id:  # else another version took the slot first (threads)
+                index[event_id] = seen
+                fields["ids_seen"] = seen + 1
+            else:
+                _remember(fields, memory, seen, event_id)
+        else:
+            _remember(fields, memory, seen, event_id)
     if sequence is not None:
         fields["log"] = fields["log"].append(event)
         if sequence > cursor:
@@ -159,6 +168,13 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         handler(fields, event, rank)
     if trigger is not None:
         _phase(fields, trigger, rank)
+
+
+def _remember(fields: Fields, memory: IdMemory, seen: int, event_id: str) -> None:
+    """Remember ``event_id`` in a new memory: the version forked, or a generation is full."""
+    memory = memory.extended(seen, event_id)
+    fields["id_memory"] = memory
+    fields["ids_seen"] = len(memory.ids)
 
 
 def _bounded(existing: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
