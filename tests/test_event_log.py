@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyai_messaging.core import ServerEvent
+from polyai_messaging.core import Conversation, ServerEvent
+from polyai_messaging.core import _reducer as reducer
 from polyai_messaging.core import _wire as wire
 from polyai_messaging.core._history import BLOCK, EventLog
 
@@ -106,3 +107,25 @@ def test_concurrent_appends_to_one_version_never_mix() -> None:
     assert list(base) == [EVENTS[0]]
     for worker, log in results.items():
         assert list(log) == [EVENTS[0]] + [EVENTS[worker]] * 200
+
+
+def test_a_fold_writes_the_log_in_place_and_makes_no_log_object() -> None:
+    """Folding the newest conversation appends to the store its versions share: a new store only
+    when a block seals (or a version forks), so a fold builds no log object of its own."""
+    conversation = Conversation()
+    stores = []
+    for n in range(1, 3 * BLOCK + 1):
+        conversation = reducer.apply(conversation, event(n))
+        stores.append(conversation.log_store)
+    assert len({id(store) for store in stores}) == 3  # one per block: the first, two seals
+    assert list(conversation.log) == [event(n) for n in range(1, 3 * BLOCK + 1)]
+    older = reducer.fold([event(n) for n in range(1, 5)])
+    newer = reducer.apply(older, event(5))
+    forked = reducer.apply(older, event(9))
+    assert newer.log_store is older.log_store
+    assert forked.log_store is not older.log_store
+    assert [e.sequence for e in older.log] == [1, 2, 3, 4]
+    assert [e.sequence for e in newer.log] == [1, 2, 3, 4, 5]
+    assert [e.sequence for e in forked.log] == [1, 2, 3, 4, 9]
+    assert newer.log.since(older.log) == [event(5)]
+    assert forked.log.since(newer.log) is None

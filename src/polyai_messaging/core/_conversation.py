@@ -28,7 +28,7 @@ from ._events import (
     Suggestion,
 )
 from ._gaps import Gaps
-from ._history import EventLog
+from ._history import EventLog, LogStore
 from ._ids import RECENT_ID_MEMORY, IdMemory
 from ._messages import (
     NO_MARKS,
@@ -78,9 +78,10 @@ class Conversation:
     # attributes, and copying an unshared dict (once per event) makes ``apply`` 5% slower.
     # Facts that change rarely therefore live together in ``facts``.
 
-    log: EventLog = attrs.field(factory=EventLog, eq=False, repr=False)
-    """Every sequenced event (unknown types included), in the order it was applied. Arrival
-    order is not a fact of the conversation, so it takes no part in equality."""
+    log_store: LogStore = attrs.field(factory=LogStore, eq=False, repr=False)
+    """The events of :attr:`log`, shared with other versions of this conversation: this one
+    holds the first :attr:`log_length`."""
+    log_length: int = attrs.field(default=0, eq=False, repr=False)
     id_memory: IdMemory = attrs.field(factory=IdMemory, eq=False, repr=False)
     """The ids of recent events, shared with other versions of this conversation: this one
     remembers the first :attr:`ids_seen` (see :attr:`recent_ids`). De-duplication
@@ -143,6 +144,12 @@ class Conversation:
         return building
 
     # --- views ------------------------------------------------------------------------------
+
+    @property
+    def log(self) -> EventLog:
+        """Every sequenced event (unknown types included), in the order it was applied. Arrival
+        order is not a fact of the conversation, so it takes no part in equality."""
+        return EventLog.of(self.log_store, self.log_length)
 
     @property
     def recent_ids(self) -> Map[str, None]:

@@ -58,6 +58,7 @@ from ._events import (
     UnknownEvent,
     UserMessageEcho,
 )
+from ._history import BLOCK
 from ._ids import IdMemory
 from ._messages import (
     NO_MARKS,
@@ -145,7 +146,18 @@ def _apply_into(fields: Fields, event: ServerEvent) -> None:
         else:
             _remember(fields, memory, seen, event_id)
     if sequence is not None:
-        fields["log"] = fields["log"].append(event)
+        # LogStore.append, inlined (once per event).
+        store = fields["log_store"]
+        length = fields["log_length"]
+        tail = store.tail
+        at = length - store.start
+        if at == len(tail) and at < BLOCK:
+            tail.append(event)
+            if tail[at] is not event:  # another version took the slot first (threads)
+                fields["log_store"] = store.extended(length, event)
+        else:
+            fields["log_store"] = store.extended(length, event)
+        fields["log_length"] = length + 1
         if sequence > cursor:
             if sequence > cursor + 1:
                 fields["missing"] = fields["missing"].appended(cursor + 1, sequence - 1)
