@@ -65,7 +65,7 @@ nitpick_ignore_regex = [
     # Private helper types that appear in public signatures: shown, not linked.
     (
         r"py:.*",
-        r"(polyai_messaging\.[\w.]+\._\w+\.)?(Gaps|IdMemory|ReplayLog|AccessToken|SocketConnection"
+        r"(polyai_messaging\.[\w.]+\._\w+\.)?(Gaps|IdMemory|LogStore|ReplayLog|AccessToken|SocketConnection"
         r"|_Tokens)",
     ),
     # Type variables of generic helpers.
