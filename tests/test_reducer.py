@@ -11,6 +11,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from immutables import Map
 
 from polyai_messaging.core import (
     END_CONVERSATION_REASON,
@@ -638,6 +639,27 @@ def test_resends_with_the_same_client_event_id_are_shown_once() -> None:
         assert (message.sequence, message.message_id) == (6, "srv-1")
         assert conversation.delivered("c1") == message
         assert conversation.events_applied == 3
+
+
+def test_echoes_are_read_from_the_records_and_an_echo_updates_one_map() -> None:
+    """``echoes`` is built from the records' keys when read; folding an echo changes the
+    records map (its message) and no other map of the conversation."""
+    before = fold(
+        user_echo(3, "hi", "srv-0"),
+        user_echo(4, "server id", "client:c0"),  # a server message_id that looks like a key
+        agent_message(5, "client:c9", "agent"),
+    )
+    assert dict(before.echoes) == {}
+    after = reducer.apply(before, user_echo(6, "Book", "srv-1", {"client_event_id": "c1"}))
+    assert dict(after.echoes) == {"c1": "client:c1"}
+    record = after.record("client:c1")
+    assert record is not None
+    assert after.delivered("c1") == record.view()
+    assert after.delivered("c0") is None
+    assert after.delivered("c9") is None
+    maps = [name for name, value in before.__dict__.items() if isinstance(value, Map)]
+    changed = [name for name in maps if after.__dict__[name] is not before.__dict__[name]]
+    assert changed == ["records"]
 
 
 def test_echoes_without_correlation_are_separate_messages() -> None:

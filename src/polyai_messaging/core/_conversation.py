@@ -60,6 +60,9 @@ _EMPTY_MAP: Map[Any, Any] = Map()
 _NO_GAPS = Gaps()
 _NEVER = float("-inf")
 _BREAKERS = frozenset({Role.AGENT, Role.LIVE_AGENT, Role.SYSTEM})
+_ECHO_KEY = "client:"
+"""The kind of record key of our own messages, by ``client_event_id`` (see :attr:`Message.key`)."""
+_ECHO_KEY_LENGTH = len(_ECHO_KEY)
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 
@@ -100,8 +103,6 @@ class Conversation:
     """Streams still being assembled, by ``message_id``; each moves to ``records`` once, when
     complete. Kept apart so that a chunk updates this small map rather than the one that grows
     with history, and finds its stream without building its key."""
-    echoes: Map[str, str] = _EMPTY_MAP
-    """``client_event_id`` of each echoed user message, to its record key."""
     phase_events: Map[float, str] = _EMPTY_MAP
     """Phase-changing event types by rank, kept to explain the phase (anomalies)."""
     phase: Phase = Phase.CONNECTING
@@ -150,6 +151,16 @@ class Conversation:
         """Every sequenced event (unknown types included), in the order it was applied. Arrival
         order is not a fact of the conversation, so it takes no part in equality."""
         return EventLog.of(self.log_store, self.log_length)
+
+    @property
+    def echoes(self) -> Map[str, str]:
+        """``client_event_id`` of each echoed user message, to its record key.
+
+        Built when read (O(n)) from the records' keys: an echo's key is ``client:`` and its
+        ``client_event_id``, and only an echo makes such a key."""
+        return Map(
+            {key[_ECHO_KEY_LENGTH:]: key for key in self.records if key.startswith(_ECHO_KEY)}
+        )
 
     @property
     def recent_ids(self) -> Map[str, None]:
@@ -374,8 +385,8 @@ class Conversation:
 
     def delivered(self, client_event_id: str) -> Message | None:
         """The echoed user message with this ``client_event_id``, if its echo was folded."""
-        key = self.echoes.get(client_event_id)
-        record = None if key is None else self.record(key)
+        # Only an echo with this client_event_id makes a record of this key.
+        record = self.record(f"{_ECHO_KEY}{client_event_id}")
         return None if record is None else record.view()
 
     @property

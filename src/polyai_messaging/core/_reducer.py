@@ -435,9 +435,7 @@ def _on_user_echo(fields: Fields, event: UserMessageEcho, rank: float) -> None:
     client_event_id = (event.metadata.client_event_id if event.metadata else None) or None
     # Resends of one message share a client_event_id: they are one message, shown once.
     if client_event_id is not None:
-        key = f"client:{client_event_id}"
-        if client_event_id not in fields["echoes"]:
-            fields["echoes"] = fields["echoes"].set(client_event_id, key)
+        key = f"client:{client_event_id}"  # Conversation.echoes and .delivered read these
     elif payload.message_id:
         key = f"user:{payload.message_id}"
     else:
