@@ -19,6 +19,7 @@ from polyai_messaging.core import (
     Agent,
     Conversation,
     LiveAgent,
+    MessageRecord,
     Phase,
     Role,
     ServerEvent,
@@ -1348,6 +1349,34 @@ def test_a_whole_message_is_recorded_by_building_one_record(
     error = {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: message too large"}
     fold(user_echo(1, "hi", "u1", custom={"client_event_id": "c1"}), ev("SYSTEM_MESSAGE", 2, error))
     assert len(built) == 2
+
+
+def test_a_stream_builds_a_message_record_only_when_it_opens_and_completes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chunk of an open stream rebuilds the stream's state as a plain tuple: the record is
+    built (a ``MessageRecord``) when the stream opens and once more when it completes."""
+    built: list[Any] = []
+    real = reducer._new_record
+
+    def counting(cls: Any, values: Any) -> Any:
+        built.append(values)
+        return real(cls, values)
+
+    monkeypatch.setattr(reducer, "_new_record", counting)
+    opened = fold(chunk(1, 1, "Hel"))
+    assert len(built) == 1
+    streaming = fold(*(chunk(n, n, "lo ") for n in range(2, 12)), start=opened)
+    assert len(built) == 1
+    (record,) = streaming.open_streams.values()
+    assert type(record) is MessageRecord
+    assert record.prefix == 11
+    assert streaming.transcript[0].text == "Hel" + "lo " * 10
+    done = reducer.apply(streaming, chunk(12, 12, "!", final=True))
+    assert len(built) == 2
+    assert type(done.record("agent:m1")) is MessageRecord
+    assert done.transcript[0].text == "Hel" + "lo " * 10 + "!"
+    assert done.transcript[0].complete
 
 
 def test_an_event_of_a_class_the_decoder_does_not_make_is_still_folded() -> None:

@@ -13,7 +13,7 @@ function of the *set* of events, so any arrival order folds to the same conversa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -64,6 +64,7 @@ _ECHO_KEY = "client:"
 """The kind of record key of our own messages, by ``client_event_id`` (see :attr:`Message.key`)."""
 _ECHO_KEY_LENGTH = len(_ECHO_KEY)
 _new_object = object.__new__
+_new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 _set_attribute = object.__setattr__
 
 Fields = dict[str, Any]
@@ -99,10 +100,12 @@ class Conversation:
     """Distinct known-type events with a sequence."""
     records: Map[str, MessageRecord] = _EMPTY_MAP
     """Messages by key (see :attr:`Message.key`)."""
-    open_streams: Map[str, MessageRecord] = _EMPTY_MAP
-    """Streams still being assembled, by ``message_id``; each moves to ``records`` once, when
-    complete. Kept apart so that a chunk updates this small map rather than the one that grows
-    with history, and finds its stream without building its key."""
+    open_states: Map[str, tuple[Any, ...]] = _EMPTY_MAP
+    """Streams still being assembled, by ``message_id``, each as the items of its record in a
+    plain tuple (see :attr:`open_streams`); each moves to ``records`` once, when complete.
+    Kept apart so that a chunk updates this small map rather than the one that grows with
+    history, and finds its stream without building its key. Plain tuples, as a stream's is
+    rebuilt per chunk: a ``MessageRecord`` (a tuple subclass) costs several times as much."""
     phase_events: Map[float, str] = _EMPTY_MAP
     """Phase-changing event types by rank, kept to explain the phase (anomalies)."""
     phase: Phase = Phase.CONNECTING
@@ -120,7 +123,7 @@ class Conversation:
     notices: tuple[Notice, ...] = ()
     """Transient system messages in arrival order (the last 100)."""
     marks: Marks = attrs.field(default=NO_MARKS, eq=False, repr=False)
-    """Derived from :attr:`records` and :attr:`open_streams`, kept so that the views of the
+    """Derived from :attr:`records` and :attr:`open_states`, kept so that the views of the
     transcript's end (:attr:`streams`, :attr:`suggestions`, :meth:`reply_complete`) cost the
     same at any length of history."""
     duplicates_dropped: int = 0
@@ -151,6 +154,14 @@ class Conversation:
         """Every sequenced event (unknown types included), in the order it was applied. Arrival
         order is not a fact of the conversation, so it takes no part in equality."""
         return EventLog.of(self.log_store, self.log_length)
+
+    @property
+    def open_streams(self) -> Map[str, MessageRecord]:
+        """Streams still being assembled, by ``message_id`` (built when read: few are open)."""
+        return Map({key: _as_record(state) for key, state in self.open_states.items()})
+
+    def _open_records(self) -> list[MessageRecord]:
+        return [_as_record(state) for state in self.open_states.values()]
 
     @property
     def echoes(self) -> Map[str, str]:
@@ -297,11 +308,12 @@ class Conversation:
         """The message record for ``key``, complete or still streaming."""
         found = self.records.get(key)
         if found is None:  # few streams are open at a time
-            found = next((r for r in self.open_streams.values() if r.key == key), None)
+            state = next((s for s in self.open_states.values() if s[0] == key), None)
+            found = None if state is None else _as_record(state)
         return found
 
     def _sorted_records(self) -> list[MessageRecord]:
-        everything = [*self.records.values(), *self.open_streams.values()]
+        everything = [*self.records.values(), *self._open_records()]
         return sorted(everything, key=lambda r: (r.rank, r.key))
 
     @property
@@ -326,7 +338,7 @@ class Conversation:
         return tuple(
             record.view(interrupted=ended or (breaker is not None and breaker > point))
             for point, record in sorted(
-                ((record.rank, record.key), record) for record in self.open_streams.values()
+                ((record.rank, record.key), record) for record in self._open_records()
             )
         )
 
@@ -417,8 +429,15 @@ class Conversation:
             "cursor": self.cursor,
             "gaps": len(self.missing),
             "events": self.events_applied,
-            "messages": len(self.records) + len(self.open_streams),
+            "messages": len(self.records) + len(self.open_states),
         }
+
+
+def _as_record(state: tuple[Any, ...]) -> MessageRecord:
+    """The record of an open stream's state (see :attr:`Conversation.open_states`)."""
+    if type(state) is MessageRecord:
+        return state
+    return _new_record(MessageRecord, state)
 
 
 class _BuildingConversation(Conversation):

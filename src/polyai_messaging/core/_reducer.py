@@ -80,6 +80,9 @@ _NO_CHUNKS: Map[int, Any] = Map()
 # Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 _new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
+_State = tuple[Any, ...]
+"""A message record as the reducer handles it: a ``MessageRecord``, or an open stream's state
+(its items in a plain tuple, see ``Conversation.open_states``). Read by item only."""
 _USER = Role.USER  # a global: the interpreter does not specialise reading a class attribute
 
 
@@ -219,18 +222,18 @@ def _latest(current: tuple[float, Any] | None, rank: float, value: Any) -> tuple
 
 def _placed(
     fields: Fields,
-    record: MessageRecord | None,
+    record: _State | None,
     key: str,
     role: Role,
     rank: float,
     event: ServerEvent,
-) -> MessageRecord:
+) -> _State:
     """``record`` (a new one for ``key`` if none), placed at the lowest rank that carried it."""
     if record is None:
         return _new_record(
             MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
         )
-    if rank < record.rank:
+    if rank < record[2]:
         marks = fields["marks"]
         if marks is not None and any(mark is not None and mark[1] == key for mark in marks):
             # The mark's record moves earlier, so another may now be last: recount (rare).
@@ -238,13 +241,18 @@ def _placed(
         # The event that places the message also dates it, even without a timestamp (replayed
         # events may lack one; docs: protocol-batches):
         # keeping an earlier-arrived timestamp would make the result depend on arrival order.
-        return record._replace(rank=rank, timestamp=event.timestamp)
+        # (Items and a new record: ``record`` may be an open stream's state, a plain tuple.)
+        key, role, _, whole, chunks, final, client_event_id, _, prefix = record
+        return _new_record(
+            MessageRecord,
+            (key, role, rank, whole, chunks, final, client_event_id, event.timestamp, prefix),
+        )
     return record
 
 
 def _with_whole(
-    record: MessageRecord, rank: float, event: ServerEvent, client_event_id: str | None = None
-) -> MessageRecord:
+    record: _State, rank: float, event: ServerEvent, client_event_id: str | None = None
+) -> _State:
     """``record`` with ``event``'s payload as the consolidated one; the lowest-ranked copy wins."""
     held = record[3]  # as held: see MessageRecord.whole
     if held is not None and chunk_rank(held) <= rank:
@@ -285,35 +293,36 @@ def _whole(
     _mark(fields, record, complete=True)
 
 
-def _agent_record(
-    fields: Fields, message_id: str, rank: float, event: ServerEvent
-) -> MessageRecord:
+def _agent_record(fields: Fields, message_id: str, rank: float, event: ServerEvent) -> _State:
     """The record of agent message ``message_id`` (an open stream, complete, or new), placed."""
-    record: MessageRecord | None = fields["open_streams"].get(message_id)
-    if record is not None:
+    record: _State | None = fields["open_states"].get(message_id)
+    if record is not None:  # a state: a plain tuple (see Conversation.open_states)
         if record[2] <= rank:  # its rank (an item: see _on_chunk)
             return record  # the usual case: a later chunk of an open stream
-        return _placed(fields, record, record.key, Role.AGENT, rank, event)
+        return _placed(fields, record, record[0], Role.AGENT, rank, event)
     # The key is built only here, once per message: chunks find their stream by message_id.
     key = f"agent:{message_id}"
     return _placed(fields, fields["records"].get(key), key, Role.AGENT, rank, event)
 
 
-def _store_agent(fields: Fields, record: MessageRecord, message_id: str) -> None:
-    streams = fields["open_streams"]
+def _store_agent(fields: Fields, record: _State, message_id: str) -> None:
+    """Store an agent message's record: as an open stream's state, or complete."""
+    streams = fields["open_states"]
     # A stream stays open until its final chunk is known and every chunk before it arrived.
     # (Not record.complete: items, as in _on_chunk. 3: whole, 5: final_index, 8: prefix.)
     if record[3] is None and (record[5] is None or record[8] < record[5]):
-        fields["open_streams"] = streams.set(message_id, record)
+        fields["open_states"] = streams.set(message_id, record)
         _mark(fields, record, complete=False)
         return
     if message_id in streams:
-        fields["open_streams"] = streams.delete(message_id)
+        fields["open_states"] = streams.delete(message_id)
+    if type(record) is not MessageRecord:  # an open stream's state: a plain tuple
+        record = _new_record(MessageRecord, record)
     fields["records"] = fields["records"].set(record[0], record)
     _mark(fields, record, complete=True)
 
 
-def _mark(fields: Fields, record: MessageRecord, *, complete: bool) -> None:
+def _mark(fields: Fields, record: _State, *, complete: bool) -> None:
     """Raise the marks (see :class:`Marks`) to ``record`` as stored, where it is greater."""
     marks: Marks | None = fields["marks"]
     if marks is None:
@@ -346,7 +355,7 @@ def _recount(fields: Fields) -> Marks:
     marks_fields: Fields = {"marks": NO_MARKS}
     for record in fields["records"].values():
         _mark(marks_fields, record, complete=True)
-    for record in fields["open_streams"].values():
+    for record in fields["open_states"].values():
         _mark(marks_fields, record, complete=False)
     return marks_fields["marks"]  # type: ignore[no-any-return]
 
@@ -383,7 +392,7 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     index = chunk.chunk_index
     message_id = chunk.message_id
     # Chunks have no other grouping key, so even an empty message_id groups them.
-    streams = fields["open_streams"]
+    streams = fields["open_states"]
     # `in` then an item, not Map.get: a method call packs its arguments in a tuple, and `in`
     # answers the usual miss (a new chunk index, a new message) at a third of the cost.
     stored = record = streams[message_id] if message_id in streams else None  # noqa: SIM401
@@ -406,17 +415,15 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
             if len(chunks) > prefix:
                 while prefix + 1 in chunks:
                     prefix += 1
-        record = _new_record(
-            MessageRecord,
-            (key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix),
-        )
+        # A plain tuple: the stream's state (see Conversation.open_states).
+        record = (key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix)
     # Still open: not complete (an open stream has no whole message).
     if stored is not None and placed is stored[2] and (final is None or prefix < final):
         # The usual case, _store_agent's first branch without the marks: the stream stays
         # open at its place, so it raises no mark: it raised them when first stored, and marks
         # only rise (or are recounted from every record).
         if record is not stored:
-            fields["open_streams"] = streams.set(message_id, record)
+            fields["open_states"] = streams.set(message_id, record)
     else:
         _store_agent(fields, record, message_id)
     if rank > fields["agent_output_rank"]:  # noqa: PLR1730 (max() is a call; once per chunk)
