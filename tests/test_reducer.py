@@ -1351,11 +1351,11 @@ def test_a_whole_message_is_recorded_by_building_one_record(
     assert len(built) == 2
 
 
-def test_a_stream_builds_a_message_record_only_when_it_opens_and_completes(
+def test_a_stream_builds_its_message_record_once_when_it_completes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A chunk of an open stream rebuilds the stream's state as a plain tuple: the record is
-    built (a ``MessageRecord``) when the stream opens and once more when it completes."""
+    """Each chunk of an open stream rebuilds the stream's state as a plain tuple: the
+    ``MessageRecord`` is built once, when the stream completes (views build their own)."""
     built: list[Any] = []
     real = reducer._new_record
 
@@ -1364,18 +1364,16 @@ def test_a_stream_builds_a_message_record_only_when_it_opens_and_completes(
         return real(cls, values)
 
     monkeypatch.setattr(reducer, "_new_record", counting)
-    opened = fold(chunk(1, 1, "Hel"))
-    assert len(built) == 1
-    streaming = fold(*(chunk(n, n, "lo ") for n in range(2, 12)), start=opened)
-    assert len(built) == 1
+    streaming = fold(*(chunk(n, n, "lo ") for n in range(1, 12)))
+    assert built == []
     (record,) = streaming.open_streams.values()
     assert type(record) is MessageRecord
     assert record.prefix == 11
-    assert streaming.transcript[0].text == "Hel" + "lo " * 10
+    assert streaming.transcript[0].text == "lo " * 11
     done = reducer.apply(streaming, chunk(12, 12, "!", final=True))
-    assert len(built) == 2
+    assert len(built) == 1
     assert type(done.record("agent:m1")) is MessageRecord
-    assert done.transcript[0].text == "Hel" + "lo " * 10 + "!"
+    assert done.transcript[0].text == "lo " * 11 + "!"
     assert done.transcript[0].complete
 
 

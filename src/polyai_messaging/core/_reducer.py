@@ -396,8 +396,16 @@ def _on_chunk(fields: Fields, event: PolyAgentMessageChunk, rank: float) -> None
     # `in` then an item, not Map.get: a method call packs its arguments in a tuple, and `in`
     # answers the usual miss (a new chunk index, a new message) at a third of the cost.
     stored = record = streams[message_id] if message_id in streams else None  # noqa: SIM401
-    if record is None or record[2] > rank:  # else the usual case: an open stream's next chunk
-        record = _agent_record(fields, message_id, rank, event)
+    if record is None:
+        # _agent_record, inlined with its usual case: a new stream's state is built directly.
+        key = f"agent:{message_id}"
+        records = fields["records"]
+        if key in records:  # the message arrived whole, or complete, before
+            record = _placed(fields, records[key], key, Role.AGENT, rank, event)
+        else:
+            record = (key, Role.AGENT, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
+    elif record[2] > rank:  # else the usual case: an open stream's next chunk
+        record = _placed(fields, record, record[0], Role.AGENT, rank, event)
     # Unpacked, not read by name: a NamedTuple field is a descriptor the interpreter does not
     # specialise, several times the cost of an item (once per chunk, nine fields).
     key, role, placed, whole, chunks, final, client_event_id, timestamp, prefix = record
