@@ -134,8 +134,14 @@ class Gaps:
         top = tail[-1][1] if tail else self._tree_last()
         if first > last or (top is not None and first <= top):
             raise ValueError(f"range ({first}, {last}) does not follow the last range")
-        if len(tail) < self._fanout:
-            return self._derive(self._root, self._height, (*tail, (first, last)), self._count + 1)
+        if len(tail) < self._fanout:  # the usual case (_derive inlined: once per gap opened)
+            new: Gaps = _new(Gaps)
+            new._root = self._root
+            new._height = self._height
+            new._tail = tail + ((first, last),)  # noqa: RUF005 (unpacking builds a list first)
+            new._count = self._count + 1
+            new._fanout = self._fanout
+            return new
         root, height = self._push(tail)
         return self._derive(root, height, ((first, last),), self._count + 1)
 
@@ -170,34 +176,50 @@ class Gaps:
         if not self._count:  # the usual case: a duplicate of a history without gaps
             return self
         tail = self._tail
+        # (_index, _without and _derive inlined: once per late event, and a history sent out
+        # of order fills one gap per event.)
         if tail and sequence >= tail[0][0]:
-            i = _index(tail, sequence)
-            if tail[i][1] < sequence:
+            i = bisect_right(tail, sequence, key=_key) - 1
+            first, last = tail[i]
+            if last < sequence:
                 return self
-            rest = _without(tail[i], sequence)
+            rest = _without(tail[i], sequence) if first != last else ()
             tail = tail[:i] + rest + tail[i + 1 :]
             return self._derive(self._root, self._height, tail, self._count + len(rest) - 1)
         path = []
         node = self._root
         for _ in range(self._height):
-            i = _index(node, sequence)
+            i = bisect_right(node, sequence, key=_key) - 1
             if i < 0:
                 return self
             path.append((node, i))
             node = node[i][1]
-        i = _index(node, sequence)
-        if i < 0 or node[i][1] < sequence:
+        i = bisect_right(node, sequence, key=_key) - 1
+        if i < 0:
             return self
-        rest = _without(node[i], sequence)
+        first, last = node[i]
+        if last < sequence:
+            return self
+        rest = _without(node[i], sequence) if first != last else ()
         fanout = self._fanout
+        # Concatenated, not unpacked into a new tuple: this builds no list first.
         entries = node[:i] + rest + node[i + 1 :]
         for parent, j in reversed(path):
             if 0 < len(entries) <= fanout:  # the usual case, inlined: one node replaces one
-                entries = (*parent[:j], (entries[0][0], entries), *parent[j + 1 :])
+                entries = parent[:j] + ((entries[0][0], entries),) + parent[j + 1 :]  # noqa: RUF005
             else:
                 entries = parent[:j] + _pieces(entries, fanout) + parent[j + 1 :]
-        root, height = _rooted(_pieces(entries, fanout), self._height)
-        return self._derive(root, height, tail, self._count + len(rest) - 1)
+        if 0 < len(entries) <= fanout and (len(entries) > 1 or not self._height):
+            root, height = entries, self._height  # the usual case of _rooted(_pieces(...))
+        else:
+            root, height = _rooted(_pieces(entries, fanout), self._height)
+        new: Gaps = _new(Gaps)
+        new._root = root
+        new._height = height
+        new._tail = tail
+        new._count = self._count + len(rest) - 1
+        new._fanout = fanout
+        return new
 
     def after(self, sequence: int) -> Iterator[Range]:
         """The ranges whose first sequence is above ``sequence``, ascending: O(log n + k)."""
