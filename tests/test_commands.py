@@ -9,6 +9,7 @@ own error, and :func:`replace_lone_surrogates` repairs it.
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -150,3 +151,50 @@ def test_encoding_builds_no_json_encoder_per_command(monkeypatch: pytest.MonkeyP
     for n in range(3):
         wire.encode(commands.UserMessage(text=f"message {n}", client_event_id=f"c-{n}"))
     assert built == []
+
+
+def _framed(command: commands.UserMessage) -> str:
+    """A user message encoded through its frame, as every other command is."""
+    custom = dict(command.custom)
+    if command.client_event_id is not None:
+        custom["client_event_id"] = command.client_event_id
+    frame: dict[str, Any] = {"type": command.TYPE, "payload": {"text": command.text}}
+    if custom:
+        frame["metadata"] = {"custom": custom}
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+@given(
+    text=any_text,
+    client_event_id=st.none() | any_text,
+    custom=st.dictionaries(st.sampled_from(["client_event_id", "k", "é"]) | any_text, any_text),
+)
+def test_a_user_message_is_written_as_its_frame_would_be_encoded(
+    text: str, client_event_id: str | None, custom: dict[str, str]
+) -> None:
+    """The user message is written out directly; it must be exactly its frame's encoding (a
+    ``client_event_id`` in ``custom`` included: the command's own replaces it in its place)."""
+    try:
+        command = commands.UserMessage(text=text, client_event_id=client_event_id, custom=custom)
+    except LocalProtocolError:
+        return
+    assert wire.encode(command) == _framed(command)
+
+
+@given(text=any_text, custom=st.dictionaries(any_text, any_text, max_size=3))
+def test_a_command_accepts_exactly_the_strings_utf8_can_encode(
+    text: str, custom: dict[str, str]
+) -> None:
+    """The checks' shortcuts (ASCII text, a dict, an empty map) refuse and accept as the full
+    check does: a string is refused exactly when it holds a surrogate."""
+    refused = any(has_surrogate(s) for s in (text, *custom, *custom.values()))
+    for mapping in (custom, MappingProxyType(custom)):
+        try:
+            command = commands.UserMessage(text=text, custom=mapping)
+        except LocalProtocolError:
+            assert refused
+            continue
+        assert not refused
+        assert command.custom == custom
+        assert type(command.custom) is dict
+        assert command.custom is not custom

@@ -45,6 +45,8 @@ def replace_lone_surrogates(text: str) -> str:
 def _encodable(value: Any, what: str) -> str:
     if type(value) is not str:
         raise LocalProtocolError(f"{what} must be a string, not {type(value).__name__}")
+    if value.isascii():  # the usual case: no surrogate, and CPython knows it without a pass
+        return value
     surrogate = _SURROGATE.search(value)
     if surrogate is not None:
         raise LocalProtocolError(
@@ -55,8 +57,11 @@ def _encodable(value: Any, what: str) -> str:
 
 
 def _string_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    if not isinstance(value, Mapping):
+    # A dict first: the ABC's isinstance is a Python-level check, once per command.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise LocalProtocolError("metadata.custom must be a mapping of strings to strings")
+    if not value:  # the usual case for a message: the driver passes its id apart
+        return {}
     return {
         _encodable(key, "metadata.custom key"): _encodable(item, "metadata.custom value")
         for key, item in value.items()

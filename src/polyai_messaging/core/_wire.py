@@ -21,6 +21,7 @@ import json
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from json.encoder import encode_basestring as _quoted
 from typing import Any, Final
 
 import attrs
@@ -445,8 +446,41 @@ def _payload(command: ClientCommand) -> dict[str, Any]:
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+_CLIENT_EVENT_ID = "client_event_id"
+_USER_MESSAGE_START = f'{{"type":{_quoted(UserMessage.TYPE)},"payload":{{"text":'
+_CLIENT_EVENT_ID_KEY = f"{_quoted(_CLIENT_EVENT_ID)}:"
+
+
+def _user_message(command: UserMessage) -> str:
+    """:func:`encode` of a user message, written out: exactly what ``_COMPACT`` writes for its
+    frame (strings quoted by the same function), without building the frame or an encoder."""
+    text = _USER_MESSAGE_START + _quoted(command.text) + "}"
+    custom = command.custom
+    client_event_id = command.client_event_id
+    if not custom:
+        if client_event_id is None:
+            return text + "}"
+        return (
+            f'{text},"metadata":{{"custom":{{{_CLIENT_EVENT_ID_KEY}{_quoted(client_event_id)}}}}}}}'
+        )
+    pairs = [
+        # The id replaces a custom entry of the same key in its place, as a dict update does.
+        _quoted(key)
+        + ":"
+        + _quoted(
+            client_event_id if key == _CLIENT_EVENT_ID and client_event_id is not None else value
+        )
+        for key, value in custom.items()
+    ]
+    if client_event_id is not None and _CLIENT_EVENT_ID not in custom:
+        pairs.append(_CLIENT_EVENT_ID_KEY + _quoted(client_event_id))
+    return f'{text},"metadata":{{"custom":{{{",".join(pairs)}}}}}}}'
+
+
 def encode(command: ClientCommand) -> str:
     """Encode a client command as compact JSON: ``type``, ``payload`` and maybe ``metadata``."""
+    if type(command) is UserMessage:  # once per message sent
+        return _user_message(command)
     frame: dict[str, Any] = {"type": command.TYPE, "payload": _payload(command)}
     custom = dict(command.custom)
     if isinstance(command, UserMessage) and command.client_event_id is not None:
