@@ -29,6 +29,7 @@ from polyai_messaging.core import (
     hint_for,
 )
 from polyai_messaging.core import _events as events_module
+from polyai_messaging.core import _message_rules as message_rules
 from polyai_messaging.core import _reducer as reducer
 from polyai_messaging.core import _wire as wire
 from strategies import CATALOGUE
@@ -1339,13 +1340,13 @@ def test_a_whole_message_is_recorded_by_building_one_record(
 ) -> None:
     """An echo or a system message builds its record once (it was built, then rebuilt whole)."""
     built: list[Any] = []
-    real = reducer._new_record
+    real = message_rules._new_record
 
     def counting(cls: Any, values: Any) -> Any:
         built.append(values)
         return real(cls, values)
 
-    monkeypatch.setattr(reducer, "_new_record", counting)
+    monkeypatch.setattr(message_rules, "_new_record", counting)
     error = {"level": "SYSTEM_MESSAGE_LEVEL_ERROR", "message": "Error: message too large"}
     fold(user_echo(1, "hi", "u1", custom={"client_event_id": "c1"}), ev("SYSTEM_MESSAGE", 2, error))
     assert len(built) == 2
@@ -1357,13 +1358,13 @@ def test_a_stream_builds_its_message_record_once_when_it_completes(
     """Each chunk of an open stream rebuilds the stream's state as a plain tuple: the
     ``MessageRecord`` is built once, when the stream completes (views build their own)."""
     built: list[Any] = []
-    real = reducer._new_record
+    real = message_rules._new_record
 
     def counting(cls: Any, values: Any) -> Any:
         built.append(values)
         return real(cls, values)
 
-    monkeypatch.setattr(reducer, "_new_record", counting)
+    monkeypatch.setattr(message_rules, "_new_record", counting)
     streaming = fold(*(chunk(n, n, "lo ") for n in range(1, 12)))
     assert built == []
     (record,) = streaming.open_streams.values()
