@@ -86,6 +86,7 @@ class Conversation:
     """The events of :attr:`log`, shared with other versions of this conversation: this one
     holds the first :attr:`log_length`."""
     log_length: int = attrs.field(default=0, eq=False, repr=False)
+    """How many of :attr:`log_store`'s events this version holds."""
     id_memory: IdMemory = attrs.field(factory=IdMemory, eq=False, repr=False)
     """The ids of recent events, shared with other versions of this conversation: this one
     remembers the first :attr:`ids_seen` (see :attr:`recent_ids`). De-duplication

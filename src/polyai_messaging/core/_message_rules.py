@@ -37,7 +37,7 @@ from ._messages import (
 __all__: list[str] = []
 
 _NO_CHUNKS: Map[int, Any] = Map()
-# Builds a MessageRecord from its eight values in order, without NamedTuple's keyword layer.
+# Builds a MessageRecord from its nine values in order, without NamedTuple's keyword layer.
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
 _new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
 _State = tuple[Any, ...]
