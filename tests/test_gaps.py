@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from polyai_messaging.core import _gaps
 from polyai_messaging.core._gaps import FANOUT, Gaps
 from strategies import examples
 
@@ -122,3 +123,26 @@ def test_equality_pickling_and_repr() -> None:
     assert repr(Gaps().appended(2, 3)) == "Gaps([(2, 3)])"
     with pytest.raises(TypeError):
         hash(small)
+
+
+def test_filling_the_lowest_gap_searches_no_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Late events usually fill the gaps lowest first (a replay sends them in order): that
+    gap is found by following each node's first entry, without a search."""
+    gaps = Gaps()
+    for first in range(1, 4 * FANOUT * FANOUT, 2):
+        gaps = gaps.appended(first, first)
+    searches: list[object] = []
+    real = _gaps.bisect_right
+
+    def counted(*args: object, **kwargs: object) -> int:
+        searches.append(args)
+        return real(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(_gaps, "bisect_right", counted)
+    expected = list(gaps)
+    while len(expected) > len(gaps._tail):
+        gaps = gaps.filled(expected.pop(0)[0])
+        assert list(gaps) == expected
+    assert searches == []
+    gaps.filled(expected[-1][0] - 1)  # not missing, and not the lowest: searched
+    assert searches

@@ -188,22 +188,32 @@ class Gaps:
             return self._derive(self._root, self._height, tail, self._count + len(rest) - 1)
         path = []
         node = self._root
+        if not node or sequence < node[0][0]:
+            return self
+        # The lowest gap is found without a search: late events usually fill the gaps lowest
+        # first (a replay sends them in order), so its subtree is each node's first.
         for _ in range(self._height):
-            i = bisect_right(node, sequence, key=_key) - 1
-            if i < 0:
-                return self
+            if len(node) > 1 and sequence >= node[1][0]:
+                i = bisect_right(node, sequence, key=_key) - 1
+            else:
+                i = 0
             path.append((node, i))
             node = node[i][1]
-        i = bisect_right(node, sequence, key=_key) - 1
-        if i < 0:
-            return self
+        if len(node) > 1 and sequence >= node[1][0]:
+            i = bisect_right(node, sequence, key=_key) - 1
+        else:
+            i = 0
         first, last = node[i]
         if last < sequence:
             return self
-        rest = _without(node[i], sequence) if first != last else ()
         fanout = self._fanout
-        # Concatenated, not unpacked into a new tuple: this builds no list first.
-        entries = node[:i] + rest + node[i + 1 :]
+        if first == last:
+            rest = ()
+            # Concatenated, not unpacked into a new tuple: this builds no list first.
+            entries = node[i + 1 :] if i == 0 else node[:i] + node[i + 1 :]
+        else:
+            rest = _without(node[i], sequence)
+            entries = node[:i] + rest + node[i + 1 :]
         for parent, j in reversed(path):
             if 0 < len(entries) <= fanout:  # the usual case, inlined: one node replaces one
                 entries = parent[:j] + ((entries[0][0], entries),) + parent[j + 1 :]  # noqa: RUF005
