@@ -1291,14 +1291,21 @@ def test_an_empty_message_is_kept_in_the_transcript() -> None:
 
 def test_a_streams_next_chunk_builds_no_marks() -> None:
     """The marks move when a message is first stored or completed, not on every chunk of an open
-    stream (each chunk rebuilt them, unchanged)."""
+    stream (each chunk rebuilt them, unchanged); a fold writes only the mark that moved."""
+
+    def marks(conversation: Conversation) -> tuple[Any, ...]:
+        return (conversation.mark_last, conversation.mark_breaker, conversation.mark_reply)
+
     opened = fold(chunk(1, 1, "Hel"))
     second = fold(chunk(2, 2, "lo "), start=opened)
     third = fold(chunk(3, 3, "there"), start=second)
-    assert second.marks is opened.marks
-    assert third.marks is opened.marks
+    assert all(a is b for a, b in zip(marks(second), marks(opened), strict=True))
+    assert all(a is b for a, b in zip(marks(third), marks(opened), strict=True))
     done = fold(chunk(4, 4, "", final=True), start=third)
-    assert done.marks is not third.marks
+    assert done.mark_last is third.mark_last  # the same message is still the last
+    assert done.mark_breaker is third.mark_breaker
+    assert done.mark_reply is not third.mark_reply  # now complete: the reply
+    assert done.marks == (done.mark_last, done.mark_breaker, done.mark_reply)
     assert done.reply_complete()
 
 

@@ -31,7 +31,6 @@ from ._gaps import Gaps
 from ._history import EventLog, LogStore
 from ._ids import RECENT_ID_MEMORY, IdMemory
 from ._messages import (
-    NO_MARKS,
     Agent,
     Marks,
     Message,
@@ -65,6 +64,7 @@ _ECHO_KEY = "client:"
 _ECHO_KEY_LENGTH = len(_ECHO_KEY)
 _new_object = object.__new__
 _new_record: Callable[[type[MessageRecord], tuple[Any, ...]], MessageRecord] = tuple.__new__
+_new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
 _set_attribute = object.__setattr__
 
 Fields = dict[str, Any]
@@ -123,10 +123,13 @@ class Conversation:
     live_output_rank: float = -1.0
     notices: tuple[Notice, ...] = ()
     """Transient system messages in arrival order (the last 100)."""
-    marks: Marks = attrs.field(default=NO_MARKS, eq=False, repr=False)
-    """Derived from :attr:`records` and :attr:`open_states`, kept so that the views of the
-    transcript's end (:attr:`streams`, :attr:`suggestions`, :meth:`reply_complete`) cost the
-    same at any length of history."""
+    mark_last: tuple[float, str] | None = attrs.field(default=None, eq=False, repr=False)
+    """:attr:`Marks.last` of :attr:`marks` (the marks are kept as three fields: a fold then
+    writes the one that moved, and builds no ``Marks``)."""
+    mark_breaker: tuple[float, str] | None = attrs.field(default=None, eq=False, repr=False)
+    """:attr:`Marks.breaker` of :attr:`marks`."""
+    mark_reply: tuple[float, str] | None = attrs.field(default=None, eq=False, repr=False)
+    """:attr:`Marks.reply` of :attr:`marks`."""
     duplicates_dropped: int = 0
     protocol_errors: tuple[str, ...] = ()
     """Descriptions of rejected input (malformed batch or array elements); bounded."""
@@ -149,6 +152,13 @@ class Conversation:
         return building
 
     # --- views ------------------------------------------------------------------------------
+
+    @property
+    def marks(self) -> Marks:
+        """Derived from :attr:`records` and :attr:`open_states`, kept so that the views of the
+        transcript's end (:attr:`streams`, :attr:`suggestions`, :meth:`reply_complete`) cost the
+        same at any length of history."""
+        return _new_marks(Marks, (self.mark_last, self.mark_breaker, self.mark_reply))
 
     @property
     def log(self) -> EventLog:
@@ -334,7 +344,7 @@ class Conversation:
         """Streams still missing chunks, interrupted ones included (each flagged)."""
         # Incomplete messages are exactly the open streams, few at any time: the transcript
         # (every message, sorted) is not built. A stream is interrupted as in it.
-        breaker = self.marks.breaker
+        breaker = self.mark_breaker
         ended = self.ended
         return tuple(
             record.view(interrupted=ended or (breaker is not None and breaker > point))
@@ -351,7 +361,7 @@ class Conversation:
     @property
     def suggestions(self) -> tuple[Suggestion, ...]:
         """Quick replies of the last message, if an agent sent it."""
-        last = self.marks.last
+        last = self.mark_last
         record = None if last is None else self.record(last[1])
         if record is None or record.role not in (Role.AGENT, Role.LIVE_AGENT):
             return ()
@@ -380,7 +390,7 @@ class Conversation:
             if mine is None or mine.sequence is None:
                 return False
             after = mine.sequence
-        reply = self.marks.reply
+        reply = self.mark_reply
         return reply is not None and reply[0] > after
 
     @property

@@ -24,7 +24,6 @@ from ._events import (
 )
 from ._fact_rules import _move, _set_fact
 from ._messages import (
-    NO_MARKS,
     Marks,
     MessageRecord,
     Notice,
@@ -34,7 +33,7 @@ from ._messages import (
     hint_for,
 )
 
-__all__: list[str] = []
+__all__ = ["STALE"]
 
 _NO_CHUNKS: Map[int, Any] = Map()
 # Builds a MessageRecord from its nine values in order, without NamedTuple's keyword layer.
@@ -43,6 +42,8 @@ _new_marks: Callable[[type[Marks], tuple[Any, ...]], Marks] = tuple.__new__
 _State = tuple[Any, ...]
 """A message record as the reducer handles it: a ``MessageRecord``, or an open stream's state
 (its items in a plain tuple, see ``Conversation.open_states``). Read by item only."""
+STALE = object()
+"""``mark_last`` of a conversation being built whose marks must be recounted (see _placed)."""
 _USER = Role.USER  # a global: the interpreter does not specialise reading a class attribute
 
 
@@ -60,10 +61,11 @@ def _placed(
             MessageRecord, (key, role, rank, None, _NO_CHUNKS, None, None, event.timestamp, 0)
         )
     if rank < record[2]:
-        marks = fields["marks"]
-        if marks is not None and any(mark is not None and mark[1] == key for mark in marks):
+        last = fields["mark_last"]
+        marks = (last, fields["mark_breaker"], fields["mark_reply"])
+        if last is not STALE and any(mark is not None and mark[1] == key for mark in marks):
             # The mark's record moves earlier, so another may now be last: recount (rare).
-            fields["marks"] = None
+            fields["mark_last"] = STALE
         # The event that places the message also dates it, even without a timestamp (replayed
         # events may lack one; docs: protocol-batches):
         # keeping an earlier-arrived timestamp would make the result depend on arrival order.
@@ -149,41 +151,46 @@ def _store_agent(fields: Fields, record: _State, message_id: str) -> None:
 
 
 def _mark(fields: Fields, record: _State, *, complete: bool) -> None:
-    """Raise the marks (see :class:`Marks`) to ``record`` as stored, where it is greater."""
-    marks: Marks | None = fields["marks"]
-    if marks is None:
+    """Raise the marks (see :class:`Marks`) to ``record`` as stored, where it is greater.
+
+    Each mark is a field of its own (``mark_last``, ``mark_breaker``, ``mark_reply``): only a
+    mark that moves is written, and no ``Marks`` is built."""
+    last = fields["mark_last"]
+    if last is STALE:
         return  # recounted at the end of apply
-    last, breaker, reply = marks
     # Items, not names: see _on_chunk (the record's key, role and rank).
     key, role, rank = record[0], record[1], record[2]
     point = (rank, key)
     if last is None or point > last:
-        last = point
+        fields["mark_last"] = point
     elif role is _USER:
         return  # the usual case for a user message: not the last, and it marks nothing else
-    elif complete is False and breaker is not None and point <= breaker:
-        return  # the usual case for a stream's next chunk: it raises nothing
+    elif complete is False:
+        breaker = fields["mark_breaker"]
+        if breaker is not None and point <= breaker:
+            return  # the usual case for a stream's next chunk: it raises nothing
     if role is not _USER:
+        breaker = fields["mark_breaker"]
         if breaker is None or point > breaker:
-            breaker = point
+            fields["mark_breaker"] = point
         if complete:
             # A sequenced message ranks by its sequence; a live one between two (x.5).
             scored = (rank if rank == int(rank) else 0, key)
+            reply = fields["mark_reply"]
             if reply is None or scored > reply:
-                reply = scored
-    # A new Marks only when one moved (tuple.__new__: NamedTuple's own is a Python call).
-    if last is not marks[0] or breaker is not marks[1] or reply is not marks[2]:
-        fields["marks"] = _new_marks(Marks, (last, breaker, reply))
+                fields["mark_reply"] = scored
 
 
 def _recount(fields: Fields) -> Marks:
     """The marks counted afresh from every record."""
-    marks_fields: Fields = {"marks": NO_MARKS}
+    marks_fields: Fields = {"mark_last": None, "mark_breaker": None, "mark_reply": None}
     for record in fields["records"].values():
         _mark(marks_fields, record, complete=True)
     for record in fields["open_states"].values():
         _mark(marks_fields, record, complete=False)
-    return marks_fields["marks"]  # type: ignore[no-any-return]
+    return _new_marks(
+        Marks, (marks_fields["mark_last"], marks_fields["mark_breaker"], marks_fields["mark_reply"])
+    )
 
 
 # Record keys are "<kind>:<value>" with a kind from a fixed set containing no ":", so two keys

@@ -63,6 +63,7 @@ from ._fact_rules import (
 from ._history import BLOCK
 from ._ids import IdMemory
 from ._message_rules import (
+    STALE,
     _on_agent_message,
     _on_chunk,
     _on_live_message,
@@ -93,8 +94,8 @@ def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
     # copy, as one transaction. (Conversation.fields and from_fields, inlined: once per event.)
     fields = conversation.__dict__.copy()
     _apply_into(fields, event)
-    if fields["marks"] is None:  # a marked message moved earlier (see _placed)
-        fields["marks"] = _recount(fields)
+    if fields["mark_last"] is STALE:  # a marked message moved earlier (see _placed)
+        fields["mark_last"], fields["mark_breaker"], fields["mark_reply"] = _recount(fields)
     new: Conversation = _BuildingConversation()
     new.__dict__ = fields
     new.__class__ = Conversation
