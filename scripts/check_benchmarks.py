@@ -46,6 +46,12 @@ FIGURES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "sessions": ("sessions", "cpu_share", "late_heartbeats", "aborts", "kib_per_session"),
         "resume": ("replayed_vs_missed", "resume_100k_vs_100", "restart_100k_vs_100"),
+        "persist": (
+            "dump_100k_s",
+            "load_100k_s",
+            "dump_per_event_100k_vs_100",
+            "load_per_event_100k_vs_100",
+        ),
         "storm": ("busiest_100ms_share", "all_back_s", "handshake_timeouts"),
     }
 )

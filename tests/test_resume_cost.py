@@ -8,6 +8,7 @@ while its replay arrives (a ``SESSION_START`` re-sent first included) or when it
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -39,9 +40,9 @@ class PrependingServer(ModelServer):
         return frames
 
 
-def _grown(server: ModelServer) -> Link:
-    """A session whose client holds a history of ``HISTORY`` events."""
-    for number in range(HISTORY - 1):
+def _grown(server: ModelServer, history: int = HISTORY) -> Link:
+    """A session whose client holds a history of ``history`` events."""
+    for number in range(history - 1):
         if number % 2:
             server.append("POLY_AGENT_MESSAGE", {"text": "Sure.", "message_id": f"a{number}"})
         else:
@@ -50,7 +51,7 @@ def _grown(server: ModelServer) -> Link:
     link = Link(SessionState.new("held", seed=5), server)
     link.feed(Start())
     link.settle()
-    assert link.state.conversation.cursor >= HISTORY
+    assert link.state.conversation.cursor >= history
     assert not link.state.conversation.gaps
     return link
 
@@ -100,6 +101,32 @@ def test_a_restart_from_saved_state_does_not_pass_over_the_history(
     assert link.state.conversation.events_applied == last
     resumed = [e for e in link.effects if isinstance(e, Resumed)]
     assert resumed == [Resumed(ResumeKind.RESUMED, (), cursor)]
+
+
+def _restart_memory(history: int) -> tuple[int, int]:
+    """Bytes a restart from a saved ``history``-event state allocates and keeps, and at most."""
+    server = ModelServer()
+    saved = dump_state(_grown(server, history).state)
+    _miss(server)
+    restored = load_state(saved)
+    tracemalloc.start()
+    try:
+        link = Link(restored, server, clock=1000.0)
+        link.feed(Start())
+        link.settle()
+        return tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_restart_allocates_for_the_missed_events_not_the_history() -> None:
+    # Ten times the history adds a level to the persistent maps the missed events are folded
+    # into (a few hundred bytes), nothing in proportion to it: a copy of anything built from
+    # every event (the log's tail, the timeline) would show here.
+    small_held, small_peak = _restart_memory(300)
+    large_held, large_peak = _restart_memory(3000)
+    assert large_held < 1.5 * small_held
+    assert large_peak < 1.5 * small_peak
 
 
 def test_finding_a_held_event_costs_how_far_it_moved_not_the_history(
