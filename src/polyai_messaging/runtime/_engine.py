@@ -198,6 +198,15 @@ class Engine:
         """Let other tasks run (and a cancellation be delivered)."""
         raise NotImplementedError
 
+    async def cancel_point(self) -> None:
+        """Deliver a pending cancellation, before an intent is executed (by default
+        :meth:`checkpoint`, which then stands for the intent's whole checkpoint)."""
+        await self.checkpoint()
+
+    async def schedule_point(self) -> None:
+        """Let other tasks run once an intent is executed, never raising a cancellation (by
+        default nothing: :meth:`cancel_point` was the checkpoint)."""
+
     # --- the single entry point ------------------------------------------------------------
 
     @property
