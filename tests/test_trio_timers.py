@@ -3,10 +3,14 @@ lives only while some alarm is held."""
 
 from __future__ import annotations
 
+import gc
+
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
-from polyai_messaging.trio._timers import alarm
+from polyai_messaging.trio._timers import Alarm, _Timers, alarm
 
 
 def _timer_tasks() -> int:
@@ -81,3 +85,50 @@ async def test_a_session_opened_after_the_last_closed_gets_a_timer_task_again(
     assert fired == ["second"]
     await second.release()
     assert _timer_tasks() == 0
+
+
+async def test_moving_an_alarm_allocates_nothing_the_collector_tracks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A heartbeat re-arms its session's alarm: an entry made per setting lived until it came
+    # up, long enough to be promoted by the garbage collector, for every session.
+    start = trio.current_time()
+    alarms = [alarm(lambda: None) for _ in range(50)]
+    for n, each in enumerate(alarms):
+        each.set(start + 100 + n)
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for step in range(1, 21):
+            for n, each in enumerate(alarms):
+                each.set(start + 100 + (n * 7 + step * 13) % 50)
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert grown < 10
+    for each in alarms:
+        await each.release()
+
+
+@given(st.lists(st.tuples(st.integers(0, 7), st.none() | st.integers(0, 40)), max_size=60))
+def test_alarms_come_up_in_time_order_at_their_latest_setting(
+    settings_: list[tuple[int, int | None]],
+) -> None:
+    timers = _Timers()
+    alarms = [Alarm(timers, lambda: None) for _ in range(8)]
+    latest: dict[int, int | None] = {}
+    for which, at in settings_:
+        alarms[which].set(None if at is None else float(at))
+        latest[which] = at
+    heap = timers._heap
+    assert all(entry.index == place for place, entry in enumerate(heap))
+    assert sorted(id(entry) for entry in heap) == sorted(
+        id(alarms[which]) for which, at in latest.items() if at is not None
+    )
+    popped = []
+    while heap:
+        first = heap[0]
+        timers._remove(0)
+        assert first.index == -1
+        popped.append(first.at)
+    assert popped == sorted(at for at in latest.values() if at is not None)

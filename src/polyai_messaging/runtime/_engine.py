@@ -200,12 +200,14 @@ class Engine:
 
     async def cancel_point(self) -> None:
         """Deliver a pending cancellation, before an intent is executed (by default
-        :meth:`checkpoint`, which then stands for the intent's whole checkpoint)."""
+        :meth:`~polyai_messaging.runtime.Engine.checkpoint`, which then stands for the
+        intent's whole checkpoint)."""
         await self.checkpoint()
 
     async def schedule_point(self) -> None:
         """Let other tasks run once an intent is executed, never raising a cancellation (by
-        default nothing: :meth:`cancel_point` was the checkpoint)."""
+        default nothing: :meth:`~polyai_messaging.runtime.Engine.cancel_point` was the
+        checkpoint)."""
 
     # --- the single entry point ------------------------------------------------------------
 
