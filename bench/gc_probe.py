@@ -134,6 +134,8 @@ async def probe(arguments: argparse.Namespace, backend: str) -> dict[str, Any]:
                     await anyio.sleep(2 * INTERVAL)
                     gc.collect()
                     census = Census(arguments.where)
+                    if arguments.cycles:
+                        gc.disable()
                     if arguments.where:
                         tracemalloc.start(3)
                     heartbeats[0] = reconnects[0] = 0
@@ -149,6 +151,8 @@ async def probe(arguments: argparse.Namespace, backend: str) -> dict[str, Any]:
                     else:
                         await anyio.sleep(arguments.heartbeats * INTERVAL)
                     wall = time.perf_counter() - started
+                    cyclic = gc.collect() if arguments.cycles else None
+                    gc.enable()
                     gc.callbacks.remove(census)
                     tasks.armed = False
                     tracemalloc.stop()
@@ -164,6 +168,8 @@ async def probe(arguments: argparse.Namespace, backend: str) -> dict[str, Any]:
         f"({census.promoted / max(unit, 1):.1f} per {what}); "
         f"tasks started {tasks.started} ({tasks.started / max(unit, 1):.2f} per {what})"
     )
+    if cyclic is not None:
+        print(f"    cyclic garbage: {cyclic} objects ({cyclic / max(unit, 1):.1f} per {what})")
     for name, n in census.by_type.most_common(arguments.top):
         print(f"      {n / max(unit, 1):7.2f}  {name}")
     print("    in gen 0 when a gen-0 collection starts, per collection:")
@@ -199,6 +205,9 @@ def main() -> int:
     parser.add_argument("--heartbeats", type=int, default=5, help="intervals in the window")
     parser.add_argument("--reconnect", action="store_true", help="drop every link once")
     parser.add_argument("--where", action="store_true", help="by allocating line (slow)")
+    parser.add_argument(
+        "--cycles", action="store_true", help="collector off in the window, then count garbage"
+    )
     parser.add_argument("--top", type=int, default=15)
     arguments = parser.parse_args()
     figures = anyio.run(probe, arguments, arguments.adapter, backend=arguments.adapter)
