@@ -87,48 +87,59 @@ async def test_a_session_opened_after_the_last_closed_gets_a_timer_task_again(
     assert _timer_tasks() == 0
 
 
-async def test_moving_an_alarm_allocates_nothing_the_collector_tracks(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # A heartbeat re-arms its session's alarm: an entry made per setting lived until it came
-    # up, long enough to be promoted by the garbage collector, for every session.
-    start = trio.current_time()
-    alarms = [alarm(lambda: None) for _ in range(50)]
+def test_re_arming_a_fired_alarm_allocates_nothing_the_collector_tracks() -> None:
+    # A heartbeat re-arms its session's alarm once it has fired: an entry made per setting
+    # lived until it came up, long enough to be promoted by the garbage collector.
+    timers = _Timers()
+    alarms = [Alarm(timers, lambda: None) for _ in range(50)]
     for n, each in enumerate(alarms):
-        each.set(start + 100 + n)
+        each.set(float(n))
+    now = 49.0
+    assert len(timers.due(now)) == 50
     gc.disable()
     try:
         before = gc.get_count()[0]
-        for step in range(1, 21):
+        for _ in range(20):
+            now += 50.0
             for n, each in enumerate(alarms):
-                each.set(start + 100 + (n * 7 + step * 13) % 50)
+                each.set(now - n)
+            assert len(timers.due(now)) == 50
         grown = gc.get_count()[0] - before
     finally:
         gc.enable()
     assert grown < 10
-    for each in alarms:
-        await each.release()
 
 
-@given(st.lists(st.tuples(st.integers(0, 7), st.none() | st.integers(0, 40)), max_size=60))
-def test_alarms_come_up_in_time_order_at_their_latest_setting(
-    settings_: list[tuple[int, int | None]],
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.integers(0, 7), st.none() | st.integers(0, 40)),
+            st.integers(0, 40),
+        ),
+        max_size=60,
+    )
+)
+def test_alarms_come_up_once_each_in_time_order_at_their_latest_setting(
+    steps: list[tuple[int, int | None] | int],
 ) -> None:
     timers = _Timers()
     alarms = [Alarm(timers, lambda: None) for _ in range(8)]
-    latest: dict[int, int | None] = {}
-    for which, at in settings_:
-        alarms[which].set(None if at is None else float(at))
-        latest[which] = at
-    heap = timers._heap
-    assert all(entry.index == place for place, entry in enumerate(heap))
-    assert sorted(id(entry) for entry in heap) == sorted(
-        id(alarms[which]) for which, at in latest.items() if at is not None
-    )
-    popped = []
-    while heap:
-        first = heap[0]
-        timers._remove(0)
-        assert first.index == -1
-        popped.append(first.at)
-    assert popped == sorted(at for at in latest.values() if at is not None)
+    pending: dict[int, tuple[int, int]] = {}  # alarm: (time, when it was set)
+    for order, step in enumerate(steps):
+        if isinstance(step, tuple):
+            which, at = step
+            alarms[which].set(None if at is None else float(at))
+            if at is None:
+                pending.pop(which, None)
+            elif pending.get(which, (None,))[0] != at:
+                pending[which] = (at, order)
+            continue
+        expected = {which for which, (at, _) in pending.items() if at <= step}
+        due = timers.due(float(step))
+        times = [alarm.at for alarm in due]
+        assert times == [None] * len(due)  # each taken once, no longer set
+        assert sorted(alarms.index(alarm) for alarm in due) == sorted(expected)
+        came = [pending[alarms.index(alarm)][0] for alarm in due]
+        assert came == sorted(came)  # earliest first
+        for which in expected:
+            del pending[which]

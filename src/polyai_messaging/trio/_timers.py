@@ -11,8 +11,11 @@ It runs only while some session is open, and is gone when the last one has close
 from __future__ import annotations
 
 import contextvars
+import heapq
 import math
 from collections.abc import Callable
+from itertools import count
+from typing import Any
 
 import trio
 
@@ -23,31 +26,31 @@ class Alarm:
     """One session's timer: ``fire`` is called (in the context the alarm was made in) once
     the trio time set with :meth:`set` has come."""
 
-    __slots__ = ("_context", "_fire", "_timers", "at", "index")
+    __slots__ = ("_context", "_fire", "_spare", "_timers", "at")
 
     def __init__(self, timers: _Timers, fire: Callable[[], object]) -> None:
         self._timers = timers
         self._fire: Callable[[], object] | None = fire
         self._context = contextvars.copy_context()
+        self._spare: _Entry | None = None
+        """A heap entry of this alarm's that has come up, to be used for its next setting."""
         self.at: float | None = None
         """When it fires next, in trio time (``None``: not set)."""
-        self.index = -1
-        """Where it sits in the timers' heap (-1: not in it)."""
 
     def set(self, at: float | None) -> None:
         """Fire at ``at`` (trio time) rather than when it was set for; ``None``: never."""
         if at == self.at:
             return
         self.at = at
-        if self._fire is not None:
-            self._timers.place(self)
+        if at is not None and self._fire is not None:
+            self._timers.push(at, self)
 
     async def release(self) -> None:
         """Never fire again; the last alarm of the run waits until the timers' task is gone."""
         if self._fire is not None:
             self._fire = None
             self.at = None
-            self._timers.place(self)
+            self._spare = None  # it refers back to the alarm
             await self._timers.release()
 
     def _run(self) -> None:
@@ -56,17 +59,23 @@ class Alarm:
             self._context.run(fire)
 
 
+_Entry = list[Any]
+"""``[at, order, alarm]``: a heap entry, ordered by time, then by when it was pushed."""
+
+
 class _Timers:
     """The heap of alarms and the task that runs them (see the module docstring).
 
-    The heap holds the alarms themselves, each knowing its place, so that setting one moves
-    it in place: a heartbeat re-arms its session's alarm, and an entry made per setting
-    (``heapq``'s tuples) lived until it came up, long enough to be promoted by the garbage
-    collector, for every heartbeat of every session.
+    An alarm set again leaves its former entry in the heap; when that entry comes up it is
+    skipped, as the alarm is no longer set for that time. An entry that has come up is kept by
+    its alarm for its next setting: a heartbeat re-arms its session's alarm once it has fired,
+    and an entry made per setting lived until it came up, long enough to be promoted by the
+    garbage collector, for every heartbeat of every session.
     """
 
     def __init__(self) -> None:
-        self._heap: list[Alarm] = []
+        self._heap: list[_Entry] = []
+        self._order = count()
         self._alarms = 0
         self._sleep: trio.CancelScope | None = None
         self._gone: trio.Event | None = None
@@ -78,73 +87,32 @@ class _Timers:
             trio.lowlevel.spawn_system_task(self._run, name="polyai_messaging timers")
         return Alarm(self, fire)
 
-    def place(self, alarm: Alarm) -> None:
-        """Move ``alarm`` to where its time (``alarm.at``) puts it, or out if it has none."""
-        heap = self._heap
-        at = alarm.at
-        index = alarm.index
-        if at is None:
-            if index >= 0:
-                self._remove(index)
-            return
-        if index < 0:
-            alarm.index = len(heap)
-            heap.append(alarm)
-            self._up(alarm.index)
+    def push(self, at: float, alarm: Alarm) -> None:
+        entry = alarm._spare
+        if entry is None:
+            entry = [at, next(self._order), alarm]
         else:
-            self._up(index)
-            self._down(alarm.index)
+            alarm._spare = None
+            entry[0] = at
+            entry[1] = next(self._order)
+        heapq.heappush(self._heap, entry)
         sleep = self._sleep
         if sleep is not None and at < sleep.deadline:
             sleep.deadline = at
 
-    def _remove(self, index: int) -> None:
+    def due(self, now: float) -> list[Alarm]:
+        """Take the alarms due at ``now`` out of the heap, earliest first."""
         heap = self._heap
-        heap[index].index = -1
-        last = heap.pop()
-        if index < len(heap):
-            heap[index] = last
-            last.index = index
-            self._up(index)
-            self._down(last.index)
-
-    def _up(self, index: int) -> None:
-        heap = self._heap
-        alarm = heap[index]
-        at = alarm.at
-        assert at is not None
-        while index:
-            parent = (index - 1) >> 1
-            above = heap[parent]
-            if above.at <= at:  # type: ignore[operator]
-                break
-            heap[index] = above
-            above.index = index
-            index = parent
-        heap[index] = alarm
-        alarm.index = index
-
-    def _down(self, index: int) -> None:
-        heap = self._heap
-        size = len(heap)
-        alarm = heap[index]
-        at = alarm.at
-        assert at is not None
-        while True:
-            child = 2 * index + 1
-            if child >= size:
-                break
-            right = child + 1
-            if right < size and heap[right].at < heap[child].at:  # type: ignore[operator]
-                child = right
-            below = heap[child]
-            if at <= below.at:  # type: ignore[operator]
-                break
-            heap[index] = below
-            below.index = index
-            index = child
-        heap[index] = alarm
-        alarm.index = index
+        due: list[Alarm] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            at, _, alarm = entry
+            if alarm._fire is not None:
+                alarm._spare = entry
+            if alarm.at == at:
+                alarm.at = None
+                due.append(alarm)
+        return due
 
     async def release(self) -> None:
         self._alarms -= 1
@@ -161,23 +129,13 @@ class _Timers:
         heap = self._heap
         try:
             while self._alarms:
-                first = heap[0].at if heap else None
-                with trio.CancelScope(deadline=math.inf if first is None else first) as sleep:
+                with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep:
                     self._sleep = sleep
                     await trio.sleep_forever()
                 self._sleep = None
-                now = trio.current_time()
-                due: list[Alarm] = []
-                while heap and heap[0].at <= now:  # type: ignore[operator]
-                    alarm = heap[0]
-                    self._remove(0)
-                    alarm.at = None
-                    due.append(alarm)
-                for alarm in due:  # an alarm set again meanwhile waits for the next round
-                    alarm._run()
+                for alarm in self.due(trio.current_time()):
+                    alarm._run()  # an alarm set again meanwhile waits for the next round
         finally:
-            for alarm in heap:
-                alarm.index = -1
             heap.clear()
             gone, self._gone = self._gone, None
             if gone is not None:
