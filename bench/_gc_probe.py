@@ -12,7 +12,7 @@ drop of every link, ``--reconnect``), it counts:
   (tracemalloc, which slows everything: the counts stay right, the timings do not);
 * tasks started (trio instrument / asyncio task factory), per heartbeat (or reconnect).
 
-Run: ``python bench/gc_probe.py --adapter trio --sessions 500 --heartbeats 5``.
+Run: ``python bench/_gc_probe.py --adapter trio --sessions 500 --heartbeats 5``.
 """
 
 from __future__ import annotations
