@@ -42,6 +42,7 @@ from polyai_messaging.runtime import (
     LinkTarget,
     SessionRuntime,
     TokenCache,
+    _feed,
 )
 
 
@@ -170,6 +171,36 @@ def test_changes_nobody_waits_for_make_no_events() -> None:
     assert runtime.events().drain()
     runtime.close()
     assert made == [], "an event per snapshot, event or ending that nobody awaited"
+
+
+def test_changes_nobody_reads_make_no_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[object] = []
+
+    class Counted(_feed.Update):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(_feed, "Update", Counted)
+    runtime = Recorder()
+    runtime.start()
+    runtime.link_opened(1)
+    runtime.frame_received(1, dumps(batch(session_start(1))))
+    before = runtime.state
+    for step in range(1, 21):  # heartbeat echoes: each changes the state, nobody reads it
+        runtime.t = 100.0 + step / 10
+        runtime.frame_received(1, dumps(event("HEARTBEAT", None)))
+    assert runtime.state is not before
+    assert made == [], "a snapshot per change that nobody read"
+    latest = runtime.latest
+    assert latest.version == 23
+    assert latest.state is runtime.state
+    assert latest is runtime.latest  # made once, on the first read
+    assert len(made) == 1
+    runtime.t += 0.1
+    runtime.frame_received(1, dumps(event("HEARTBEAT", None)))
+    assert runtime.latest.version == 24
+    assert runtime.latest.state is runtime.state
 
 
 def test_a_deadline_the_driver_keeps_is_re_armed_no_sooner_than_the_floor() -> None:

@@ -3,10 +3,14 @@ lives only while some alarm is held."""
 
 from __future__ import annotations
 
+import gc
+
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
-from polyai_messaging.trio._timers import alarm
+from polyai_messaging.trio._timers import Alarm, _Timers, alarm
 
 
 def _timer_tasks() -> int:
@@ -81,3 +85,61 @@ async def test_a_session_opened_after_the_last_closed_gets_a_timer_task_again(
     assert fired == ["second"]
     await second.release()
     assert _timer_tasks() == 0
+
+
+def test_re_arming_a_fired_alarm_allocates_nothing_the_collector_tracks() -> None:
+    # A heartbeat re-arms its session's alarm once it has fired: an entry made per setting
+    # lived until it came up, long enough to be promoted by the garbage collector.
+    timers = _Timers()
+    alarms = [Alarm(timers, lambda: None) for _ in range(50)]
+    for n, each in enumerate(alarms):
+        each.set(float(n))
+    now = 49.0
+    assert len(timers.due(now)) == 50
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for _ in range(20):
+            now += 50.0
+            for n, each in enumerate(alarms):
+                each.set(now - n)
+            assert len(timers.due(now)) == 50
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert grown < 10
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.integers(0, 7), st.none() | st.integers(0, 40)),
+            st.integers(0, 40),
+        ),
+        max_size=60,
+    )
+)
+def test_alarms_come_up_once_each_in_time_order_at_their_latest_setting(
+    steps: list[tuple[int, int | None] | int],
+) -> None:
+    timers = _Timers()
+    alarms = [Alarm(timers, lambda: None) for _ in range(8)]
+    pending: dict[int, tuple[int, int]] = {}  # alarm: (time, when it was set)
+    for order, step in enumerate(steps):
+        if isinstance(step, tuple):
+            which, at = step
+            alarms[which].set(None if at is None else float(at))
+            if at is None:
+                pending.pop(which, None)
+            elif pending.get(which, (None,))[0] != at:
+                pending[which] = (at, order)
+            continue
+        expected = {which for which, (at, _) in pending.items() if at <= step}
+        due = timers.due(float(step))
+        times = [alarm.at for alarm in due]
+        assert times == [None] * len(due)  # each taken once, no longer set
+        assert sorted(alarms.index(alarm) for alarm in due) == sorted(expected)
+        came = [pending[alarms.index(alarm)][0] for alarm in due]
+        assert came == sorted(came)  # earliest first
+        for which in expected:
+            del pending[which]

@@ -190,6 +190,44 @@ def _all_tasks() -> Iterator[object]:
         pending += [child for nursery in task.child_nurseries for child in nursery.child_tasks]
 
 
+@contextmanager
+def started_client_tasks() -> Iterator[list[str]]:
+    """The name of every task running the client's code started in the block, in order."""
+    started: list[str] = []
+
+    def record(coroutine: object) -> None:
+        if _is_client_code(coroutine):
+            started.append(getattr(coroutine, "__qualname__", "?"))
+
+    if sniffio.current_async_library() == "asyncio":
+        loop = asyncio.get_running_loop()
+        previous = loop.get_task_factory()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            record(coro)
+            if previous is not None:
+                return previous(loop, coro, **kwargs)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        try:
+            yield started
+        finally:
+            loop.set_task_factory(previous)
+        return
+
+    class Spawns(trio.abc.Instrument):
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            record(task.coro)
+
+    instrument = Spawns()
+    trio.lowlevel.add_instrument(instrument)
+    try:
+        yield started
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+
+
 def client_tasks() -> list[str]:
     """The running tasks that run the client's code (the library's, its WebSocket client's),
     by name; the emulator's are left out, as it runs on the same loop."""

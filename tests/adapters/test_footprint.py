@@ -9,9 +9,12 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from polyai_messaging.testing import LocalEmulator
+from polyai_messaging.driver import DeliveryStatus
+from polyai_messaging.emulator import EmulatorConfig
+from polyai_messaging.runtime import Update
+from polyai_messaging.testing import LocalEmulator, open_emulator
 
-from .helpers import Adapter, client_tasks, replied, until, wait_for
+from .helpers import Adapter, client_tasks, replied, started_client_tasks, until, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -41,3 +44,38 @@ async def test_idle_sessions_run_one_link_task_each_and_no_writer(
         await session.send("hello")
         await until(lambda: "Link._write" not in client_tasks())
         assert Counter(client_tasks()) - before == expected
+
+
+async def test_heartbeats_and_messages_on_an_idle_link_start_no_task_but_trios_writer(
+    adapter: Adapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On asyncio a frame for an idle link is written at once. trio-websocket only writes in
+    # a task (it awaits), so on trio each frame starts the link's writer, and nothing else.
+    config = EmulatorConfig.fast(heartbeat_interval_seconds=1)
+    async with open_emulator(config) as emulator, adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        await until(lambda: "Link._write" not in client_tasks())
+        sent: list[str] = []
+        send_frame = session.send_frame
+
+        def counting(generation: int, text: str) -> bool:
+            sent.append(text)
+            return send_frame(generation, text)
+
+        monkeypatch.setattr(session, "send_frame", counting)
+        with started_client_tasks() as started:
+            await until(lambda: len(sent) >= 2, timeout=3.0)  # two heartbeats
+            cid = await session.send("hello")
+            await wait_for(session, lambda update: _delivered(update, cid))
+            await until(lambda: "Link._write" not in client_tasks())
+        assert len(sent) >= 3
+        if adapter.name == "asyncio":
+            assert started == []
+        else:
+            assert set(started) == {"Link._write"}
+            assert len(started) <= len(sent)
+
+
+def _delivered(update: Update, client_event_id: str) -> bool:
+    entry = update.state.delivery(client_event_id)
+    return entry is not None and entry.status is DeliveryStatus.SENT

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.protocol import State
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose, RedactingLogger
@@ -43,6 +44,7 @@ class Link:
     __slots__ = (
         "_open",
         "_queue",
+        "_spare",
         "_start",
         "_writer",
         "closing",
@@ -59,6 +61,9 @@ class Link:
         # Unbounded: queuing must never block, because the session queues without awaiting. A
         # list the writer takes whole, not a deque, whose first block alone is some 600 bytes.
         self._queue: list[str | QueuedClose] = []
+        self._spare: list[str | QueuedClose] = []
+        """The list the writer hands over when it takes the queue: the two take turns, so a
+        write leaves no new list behind to live until the next one (a heartbeat's)."""
         self._open: ClientConnection | None = None
         """The socket, while it is open."""
         self._writer: asyncio.Task[None] | None = None
@@ -69,9 +74,21 @@ class Link:
         """Whether a close is queued: nothing is queued after it."""
 
     def send(self, text: str) -> bool:
-        """Queue a frame for the link's writer; ``False`` if the writer is gone."""
+        """Write a frame, or queue it for the link's writer; ``False`` if the writer is gone.
+
+        On an idle link (open, nothing queued, no writer, nothing buffered in the transport)
+        the frame is written at once, as ``websockets`` would write it, since writing it there
+        cannot wait: no task is started, and the caller does not wait a loop round for one. A
+        heartbeat of every idle session, and each message sent, takes that path.
+        """
         if not self.writable or self.closing:
             return False
+        ws = self._open
+        if ws is not None and self._writer is None and not self._queue and _idle(ws):
+            ws.protocol.send_text(text.encode())
+            for data in ws.protocol.data_to_send():
+                ws.transport.write(data)
+            return True
         self._queue.append(text)
         self._write_soon()
         return True
@@ -123,20 +140,34 @@ class Link:
         the queue is empty (the next frame starts another)."""
         try:
             while self._queue:
-                batch, self._queue = self._queue, []
+                batch, self._queue = self._queue, self._spare
+                self._spare = batch
                 for item in batch:
                     if isinstance(item, QueuedClose):
                         self.writable = False
                         await ws.close(item.code, item.reason)  # bounded by close_timeout
                         return
                     await ws.send(item)
+                batch.clear()
         except ConnectionClosed:
             self.writable = False
         except BaseException:
             self.writable = False
             raise
         finally:
+            self._spare.clear()  # what was taken and not written never will be
             self._writer = None
+
+
+def _idle(ws: ClientConnection) -> bool:
+    """Whether ``ws.send`` would write a text frame without waiting: the connection is open and
+    its transport is writing nothing (so the protocol is not paused for back-pressure)."""
+    transport = ws.transport
+    return (
+        ws.protocol.state is State.OPEN
+        and not transport.is_closing()
+        and transport.get_write_buffer_size() == 0
+    )
 
 
 async def run_link(

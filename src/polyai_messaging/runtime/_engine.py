@@ -70,6 +70,8 @@ MIN_REWAKE_SECONDS: Final = 0.05
 """The shortest wait before waking the driver again for a deadline it kept when woken."""
 
 _LOGGER = logging.getLogger("polyai_messaging")
+_WAKE_UP: Final = WakeUp()
+"""Every wake-up is the same input (inputs are immutable): one, not one per timer firing."""
 _LOG_FRAME_CHARS = 2000
 _BODY_CHARS = 200
 
@@ -198,6 +200,17 @@ class Engine:
         """Let other tasks run (and a cancellation be delivered)."""
         raise NotImplementedError
 
+    async def cancel_point(self) -> None:
+        """Deliver a pending cancellation, before an intent is executed (by default
+        :meth:`~polyai_messaging.runtime.Engine.checkpoint`, which then stands for the
+        intent's whole checkpoint)."""
+        await self.checkpoint()
+
+    async def schedule_point(self) -> None:
+        """Let other tasks run once an intent is executed, never raising a cancellation (by
+        default nothing: :meth:`~polyai_messaging.runtime.Engine.cancel_point` was the
+        checkpoint)."""
+
     # --- the single entry point ------------------------------------------------------------
 
     @property
@@ -226,7 +239,7 @@ class Engine:
             if due is not None and not self._closed:
                 self._arm(due)
             return
-        self.feed(WakeUp())
+        self.feed(_WAKE_UP)
         deadline = self._state.deadline
         if deadline is not None and deadline == due and not self._closed:
             self._arm(max(deadline, self._clock().monotonic + MIN_REWAKE_SECONDS))

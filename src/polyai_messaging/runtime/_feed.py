@@ -66,24 +66,49 @@ class Update:
 
 
 class UpdateFeed:
-    """The latest :class:`Update`, and the waiting for a newer one."""
+    """The latest :class:`Update`, and the waiting for a newer one.
 
-    __slots__ = ("_changed", "closed", "latest")
+    A change only records what changed; the :class:`Update` is made when someone reads
+    :attr:`latest`. An idle session changes on every heartbeat while, mostly, nobody looks:
+    a snapshot made per change lived until the next one, long enough to be promoted by the
+    garbage collector.
+    """
+
+    __slots__ = ("_changed", "_finished", "_latest", "_state", "_status", "_version", "closed")
 
     def __init__(self, state: SessionState, new_event: Callable[[], Event]) -> None:
-        self.latest = Update(0, state, None, None)
-        """The latest published snapshot."""
+        self._version = 0
+        self._state = state
+        self._status: StatusChanged | None = None
+        self._finished: Finished | None = None
+        self._latest: Update | None = None
         self._changed = Waiters(new_event)
         self.closed = False
+
+    @property
+    def latest(self) -> Update:
+        """The latest published snapshot."""
+        latest = self._latest
+        if latest is None:
+            latest = self._latest = Update(self._version, self._state, self._status, self._finished)
+        return latest
+
+    @property
+    def version(self) -> int:
+        """The latest snapshot's version (without making the snapshot)."""
+        return self._version
 
     def publish(
         self, state: SessionState, status: StatusChanged | None, finished: Finished | None
     ) -> None:
         """Publish a new snapshot if anything in it changed; wake the waiters."""
-        latest = self.latest
-        if latest.state is state and latest.status is status and latest.finished is finished:
+        if state is self._state and status is self._status and finished is self._finished:
             return
-        self.latest = Update(latest.version + 1, state, status, finished)
+        self._version += 1
+        self._state = state
+        self._status = status
+        self._finished = finished
+        self._latest = None
         self._changed.wake()
 
     def close(self) -> None:
@@ -93,7 +118,7 @@ class UpdateFeed:
 
     async def next(self, after_version: int) -> Update | None:
         """Wait for a snapshot newer than ``after_version``; ``None`` once the feed is closed."""
-        while self.latest.version <= after_version:
+        while self._version <= after_version:
             if self.closed:
                 return None
             await self._changed.wait()

@@ -90,11 +90,11 @@ class SessionRuntime(Engine):
     async def next_update(self, after_version: int) -> Update | None:
         """Wait for a snapshot newer than ``after_version``; ``None`` once the session is closed."""
         feed = self._feed_updates
-        if feed.latest.version <= after_version and not feed.closed:
+        if feed.version <= after_version and not feed.closed:
             # Waiting is the checkpoint: one more would cost the caller a scheduler round.
             return await feed.next(after_version)
         await self.checkpoint()
-        return feed.latest if feed.latest.version > after_version else None
+        return feed.latest if feed.version > after_version else None
 
     def events(self) -> EventStream:
         """Every newly applied server event, in order (see :class:`EventStream`)."""
@@ -140,34 +140,37 @@ class SessionRuntime(Engine):
 
     async def typing(self, started: bool) -> None:
         """Tell the server the user started (``True``) or stopped typing (throttled)."""
-        await self._await_renewal()
-        self._intent(SetTyping(started))
+        await self._intent(SetTyping(started))
 
     async def end(self) -> None:
         """Leave: send ``USER_END_SESSION``; :meth:`wait_finished` then returns the end."""
-        await self._await_renewal()
-        self._intent(EndSession())
+        await self._intent(EndSession())
 
     async def _send_message(self, intent: SendText | PickSuggestion) -> str:
-        await self._await_renewal()
         # An accepted message is reported as a PENDING delivery in the same step.
-        for effect in self._intent(intent):
+        for effect in await self._intent(intent):
             if isinstance(effect, Delivery) and effect.status is DeliveryStatus.PENDING:
                 return effect.client_event_id
         raise LocalProtocolError("the message was not accepted")  # pragma: no cover
 
-    def _intent(self, event: Input) -> list[Effect]:
-        if self._closed:
-            raise LocalProtocolError("the session is closed")
-        return self.feed(event)
+    async def _intent(self, event: Input) -> list[Effect]:
+        """Execute an intent, with one checkpoint in all.
 
-    async def _await_renewal(self) -> None:
-        """Checkpoint, first waiting for a replacement session being created, if any.
-
-        Intents then execute without awaiting: a cancelled call has sent nothing.
+        A cancellation is delivered only before the intent (:meth:`cancel_point`, or waiting
+        for a replacement session being created): the intent itself executes without
+        awaiting, so a cancelled call has sent nothing. Other tasks run after it
+        (:meth:`schedule_point`): on trio, the link's writer then writes the frame while the
+        caller yields, rather than after the caller's own round.
         """
         renewal = self._renewal
         if renewal is not None:
             await renewal.wait()
         else:
-            await self.checkpoint()
+            await self.cancel_point()
+        try:
+            if self._closed:
+                raise LocalProtocolError("the session is closed")
+            return self.feed(event)
+        finally:
+            if renewal is None:
+                await self.schedule_point()

@@ -11,6 +11,7 @@ nothing: every outcome is reported to the session's engine (``link_opened``, ``f
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 import trio
@@ -28,6 +29,8 @@ from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose
 __all__ = ["Link", "run_link"]
 
 _E = TypeVar("_E", bound=BaseException)
+_WRITER: Final = f"{__name__}.Link._write"
+"""The writer task's name (trio would otherwise format it at every start)."""
 
 
 class Link:
@@ -39,8 +42,8 @@ class Link:
     """
 
     __slots__ = (
-        "_done", "_finished", "_queue", "_writer", "_writing",
-        "closing", "ended", "generation", "scope",
+        "_close_timeout", "_done", "_finished", "_queue", "_spare", "_write_job", "_writer",
+        "_writing", "_ws", "closing", "ended", "generation", "scope",
     )  # fmt: skip
 
     def __init__(self, generation: int) -> None:
@@ -52,8 +55,16 @@ class Link:
         # Unbounded: queuing must never block, because the session queues without awaiting. A
         # list the writer takes whole, not a deque, whose first block alone is some 600 bytes.
         self._queue: list[str | QueuedClose] = []
-        self._writer: tuple[trio.Nursery, WebSocketConnection, float] | None = None
+        self._spare: list[str | QueuedClose] = []
+        """The list the writer hands over when it takes the queue: the two take turns, so a
+        write leaves no new list behind to live until the next one (a heartbeat's)."""
+        self._writer: trio.Nursery | None = None
         """Where a writer runs, while the socket is open."""
+        self._ws: WebSocketConnection | None = None
+        self._close_timeout = 0.0
+        self._write_job: Callable[[], Awaitable[None]] | None = None
+        """The writer, bound once: a writer starts per burst of frames (every heartbeat), and
+        one made per start was one more object in flight each time."""
         self._writing = False
         self.closing = False
         """Whether a close is queued: nothing is queued after it."""
@@ -99,12 +110,18 @@ class Link:
         """The link has ended: it takes no more frames, and :meth:`aclose` returns."""
         self.ended = self._finished = True
         self._writer = None
+        # The bound writer refers back to the link: dropped, no cycle is left for the
+        # garbage collector to find.
+        self._write_job = self._ws = None
         if self._done is not None:
             self._done.set()
 
     def opened(self, nursery: trio.Nursery, ws: WebSocketConnection, close_timeout: float) -> None:
         """The socket is open: write what is queued, and what comes, in ``nursery``."""
-        self._writer = (nursery, ws, close_timeout)
+        self._writer = nursery
+        self._ws = ws
+        self._close_timeout = close_timeout
+        self._write_job = self._write
         self._write_soon()
 
     def reading_ended(self) -> None:
@@ -112,17 +129,21 @@ class Link:
         self._writer = None
 
     def _write_soon(self) -> None:
-        writer = self._writer
-        if writer is not None and not self._writing and self._queue:
+        writer, job = self._writer, self._write_job
+        if writer is not None and job is not None and not self._writing and self._queue:
             self._writing = True
-            writer[0].start_soon(self._write, writer[1], writer[2])
+            writer.start_soon(job, name=_WRITER)
 
-    async def _write(self, ws: WebSocketConnection, close_timeout: float) -> None:
+    async def _write(self) -> None:
         """The link's only writer: frames in order, then at most one close; it returns when
         the queue is empty (the next frame starts another)."""
+        ws = self._ws
+        close_timeout = self._close_timeout
+        assert ws is not None
         try:
             while self._queue:
-                batch, self._queue = self._queue, []
+                batch, self._queue = self._queue, self._spare
+                self._spare = batch
                 for item in batch:
                     if isinstance(item, QueuedClose):
                         self.ended = True
@@ -135,10 +156,12 @@ class Link:
                     except ConnectionClosed:
                         self.ended = True
                         return
+                batch.clear()
         except BaseException:
             self.ended = True  # cancelled: what is still queued is never written
             raise
         finally:
+            self._spare.clear()  # what was taken and not written never will be
             self._writing = False
 
 

@@ -47,6 +47,12 @@ class Session(SessionRuntime):
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
 
+    async def cancel_point(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    async def schedule_point(self) -> None:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
     def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
         self._nursery.start_soon(job)
 

@@ -15,6 +15,7 @@ import heapq
 import math
 from collections.abc import Callable
 from itertools import count
+from typing import Any
 
 import trio
 
@@ -25,12 +26,14 @@ class Alarm:
     """One session's timer: ``fire`` is called (in the context the alarm was made in) once
     the trio time set with :meth:`set` has come."""
 
-    __slots__ = ("_context", "_fire", "_timers", "at")
+    __slots__ = ("_context", "_fire", "_spare", "_timers", "at")
 
     def __init__(self, timers: _Timers, fire: Callable[[], object]) -> None:
         self._timers = timers
         self._fire: Callable[[], object] | None = fire
         self._context = contextvars.copy_context()
+        self._spare: _Entry | None = None
+        """A heap entry of this alarm's that has come up, to be used for its next setting."""
         self.at: float | None = None
         """When it fires next, in trio time (``None``: not set)."""
 
@@ -47,6 +50,7 @@ class Alarm:
         if self._fire is not None:
             self._fire = None
             self.at = None
+            self._spare = None  # it refers back to the alarm
             await self._timers.release()
 
     def _run(self) -> None:
@@ -55,15 +59,22 @@ class Alarm:
             self._context.run(fire)
 
 
+_Entry = list[Any]
+"""``[at, order, alarm]``: a heap entry, ordered by time, then by when it was pushed."""
+
+
 class _Timers:
     """The heap of alarms and the task that runs them (see the module docstring).
 
     An alarm set again leaves its former entry in the heap; when that entry comes up it is
-    skipped, as the alarm is no longer set for that time.
+    skipped, as the alarm is no longer set for that time. An entry that has come up is kept by
+    its alarm for its next setting: a heartbeat re-arms its session's alarm once it has fired,
+    and an entry made per setting lived until it came up, long enough to be promoted by the
+    garbage collector, for every heartbeat of every session.
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Alarm]] = []
+        self._heap: list[_Entry] = []
         self._order = count()
         self._alarms = 0
         self._sleep: trio.CancelScope | None = None
@@ -77,10 +88,31 @@ class _Timers:
         return Alarm(self, fire)
 
     def push(self, at: float, alarm: Alarm) -> None:
-        heapq.heappush(self._heap, (at, next(self._order), alarm))
+        entry = alarm._spare
+        if entry is None:
+            entry = [at, next(self._order), alarm]
+        else:
+            alarm._spare = None
+            entry[0] = at
+            entry[1] = next(self._order)
+        heapq.heappush(self._heap, entry)
         sleep = self._sleep
         if sleep is not None and at < sleep.deadline:
             sleep.deadline = at
+
+    def due(self, now: float) -> list[Alarm]:
+        """Take the alarms due at ``now`` out of the heap, earliest first."""
+        heap = self._heap
+        due: list[Alarm] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            at, _, alarm = entry
+            if alarm._fire is not None:
+                alarm._spare = entry
+            if alarm.at == at:
+                alarm.at = None
+                due.append(alarm)
+        return due
 
     async def release(self) -> None:
         self._alarms -= 1
@@ -101,15 +133,8 @@ class _Timers:
                     self._sleep = sleep
                     await trio.sleep_forever()
                 self._sleep = None
-                now = trio.current_time()
-                due: list[Alarm] = []
-                while heap and heap[0][0] <= now:
-                    at, _, alarm = heapq.heappop(heap)
-                    if alarm.at == at:
-                        alarm.at = None
-                        due.append(alarm)
-                for alarm in due:  # an alarm set again meanwhile waits for the next round
-                    alarm._run()
+                for alarm in self.due(trio.current_time()):
+                    alarm._run()  # an alarm set again meanwhile waits for the next round
         finally:
             heap.clear()
             gone, self._gone = self._gone, None
