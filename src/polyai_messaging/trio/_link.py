@@ -199,7 +199,12 @@ async def _connect(
     try:
         await _handshake(engine, link, stream, target, timeout)
     finally:
-        await trio.aclose_forcefully(stream)
+        if isinstance(stream, trio.SocketStream):
+            # What ``aclose_forcefully`` does, without the checkpoint it then cancels (a cancel
+            # scope, and a ``Cancelled`` raised and caught, for every link that ends).
+            stream.socket.close()
+        else:
+            await trio.aclose_forcefully(stream)
 
 
 async def _handshake(
