@@ -20,7 +20,8 @@ counted and printed too, with the first attempts in each 100 ms and the garbage 
 pauses during the storm (a pause holds every due timer back, to fire together after it). A
 diagnostic line says when the closes were handled, how late each first attempt started after
 its timer was due (the timer's last setting before the attempt, watched through the session's
-``rearm_timer``), and the process CPU from the drop to the last close handled and from there to
+``rearm_timer``), the most first attempts any 10 ms held (a batch of timers that were held back
+and fired together), and the process CPU from the drop to the last close handled and from there to
 the last session back, per session (the two overlap: early reconnects start before the last
 close is handled).
 
@@ -209,9 +210,11 @@ def diagnosis(storm: Storm, count: int) -> str:
     quantiles = " / ".join(
         f"{late[min(len(late) - 1, int(share * len(late)))]:.1f}" for share in (0.5, 0.9, 0.99)
     )
+    bunched = busiest_window([moment - storm.since for moment in storm.attempts.values()], 0.01)
     text = (
         f"closes handled from {closed[0] * 1e3:.0f} to {closed[-1] * 1e3:.0f} ms after the drop; "
-        f"timer lateness p50 / p90 / p99 / max {quantiles} / {late[-1]:.1f} ms"
+        f"timer lateness p50 / p90 / p99 / max {quantiles} / {late[-1]:.1f} ms; busiest 10 ms "
+        f"{bunched} first attempts (timers that fired in one batch)"
     )
     cpu = storm.cpu
     if len(cpu) == 3:
