@@ -1,8 +1,9 @@
 """The trio adapter's own parts, which have no asyncio counterpart: how a link's socket is
-closed once it has ended."""
+closed, and its tasks end, once the server has dropped it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -51,3 +52,28 @@ async def test_a_dropped_links_socket_is_closed_without_a_cancelled_checkpoint(
         assert [type(stream) for stream in streams] == [trio.SocketStream] * 2
         assert streams[0].socket.fileno() == -1
     assert not [stream for stream in streams if any(stream is other for other in forceful)]
+
+
+async def test_a_dropped_link_lets_its_reader_end_rather_than_cancel_it(
+    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the socket has closed, trio-websocket's reader ends within two scheduling rounds:
+    cancelling it raised three ``Cancelled`` (twice in it, once in the link's task waiting for
+    it) for every link that ended."""
+    cancelled_by_the_link: list[str] = []
+    cancel = trio.CancelScope.cancel
+
+    def counting(scope: trio.CancelScope, *args: Any, **kwargs: Any) -> None:
+        caller = sys._getframe(1).f_code
+        if caller.co_filename == trio_link.__file__:
+            cancelled_by_the_link.append(caller.co_name)
+        cancel(scope, *args, **kwargs)
+
+    monkeypatch.setattr(trio.CancelScope, "cancel", counting)
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        emulator.set_faults("drop-after=0:1")
+        await session.send("hello")
+        await wait_for(session, lambda update: update.state.counters.reconnects == 1)
+        await wait_for(session, replied(2))
+        assert cancelled_by_the_link == []
