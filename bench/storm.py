@@ -17,7 +17,13 @@ the most first attempts any 100 ms window holds (sliding), as a share of all (ta
 ``null`` if some were not back within 30 s, 10 s with ``--quick``); and ``handshake_timeouts``,
 attempts that failed as late as the connect timeout (target 0). Other failed attempts are
 counted and printed too, with the first attempts in each 100 ms and the garbage collector's
-pauses during the storm (a pause holds every due timer back, to fire together after it).
+pauses during the storm (a pause holds every due timer back, to fire together after it). A
+diagnostic line says when the closes were handled, how late each first attempt started after
+its timer was due (the timer's last setting before the attempt, watched through the session's
+``rearm_timer``), the most first attempts any 10 ms held (a batch of timers that were held back
+and fired together), and the process CPU from the drop to the last close handled and from there to
+the last session back, per session (the two overlap: early reconnects start before the last
+close is handled).
 
 Run: ``python bench/storm.py`` (1,000 sessions an adapter, about 30 s), or ``--quick`` (500).
 ``--gc-freeze`` calls :func:`gc.freeze` once the sessions are open, as a long-running service
@@ -61,6 +67,7 @@ WINDOW = 0.1
 class Storm:
     """What the sessions did after the drop, by session, with ``time.perf_counter`` times."""
 
+    count: int = 0
     since: float = 0.0
     armed: bool = False
     attempts: dict[int, float] = field(default_factory=dict)
@@ -71,10 +78,29 @@ class Storm:
     """When each (session, generation) link started."""
     failures: list[tuple[str, float]] = field(default_factory=list)
     """Each failed attempt: what failed, and how long after its link started."""
+    closed: dict[int, float] = field(default_factory=dict)
+    """When each session's engine was told its link had closed."""
+    due: dict[int, float] = field(default_factory=dict)
+    """When each session's first reconnect attempt was due (its timer's latest setting before
+    the attempt, in ``time.perf_counter`` time)."""
+    cpu: list[float] = field(default_factory=list)
+    """Process CPU time at the drop, when the last close was handled, and when all were back."""
 
     def arm(self) -> None:
         self.since = time.perf_counter()
         self.armed = True
+        self.cpu.append(time.process_time())
+
+    def on_link_closed(self, session: Any, *_: Any) -> None:
+        if self.armed:
+            before = len(self.closed)
+            self.closed.setdefault(id(session), time.perf_counter())
+            if before < len(self.closed) == self.count:
+                self.cpu.append(time.process_time())
+
+    def on_rearm_timer(self, session: Any, deadline: float | None) -> None:
+        if self.armed and deadline is not None and id(session) not in self.attempts:
+            self.due[id(session)] = time.perf_counter() + deadline - session.now().monotonic
 
     def on_open_link(self, session: Any, request: OpenSocket) -> None:
         if self.armed:
@@ -84,7 +110,10 @@ class Storm:
 
     def on_link_opened(self, session: Any, generation: int) -> None:
         if self.armed:
+            before = len(self.opened)
             self.opened.setdefault(id(session), time.perf_counter())
+            if before < len(self.opened) == self.count:
+                self.cpu.append(time.process_time())
 
     def on_link_failed(self, session: Any, generation: int, error: Any) -> None:
         self._failed(session, generation, error if isinstance(error, str) else type(error).__name__)
@@ -103,6 +132,10 @@ class Storm:
     def watching(self, backend: str) -> Iterator[None]:
         with ExitStack() as stack:
             stack.enter_context(watching(session_class(backend), "open_link", self.on_open_link))
+            stack.enter_context(
+                watching(session_class(backend), "rearm_timer", self.on_rearm_timer)
+            )
+            stack.enter_context(watching(Engine, "link_closed", self.on_link_closed))
             stack.enter_context(watching(Engine, "link_opened", self.on_link_opened))
             stack.enter_context(watching(Engine, "link_failed", self.on_link_failed))
             stack.enter_context(watching(Engine, "link_refused", self.on_link_refused))
@@ -111,7 +144,7 @@ class Storm:
 
 async def run_storm(backend: str, count: int, patience: float, freeze: bool) -> dict[str, Any]:
     """One adapter's storm; returns its figures."""
-    storm = Storm()
+    storm = Storm(count)
     sessions: list[SessionRuntime] = []
     release = anyio.Event()
     async with controlled_emulator() as control, client_for(control.emulator) as client:
@@ -156,6 +189,7 @@ async def run_storm(backend: str, count: int, patience: float, freeze: bool) -> 
         f"    back: {len(back)} of {count}, the last {max(back, default=float('nan')):.2f} s "
         f"after the drop (target <= 5 s)"
     )
+    print(f"    {diagnosis(storm, count)}")
     kinds: dict[str, int] = {}
     for what, _ in storm.failures:
         kinds[what] = kinds.get(what, 0) + 1
@@ -163,6 +197,32 @@ async def run_storm(backend: str, count: int, patience: float, freeze: bool) -> 
         f"    failed attempts: {len(storm.failures)} {kinds or ''}; handshake timeouts: {timeouts}"
     )
     return figures
+
+
+def diagnosis(storm: Storm, count: int) -> str:
+    """How late the first attempts were, and what the closes and reconnects cost in CPU."""
+    closed = sorted(moment - storm.since for moment in storm.closed.values())
+    late = sorted(
+        (storm.attempts[key] - due) * 1e3 for key, due in storm.due.items() if key in storm.attempts
+    )
+    if not closed or not late:
+        return "no closes or attempts seen"
+    quantiles = " / ".join(
+        f"{late[min(len(late) - 1, int(share * len(late)))]:.1f}" for share in (0.5, 0.9, 0.99)
+    )
+    bunched = busiest_window([moment - storm.since for moment in storm.attempts.values()], 0.01)
+    text = (
+        f"closes handled from {closed[0] * 1e3:.0f} to {closed[-1] * 1e3:.0f} ms after the drop; "
+        f"timer lateness p50 / p90 / p99 / max {quantiles} / {late[-1]:.1f} ms; busiest 10 ms "
+        f"{bunched} first attempts (timers that fired in one batch)"
+    )
+    cpu = storm.cpu
+    if len(cpu) == 3:
+        text += (
+            f"; CPU {(cpu[1] - cpu[0]) / count * 1e6:.0f} µs per close (drop to last close), "
+            f"{(cpu[2] - cpu[1]) / count * 1e6:.0f} µs per reconnect (to the last back)"
+        )
+    return text
 
 
 def worst_back(values: list[float | None]) -> float | None:

@@ -109,3 +109,30 @@ async def test_an_open_link_keeps_no_handshake_request(
         (connection,) = opened
         assert connection.request is None
         assert connection.response is not None
+
+
+async def test_the_proxy_is_looked_up_once_a_session_and_used_on_every_link(
+    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``websockets`` would read the environment at every connect (a fifth of a reconnect's
+    CPU): the session asks once, and every link goes through what it was told."""
+    asked: list[str] = []
+    proxies: list[object] = []
+
+    def get_proxy(uri: Any) -> None:
+        asked.append(f"{uri.host}:{uri.port}")
+
+    def connecting(*args: Any, **kwargs: Any) -> Any:
+        proxies.append(kwargs["proxy"])
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio_link, "get_proxy", get_proxy)
+    monkeypatch.setattr(asyncio_link, "connect", connecting)
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        emulator.set_faults("drop-after=0:1")
+        await session.send("hello")
+        await wait_for(session, lambda update: update.state.counters.reconnects == 1)
+        await wait_for(session, replied(2))
+    assert proxies == [None, None]
+    assert len(asked) == 1

@@ -12,6 +12,7 @@ import pytest
 from polyai_messaging.core import LocalProtocolError
 from polyai_messaging.driver import FinishKind, SessionConfig
 from polyai_messaging.rest import AccessToken
+from polyai_messaging.runtime import _engine
 from polyai_messaging.testing import LocalEmulator
 
 from .helpers import (
@@ -43,6 +44,27 @@ async def test_debug_logs_never_contain_the_access_token(
     assert any("#1] -> " in message for message in messages)
     assert not [message for message in messages if secret in message]
     assert any("access_token=***" in message for message in messages)
+
+
+async def test_without_debug_logging_no_url_is_redacted(
+    adapter: Adapter,
+    emulator: LocalEmulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redacting a link's URL for its debug line costs as much as making the URL: a reconnect
+    does not pay it for a line nobody logs."""
+    redacting: list[str] = []
+
+    def redact_url(url: str) -> str:
+        redacting.append(url)
+        return "redacted"
+
+    monkeypatch.setattr(_engine, "redact_url", redact_url)
+    with caplog.at_level(logging.INFO):
+        async with adapter.session(emulator) as session:
+            await wait_for(session, replied(1))
+    assert redacting == []
 
 
 async def test_a_refusal_that_echoes_the_request_never_logs_the_token(

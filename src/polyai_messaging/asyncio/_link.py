@@ -19,11 +19,13 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose, RedactingLogger
 
-__all__ = ["Link", "Start", "run_link"]
+__all__ = ["Link", "ProxyChoice", "Start", "run_link"]
 
 Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 """Runs a coroutine as a task of the session (cancelled when the session closes)."""
@@ -159,6 +161,29 @@ class Link:
             self._writer = None
 
 
+class ProxyChoice:
+    """The proxy a session's links go through (``None``: none), as ``websockets`` picks it
+    from the environment, looked up at the session's first link and kept.
+
+    ``websockets`` looks it up at every connect (``urllib.request.getproxies`` and
+    ``proxy_bypass`` walk the whole environment, some 200 µs), and every link of a session goes
+    to the same host and port: that was a fifth of a reconnect's CPU in a storm.
+    """
+
+    __slots__ = ("_known", "_proxy")
+
+    def __init__(self) -> None:
+        self._known = False
+        self._proxy: str | None = None
+
+    def __call__(self, url: str) -> str | None:
+        """The proxy for ``url`` (a URL of the session's host and port)."""
+        if not self._known:
+            self._proxy = get_proxy(parse_uri(url))
+            self._known = True
+        return self._proxy
+
+
 def _idle(ws: ClientConnection) -> bool:
     """Whether ``ws.send`` would write a text frame without waiting: the connection is open and
     its transport is writing nothing (so the protocol is not paused for back-pressure)."""
@@ -171,7 +196,11 @@ def _idle(ws: ClientConnection) -> bool:
 
 
 async def run_link(
-    engine: Engine, link: Link, request: OpenSocket, ssl_context: ssl.SSLContext | None
+    engine: Engine,
+    link: Link,
+    request: OpenSocket,
+    ssl_context: ssl.SSLContext | None,
+    proxy: ProxyChoice,
 ) -> None:
     """Run one socket generation, from connecting to closed; return when it has ended.
 
@@ -182,7 +211,7 @@ async def run_link(
     if target is None:
         return
     try:
-        ws = await connect(target.url, **_options(engine, target, ssl_context))
+        ws = await connect(target.url, **_options(engine, target, ssl_context, proxy))
     except InvalidStatus as refusal:
         response = refusal.response
         retry_after = response.headers.get("Retry-After")
@@ -203,11 +232,11 @@ async def run_link(
 
 
 def _options(
-    engine: Engine, target: LinkTarget, ssl_context: ssl.SSLContext | None
+    engine: Engine, target: LinkTarget, ssl_context: ssl.SSLContext | None, proxy: ProxyChoice
 ) -> dict[str, Any]:
     """``connect``'s options: the driver's timeouts, the size limit, no pings of its own (the
-    driver sends heartbeats), compression only if the config asks for it, our TLS context, and
-    its records through the engine's log."""
+    driver sends heartbeats), compression only if the config asks for it, the session's proxy,
+    our TLS context, and its records through the engine's log."""
     config = engine.state.config
     options: dict[str, Any] = {
         "open_timeout": config.connect_timeout_seconds,
@@ -216,6 +245,7 @@ def _options(
         "ping_interval": None,
         "compression": "deflate" if config.websocket_compression else None,
         "logger": _LibraryLog(engine.log),
+        "proxy": proxy(target.url),
     }
     if ssl_context is not None and target.url.startswith("wss:"):
         options["ssl"] = ssl_context  # otherwise websockets uses the system's default context

@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
 from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
-from ._link import Link, run_link
+from ._link import Link, ProxyChoice, run_link
 
 __all__ = ["Session", "open_session"]
 
@@ -39,6 +39,7 @@ class Session(SessionRuntime):
         self._ssl_context = ssl_context
         self._timer: asyncio.TimerHandle | None = None
         self._context = contextvars.copy_context()
+        self._proxy = ProxyChoice()
         super().__init__(**options)
 
     # --- the adapter's part ------------------------------------------------------------------
@@ -58,7 +59,7 @@ class Session(SessionRuntime):
     def open_link(self, request: OpenSocket) -> None:
         link = Link(request.generation, self._start)
         self.links[link.generation] = link
-        link.task = self._start(run_link(self, link, request, self._ssl_context))
+        link.task = self._start(run_link(self, link, request, self._ssl_context, self._proxy))
         link.task.add_done_callback(lambda _: self._ended(link))
 
     def rearm_timer(self, deadline: float | None) -> None:

@@ -343,7 +343,8 @@ class Engine:
             self.feed(ConnectFailed(request.generation, "no access token"))
             return None
         url = websocket_url(self._base_url, request.session_id, token.secret, request.cursor)
-        self.log.debug("link %d: connecting to %s", request.generation, redact_url(url))
+        if self.log.isEnabledFor(logging.DEBUG):  # redacting costs as much as making the URL
+            self.log.debug("link %d: connecting to %s", request.generation, redact_url(url))
         return LinkTarget(url, token)
 
     def link_failed(self, generation: int, error: BaseException | str) -> None:

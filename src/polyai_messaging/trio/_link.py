@@ -199,7 +199,12 @@ async def _connect(
     try:
         await _handshake(engine, link, stream, target, timeout)
     finally:
-        await trio.aclose_forcefully(stream)
+        if isinstance(stream, trio.SocketStream):
+            # What ``aclose_forcefully`` does, without the checkpoint it then cancels (a cancel
+            # scope, and a ``Cancelled`` raised and caught, for every link that ends).
+            stream.socket.close()
+        else:
+            await trio.aclose_forcefully(stream)
 
 
 async def _handshake(
@@ -234,8 +239,8 @@ async def _handshake(
                     break
                 engine.frame_received(generation, data)
             link.reading_ended()
-            nursery.cancel_scope.cancel()  # the writer, and trio-websocket's reader
             engine.link_closed(generation, code, reason)
+            await _let_end(nursery)
     except BaseExceptionGroup as group:
         rejected, others = group.split(ConnectionRejected)
         if opened or (others is not None and others.split(_CONNECT_ERRORS)[1] is not None):
@@ -247,6 +252,25 @@ async def _handshake(
             retry_after = _header(refusal.headers, b"retry-after")
             body = refusal.body or b""
             engine.link_refused(generation, target.token, refusal.status_code, body, retry_after)
+
+
+async def _let_end(nursery: trio.Nursery) -> None:
+    """End the link's other tasks (trio-websocket's reader, a writer): let them run to their end
+    for a few scheduling rounds, then cancel what is left.
+
+    Once the socket has closed, the reader ends by itself within two rounds. Cancelling it at
+    once raised a ``Cancelled`` in it twice (at each of its last checkpoints) and once in this
+    task, waiting for it: three exceptions and their tracebacks for every link that ends.
+    """
+    for _ in range(_ROUNDS):
+        if not nursery.child_tasks:
+            return
+        await trio.lowlevel.cancel_shielded_checkpoint()
+    nursery.cancel_scope.cancel()
+
+
+_ROUNDS: Final = 3
+"""Scheduling rounds a link's other tasks get to end by themselves once its socket has closed."""
 
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.

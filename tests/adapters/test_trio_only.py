@@ -1,0 +1,79 @@
+"""The trio adapter's own parts, which have no asyncio counterpart: how a link's socket is
+closed, and its tasks end, once the server has dropped it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+import trio
+
+from polyai_messaging.testing import LocalEmulator
+from polyai_messaging.trio import _link as trio_link
+
+from .helpers import Adapter, replied, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Only trio, here."""
+    return "trio"
+
+
+async def test_a_dropped_links_socket_is_closed_without_a_cancelled_checkpoint(
+    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``aclose_forcefully`` cancels the checkpoint of ``aclose`` (a cancel scope and a
+    ``Cancelled`` raised and caught, for each link of a reconnect storm); a plain TCP stream is
+    closed at once instead."""
+    streams: list[Any] = []
+    forceful: list[object] = []
+    open_stream = trio_link._open_stream
+
+    async def opening(*args: Any) -> Any:
+        stream = await open_stream(*args)
+        streams.append(stream)
+        return stream
+
+    async def aclose_forcefully(resource: Any) -> None:
+        forceful.append(resource)  # the emulator's server sockets are closed this way too
+
+    monkeypatch.setattr(trio_link, "_open_stream", opening)
+    monkeypatch.setattr(trio, "aclose_forcefully", aclose_forcefully)
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        emulator.set_faults("drop-after=0:1")
+        await session.send("hello")
+        await wait_for(session, lambda update: update.state.counters.reconnects == 1)
+        await wait_for(session, replied(2))
+        assert [type(stream) for stream in streams] == [trio.SocketStream] * 2
+        assert streams[0].socket.fileno() == -1
+    assert not [stream for stream in streams if any(stream is other for other in forceful)]
+
+
+async def test_a_dropped_link_lets_its_reader_end_rather_than_cancel_it(
+    adapter: Adapter, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the socket has closed, trio-websocket's reader ends within two scheduling rounds:
+    cancelling it raised three ``Cancelled`` (twice in it, once in the link's task waiting for
+    it) for every link that ended."""
+    cancelled_by_the_link: list[str] = []
+    cancel = trio.CancelScope.cancel
+
+    def counting(scope: trio.CancelScope, *args: Any, **kwargs: Any) -> None:
+        caller = sys._getframe(1).f_code
+        if caller.co_filename == trio_link.__file__:
+            cancelled_by_the_link.append(caller.co_name)
+        cancel(scope, *args, **kwargs)
+
+    monkeypatch.setattr(trio.CancelScope, "cancel", counting)
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        emulator.set_faults("drop-after=0:1")
+        await session.send("hello")
+        await wait_for(session, lambda update: update.state.counters.reconnects == 1)
+        await wait_for(session, replied(2))
+        assert cancelled_by_the_link == []
