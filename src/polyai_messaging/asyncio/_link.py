@@ -19,11 +19,15 @@ from typing import Any, Final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
-from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose, RedactingLogger
+
+try:
+    from websockets.proxy import get_proxy
+except ImportError:  # websockets < 15 connects directly: it has no proxy to look up
+    get_proxy = None  # type: ignore[assignment]
 
 __all__ = ["Link", "ProxyChoice", "Start", "run_link"]
 
@@ -245,8 +249,9 @@ def _options(
         "ping_interval": None,
         "compression": "deflate" if config.websocket_compression else None,
         "logger": _LibraryLog(engine.log),
-        "proxy": proxy(target.url),
     }
+    if get_proxy is not None:
+        options["proxy"] = proxy(target.url)
     if ssl_context is not None and target.url.startswith("wss:"):
         options["ssl"] = ssl_context  # otherwise websockets uses the system's default context
     return options

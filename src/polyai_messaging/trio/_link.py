@@ -245,6 +245,11 @@ async def _handshake(
         rejected, others = group.split(ConnectionRejected)
         if opened or (others is not None and others.split(_CONNECT_ERRORS)[1] is not None):
             raise
+        cancelled = group.split(trio.Cancelled)[0]
+        if cancelled is not None:
+            # Aborted as the handshake failed (the driver's connect deadline is the same as
+            # ours): the abort is what happened, and the link's scope takes it.
+            raise cancelled from None
         if rejected is None:
             engine.link_failed(generation, "handshake failed")
         else:
@@ -275,6 +280,7 @@ _ROUNDS: Final = 3
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.
 _CONNECT_ERRORS: Final = (
+    trio.Cancelled,
     HandshakeError,
     ConnectionClosed,
     OSError,

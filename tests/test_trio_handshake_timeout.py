@@ -1,0 +1,40 @@
+"""A trio link whose handshake times out just as the driver gives up on it (both bounds are the
+connect timeout): the attempt fails and the next one is made; nothing escapes the session."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import trio
+import trio.testing
+
+from polyai_messaging.driver import Backoff, SessionConfig
+from polyai_messaging.rest import AccessToken
+from polyai_messaging.trio import open_session
+
+
+async def _token() -> AccessToken:
+    return AccessToken("a-token", 3600)
+
+
+async def test_a_handshake_timing_out_as_the_driver_gives_up_is_a_failed_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    accepted: list[float] = []
+
+    async def silent(stream: trio.SocketStream) -> None:  # TCP accepted, no HTTP answer
+        accepted.append(trio.current_time())
+        await trio.sleep_forever()
+
+    config = SessionConfig(connect_timeout_seconds=5.0, backoff=Backoff(base=1.0, jitter=0.0))
+    async with trio.open_nursery() as servers:
+        (listener,) = await servers.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+        port = listener.socket.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        async with open_session(url, _token, session_id="s", config=config) as session:
+            async for update in session.updates():
+                if update.state.counters.reconnects >= 2:
+                    break
+            assert session.finished is None
+        servers.cancel_scope.cancel()
+    assert len(accepted) >= 2
