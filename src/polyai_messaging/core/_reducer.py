@@ -84,9 +84,9 @@ _PROTOCOL_ERROR_MEMORY = 100
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
     """Apply ``events`` in order, starting from ``conversation`` (or an empty one).
 
-    The versions between the first and the last are never seen, so the events are applied to
-    one copy of the fields (as a batch's are), and the records map is built in place (see
-    :class:`_RecordsInPlace`); ``conversation`` is unchanged.
+    The versions in between are never seen, so the events are applied to one copy of the
+    conversation (as a batch's are), its map of records changed in place rather than copied
+    per event; ``conversation`` itself is unchanged.
     """
     state = conversation if conversation is not None else Conversation()
     fields = state.__dict__.copy()
