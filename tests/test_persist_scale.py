@@ -14,7 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyai_messaging.core import Capabilities, UnknownEvent, decode_object, fold
+from polyai_messaging.core import (
+    Capabilities,
+    Conversation,
+    MessageRecord,
+    UnknownEvent,
+    apply,
+    decode_object,
+    fold,
+)
 from polyai_messaging.driver import (
     SessionState,
     StateFormatError,
@@ -120,6 +128,12 @@ def _state(journal: Journal, raw: list[dict[str, Any]], *, seed: int = 7) -> Ses
 
 def _grown(size: int) -> SessionState:
     """A history like the benchmarks': user messages and agent replies, alternately."""
+    conversation = fold(decode_object(frame) for frame in _frames(size))
+    return attrs.evolve(SessionState.new("grown", seed=1), conversation=conversation)
+
+
+def _frames(size: int) -> list[dict[str, Any]]:
+    """The frames of :func:`_grown`'s history."""
     frames: list[dict[str, Any]] = []
     for sequence in range(1, size + 1):
         frame: dict[str, Any] = {
@@ -139,8 +153,7 @@ def _grown(size: int) -> SessionState:
                 "response_suggestions": [{"message_text": "No, thanks"}],
             }
         frames.append(frame)
-    conversation = fold(decode_object(frame) for frame in frames)
-    return attrs.evolve(SessionState.new("grown", seed=1), conversation=conversation)
+    return frames
 
 
 SETTINGS = settings(
@@ -291,3 +304,43 @@ def test_a_restored_state_holds_few_objects_per_event() -> None:
     held = len(gc.get_objects()) - before
     assert restored.conversation.cursor == size
     assert held <= 6 * size
+
+
+def _upper_nodes(records: Any) -> list[Any]:
+    """The nodes of a records map (``immutables.Map``) with more than 16 children."""
+    found, todo = [], [records]
+    while todo:
+        node = todo.pop()
+        children = gc.get_referents(node)
+        if len(children) > 16:
+            found.append(node)
+        todo.extend(c for c in children if not isinstance(c, str | MessageRecord))
+    return found
+
+
+def test_a_long_fold_leaves_the_records_maps_upper_nodes_out_of_the_young_generations() -> None:
+    # A young collection walks every object of the young generations and touches each child.
+    # Set event by event, the records map's upper nodes (32 children each) are rebuilt for
+    # every event, so after folding a long history (load_state) they are all young; fold
+    # builds each once, and most are long promoted by the end.
+    size = 40_000
+    events = [decode_object(frame) for frame in _frames(size)]
+
+    def young_upper_nodes(conversation: Conversation) -> tuple[int, int]:
+        young = {id(item) for generation in (0, 1) for item in gc.get_objects(generation)}
+        upper = _upper_nodes(conversation.records)
+        return sum(id(node) in young for node in upper), len(upper)
+
+    gc.collect()
+    stepwise = Conversation()
+    for event in events:
+        stepwise = apply(stepwise, event)
+    young, upper = young_upper_nodes(stepwise)
+    assert upper > 1000
+    assert young > upper * 0.9  # what fold avoids
+    del stepwise
+    gc.collect()
+    folded = fold(events)
+    young, upper = young_upper_nodes(folded)
+    assert upper > 1000
+    assert young < upper * 0.25

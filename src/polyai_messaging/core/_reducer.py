@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from immutables import Map
+
 from ._conversation import RECENT_ID_MEMORY, Conversation, Fields, _BuildingConversation
 from ._events import (
     KNOWN_TYPES,
@@ -71,6 +73,7 @@ from ._message_rules import (
     _on_user_echo,
     _recount,
 )
+from ._messages import MessageRecord
 from ._phases import PHASE_TRIGGERS
 
 __all__ = ["apply", "fold"]
@@ -79,11 +82,67 @@ _PROTOCOL_ERROR_MEMORY = 100
 
 
 def fold(events: Iterable[ServerEvent], conversation: Conversation | None = None) -> Conversation:
-    """Apply ``events`` in order, starting from ``conversation`` (or an empty one)."""
+    """Apply ``events`` in order, starting from ``conversation`` (or an empty one).
+
+    The versions in between are never seen, so the events are applied to one copy of the
+    conversation (as a batch's are), its map of records changed in place rather than copied
+    per event; ``conversation`` itself is unchanged.
+    """
     state = conversation if conversation is not None else Conversation()
+    fields = state.__dict__.copy()
+    records = _RecordsInPlace(state.records)
+    fields["records"] = records
     for event in events:
-        state = apply(state, event)
-    return state
+        if not event.id and event.sequence is None and type(event) in _INERT:
+            continue
+        _apply_into(fields, event)
+        if fields["mark_last"] is STALE:
+            fields["mark_last"], fields["mark_breaker"], fields["mark_reply"] = _recount(fields)
+    fields["records"] = records.finish()
+    new: Conversation = _BuildingConversation()
+    new.__dict__ = fields
+    new.__class__ = Conversation
+    return new
+
+
+class _RecordsInPlace:
+    """The records map of a fold, changed in place (an ``immutables`` mutation of it), with the
+    part of ``Map``'s interface the rules use.
+
+    ``Map.set`` copies the path to the key: at 100,000 records, three nodes of 32 children and
+    a leaf, for every event folded. Changed in place, each node is copied once and the upper
+    ones stay as they are: they are not rebuilt last, so a long fold (``load_state``) does not
+    leave them in the garbage collector's young generations, for the next young collection to
+    walk (0.6 ms at 100,000 events, against 0.08 ms).
+    """
+
+    __slots__ = ("_mutation",)
+
+    def __init__(self, records: Map[str, MessageRecord]) -> None:
+        self._mutation = records.mutate()
+
+    def set(self, key: str, record: MessageRecord) -> _RecordsInPlace:
+        self._mutation[key] = record
+        return self
+
+    def get(self, key: str) -> MessageRecord | None:
+        return self._mutation.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._mutation
+
+    def __getitem__(self, key: str) -> MessageRecord:
+        return self._mutation[key]
+
+    def values(self) -> Iterable[MessageRecord]:
+        """Every record (rare: see ``_recount``), from a map finished for it."""
+        records = self._mutation.finish()
+        self._mutation = records.mutate()
+        return records.values()
+
+    def finish(self) -> Map[str, MessageRecord]:
+        """The map as changed; this object is not used after."""
+        return self._mutation.finish()
 
 
 def apply(conversation: Conversation, event: ServerEvent) -> Conversation:
