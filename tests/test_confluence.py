@@ -260,3 +260,28 @@ def test_deriving_a_conversation_never_changes_an_older_one(data: st.DataObject)
     assert_same(versions[-1], forked)
     for version, snapshot in zip(versions, snapshots, strict=True):
         assert facts(version) == snapshot
+
+
+@SETTINGS
+@given(st.data())
+def test_folding_at_once_is_applying_one_by_one_and_leaves_the_start_as_it_was(
+    data: st.DataObject,
+) -> None:
+    """``fold`` changes one copy in place (its records map included); what it returns is what
+    applying the events one at a time returns, and the conversation it started from, which an
+    application may still hold, is unchanged."""
+    journal = data.draw(journals())
+    frames = data.draw(deliveries(journal.frames))
+    events = [wire.decode(dumps(frame)) for frame in frames]
+    split = data.draw(st.integers(0, len(events)))
+    start = reducer.fold(events[:split])
+    before = (list(start.log), dict(start.records), start.transcript, start.marks)
+    one_by_one = start
+    for event in events[split:]:
+        one_by_one = reducer.apply(one_by_one, event)
+    at_once = reducer.fold(events[split:], start)
+    assert at_once == one_by_one
+    assert list(at_once.log) == list(one_by_one.log)
+    assert at_once.transcript == one_by_one.transcript
+    assert at_once.marks == one_by_one.marks
+    assert (list(start.log), dict(start.records), start.transcript, start.marks) == before
