@@ -9,13 +9,14 @@ the HTTP client, creates the session unless one is given (by id, or as a saved
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import secrets
 import ssl
 import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Generic, ParamSpec, Protocol, TypeVar
+from typing import Final, Generic, ParamSpec, Protocol, TypeVar
 
 import attrs
 import httpx
@@ -23,7 +24,7 @@ import sniffio
 
 from ..driver import SessionConfig, SessionState, check_transport_security
 from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, TokenProvider
-from ._http import http_client
+from ._http import http_client, new_http_client
 from ._maker import SessionMaker
 from ._retry import RetryPolicy
 
@@ -63,15 +64,41 @@ async def opening(
 ) -> AsyncIterator[Opening]:
     """Set up a session as described in the module docstring; the HTTP client lives as long
     as the block."""
-    check_transport_security(base_url)
-    if session_id is not None and state is not None and state.session_id != session_id:
-        raise ValueError("session_id and state name different sessions")
-    tokens = TokenCache(token_provider, lambda: clock().wall, new_event)
+    tokens = _token_cache(base_url, token_provider, session_id, state, clock, new_event)
     async with http_client(client, ssl_context) as http:
         maker = SessionMaker(base_url, tokens, http, streaming, platform, user_agent, retry)
         # Not kept in a variable of this frame, which lives as long as the session: the first
         # state is dropped once the session has moved on from it.
         yield Opening(await _first_state(maker, session_id, state, seed, config), tokens, maker)
+
+
+def _token_cache(
+    base_url: str,
+    token_provider: TokenProvider,
+    session_id: str | None,
+    state: SessionState | None,
+    clock: Clock,
+    new_event: Callable[[], Event],
+) -> TokenCache:
+    """Check the arguments (``wss://`` only off loopback, one session named), and make the
+    session's token cache."""
+    check_transport_security(base_url)
+    if session_id is not None and state is not None and state.session_id != session_id:
+        raise ValueError("session_id and state name different sessions")
+    return TokenCache(token_provider, _WallClock(clock), new_event)
+
+
+class _WallClock:
+    """The wall time of a :data:`Clock` (a token cache's clock): an object of one slot, where
+    a closure over the clock was a function, a tuple and a cell in every session."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def __call__(self) -> float:
+        return self._clock().wall
 
 
 async def _first_state(
@@ -171,34 +198,38 @@ class SessionOpener(Generic[_S_co]):
 
     @asynccontextmanager
     async def _session(self, call: _Arguments) -> AsyncIterator[_S_co]:
+        # What :func:`opening` does, then the adapter's loop, in this one frame: it lives as
+        # long as the session, and each context manager nested in another (``opening``,
+        # ``http_client``) kept a generator, its frame and its manager alive as well.
         self._check_loop()
-        read_clock = call.clock if call.clock is not None else self._loop_clock()
-        async with opening(
-            call.base_url,
-            call.token_provider,
-            session_id=call.session_id,
-            state=call.state,
-            streaming=call.streaming,
-            platform=call.platform,
-            user_agent=call.user_agent,
-            config=call.config,
-            seed=call.seed,
-            ssl_context=call.ssl_context,
-            client=call.http_client,
-            clock=read_clock,
-            new_event=self._new_event,
-            retry=call.retry,
-        ) as ready:
+        clock = call.clock if call.clock is not None else self._loop_clock()
+        tokens = _token_cache(
+            call.base_url, call.token_provider, call.session_id, call.state, clock,
+            self._new_event,
+        )  # fmt: skip
+        client = call.http_client
+        owned = None if client is not None else new_http_client(call.ssl_context)
+        async with owned if owned is not None else _no_client:
+            http = client if client is not None else owned
+            assert http is not None
+            maker = SessionMaker(
+                call.base_url, tokens, http, call.streaming, call.platform, call.user_agent,
+                call.retry,
+            )  # fmt: skip
+            first = await _first_state(maker, call.session_id, call.state, call.seed, call.config)
             options = EngineOptions(
-                state=ready.state,
+                state=first,
                 base_url=call.base_url,
-                tokens=ready.tokens,
-                create_session=ready.maker.create,
-                clock=read_clock,
+                tokens=tokens,
+                create_session=maker.create,
+                clock=clock,
                 events_capacity=call.events_capacity,
             )
-            del ready  # its first state is the session's alone (the loop clears options)
-            async with self._loop(options, call.ssl_context) as running:
+            ssl_context = call.ssl_context
+            # The session holds what it needs; this frame keeps none of it (the loop clears
+            # ``options``, and with it the first state, once the session has moved on).
+            del call, client, http, maker, tokens, clock, first
+            async with self._loop(options, ssl_context) as running:
                 yield running
 
     def _check_loop(self) -> None:
@@ -236,6 +267,8 @@ class _Arguments:
 
 
 _ADAPTERS = frozenset({"trio", "asyncio"})
+_no_client: Final = contextlib.nullcontext()
+"""Entered instead of an HTTP client of our own when the caller gives one."""
 
 
 def open_session_function(
