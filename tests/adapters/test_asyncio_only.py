@@ -109,3 +109,17 @@ async def test_an_open_link_keeps_no_handshake_request(
         (connection,) = opened
         assert connection.request is None
         assert connection.response is not None
+
+
+async def test_an_open_link_keeps_no_handshake_headers_and_still_reads_and_writes(
+    adapter: Adapter, emulator: LocalEmulator, opened: list[ClientConnection]
+) -> None:
+    """The response's headers would live as long as the connection, of no more use."""
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        (connection,) = opened
+        assert connection.response is not None
+        assert connection.response.status_code == 101
+        assert list(connection.response.headers.raw_items()) == []
+        await session.send("hello")
+        await wait_for(session, replied(2))

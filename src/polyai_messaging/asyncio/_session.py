@@ -125,9 +125,12 @@ async def _run(
         raise_unwrapped(group)
 
 
+def _now() -> Now:
+    return Now(asyncio.get_running_loop().time(), time.time())
+
+
 def _loop_clock() -> Clock:
-    loop = asyncio.get_running_loop()
-    return lambda: Now(loop.time(), time.time())
+    return _now  # one function for every session, not a closure over its loop each
 
 
 open_session: Final = open_session_function(

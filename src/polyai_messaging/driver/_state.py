@@ -154,7 +154,9 @@ class SessionState:
     def new(
         cls, session_id: str, *, seed: int = 0, config: SessionConfig | None = None
     ) -> SessionState:
-        return cls(session_id=session_id, seed=seed, config=config or SessionConfig())
+        if config is None:  # the default config, one for every session (it is immutable)
+            return cls(session_id=session_id, seed=seed)
+        return cls(session_id=session_id, seed=seed, config=config)
 
     # --- derived values -----------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from trio_websocket import (
     WebSocketConnection,
     wrap_client_stream,
 )
+from wsproto import ConnectionType, WSConnection
+from wsproto.handshake import H11Handshake
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose
@@ -223,6 +225,7 @@ async def _handshake(
                     max_message_size=MAX_INBOUND_MESSAGE,
                 )
             opened = True
+            _forget_handshake(ws)
             link.opened(nursery, ws, engine.state.config.close_timeout_seconds)
             engine.link_opened(generation)
             while True:  # reading, in this frame: an idle link's task is as shallow as it can be
@@ -247,6 +250,31 @@ async def _handshake(
             retry_after = _header(refusal.headers, b"retry-after")
             body = refusal.body or b""
             engine.link_refused(generation, target.token, refusal.status_code, body, retry_after)
+
+
+_FINISHED: Final = H11Handshake(ConnectionType.CLIENT)
+"""Stands for the finished opening handshake of every open link: once the connection is open,
+wsproto only asks it for its pending events, and it has none."""
+
+
+def _forget_handshake(ws: WebSocketConnection) -> None:
+    """Drop what the opening handshake left in ``ws``, which it would otherwise keep as long
+    as the socket is open: wsproto's HTTP/1.1 handshake (h11's connection, its buffers and
+    the request; some 2.5 KiB a link) and trio-websocket's copy of the request (whose target
+    holds the access token).
+
+    Both are private attributes, which no option reaches: where a release has moved or
+    changed them, nothing is dropped.
+    """
+    protocol = getattr(ws, "_wsproto", None)
+    if (
+        isinstance(protocol, WSConnection)
+        and protocol.connection is not None
+        and isinstance(getattr(protocol, "handshake", None), H11Handshake)
+    ):
+        protocol.handshake = _FINISHED
+    if getattr(ws, "_initial_request", None) is not None:
+        ws._initial_request = None
 
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.
