@@ -9,14 +9,14 @@ the HTTP client, creates the session unless one is given (by id, or as a saved
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import secrets
 import ssl
 import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Final, Generic, ParamSpec, Protocol, TypeVar
+from types import TracebackType
+from typing import Generic, ParamSpec, Protocol, TypeVar
 
 import attrs
 import httpx
@@ -189,48 +189,13 @@ class SessionOpener(Generic[_S_co]):
 
         # The arguments in one object rather than in a closure's cells: this lives as long as
         # the session, in every session.
-        return self._session(
+        return _OpenSession(
+            self,
             _Arguments(
                 base_url, token_provider, session_id, state, streaming, platform, user_agent,
                 config, seed, ssl_context, clock, http_client, events_capacity, retry,
-            )
+            ),
         )  # fmt: skip
-
-    @asynccontextmanager
-    async def _session(self, call: _Arguments) -> AsyncIterator[_S_co]:
-        # What :func:`opening` does, then the adapter's loop, in this one frame: it lives as
-        # long as the session, and each context manager nested in another (``opening``,
-        # ``http_client``) kept a generator, its frame and its manager alive as well.
-        self._check_loop()
-        clock = call.clock if call.clock is not None else self._loop_clock()
-        tokens = _token_cache(
-            call.base_url, call.token_provider, call.session_id, call.state, clock,
-            self._new_event,
-        )  # fmt: skip
-        client = call.http_client
-        owned = None if client is not None else new_http_client(call.ssl_context)
-        async with owned if owned is not None else _no_client:
-            http = client if client is not None else owned
-            assert http is not None
-            maker = SessionMaker(
-                call.base_url, tokens, http, call.streaming, call.platform, call.user_agent,
-                call.retry,
-            )  # fmt: skip
-            first = await _first_state(maker, call.session_id, call.state, call.seed, call.config)
-            options = EngineOptions(
-                state=first,
-                base_url=call.base_url,
-                tokens=tokens,
-                create_session=maker.create,
-                clock=clock,
-                events_capacity=call.events_capacity,
-            )
-            ssl_context = call.ssl_context
-            # The session holds what it needs; this frame keeps none of it (the loop clears
-            # ``options``, and with it the first state, once the session has moved on).
-            del call, client, http, maker, tokens, clock, first
-            async with self._loop(options, ssl_context) as running:
-                yield running
 
     def _check_loop(self) -> None:
         try:
@@ -244,6 +209,92 @@ class SessionOpener(Generic[_S_co]):
                 f"polyai_messaging.{self._library}.open_session runs on {self._library}, but"
                 f" this code runs {on}{hint}"
             )
+
+
+class _OpenSession(AbstractAsyncContextManager[_S]):
+    """One ``open_session`` call: what :func:`opening` does, then the adapter's loop.
+
+    An object of four slots for the life of the session, rather than a generator: as a
+    ``@asynccontextmanager`` (and before that, three nested in one another) it kept its frame,
+    its generator and its manager alive in every session, some 1 KiB.
+    """
+
+    __slots__ = ("_call", "_opener", "_owned", "_running")
+
+    def __init__(self, opener: SessionOpener[_S], call: _Arguments) -> None:
+        self._opener = opener
+        self._call: _Arguments | None = call
+        self._owned: httpx.AsyncClient | None = None
+        """The HTTP client made for this session (none if the caller gave one)."""
+        self._running: AbstractAsyncContextManager[_S] | None = None
+        """The adapter's loop, once entered."""
+
+    async def __aenter__(self) -> _S:
+        call, opener = self._call, self._opener
+        if call is None:
+            raise RuntimeError("this open_session() call was already entered")
+        self._call = None  # the session holds what it needs of the arguments
+        opener._check_loop()
+        clock = call.clock if call.clock is not None else opener._loop_clock()
+        tokens = _token_cache(
+            call.base_url, call.token_provider, call.session_id, call.state, clock,
+            opener._new_event,
+        )  # fmt: skip
+        http = call.http_client
+        if http is None:
+            http = self._owned = await new_http_client(call.ssl_context).__aenter__()
+        try:
+            maker = SessionMaker(
+                call.base_url, tokens, http, call.streaming, call.platform, call.user_agent,
+                call.retry,
+            )  # fmt: skip
+            first = await _first_state(maker, call.session_id, call.state, call.seed, call.config)
+            options = EngineOptions(
+                state=first,
+                base_url=call.base_url,
+                tokens=tokens,
+                create_session=maker.create,
+                clock=clock,
+                events_capacity=call.events_capacity,
+            )
+            # The loop clears ``options`` once the session is made: nothing here keeps the
+            # first state alive once the session has moved on from it.
+            del first
+            running = opener._loop(options, call.ssl_context)
+            session = await running.__aenter__()
+        except BaseException as exc:
+            await self._close_client(exc)
+            raise
+        self._running = running
+        return session
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        running = self._running
+        self._running = None
+        assert running is not None
+        try:
+            suppressed = await running.__aexit__(kind, exc, traceback)
+        except BaseException as raised:
+            await self._close_client(raised)
+            raise
+        await self._close_client(None if suppressed else exc)
+        return suppressed
+
+    async def _close_client(self, exc: BaseException | None) -> None:
+        """Close the HTTP client made for this session, if any, as ``exc`` propagates."""
+        owned = self._owned
+        self._owned = None
+        if owned is None:
+            return
+        if exc is None:
+            await owned.__aexit__(None, None, None)
+        else:
+            await owned.__aexit__(type(exc), exc, exc.__traceback__)
 
 
 @attrs.frozen
@@ -267,8 +318,6 @@ class _Arguments:
 
 
 _ADAPTERS = frozenset({"trio", "asyncio"})
-_no_client: Final = contextlib.nullcontext()
-"""Entered instead of an HTTP client of our own when the caller gives one."""
 
 
 def open_session_function(
