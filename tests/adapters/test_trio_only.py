@@ -38,13 +38,15 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[WebSocketConnection]:
 async def test_an_open_link_keeps_nothing_of_the_handshake_and_still_reads_and_writes(
     adapter: Adapter, emulator: LocalEmulator, opened: list[WebSocketConnection]
 ) -> None:
-    """wsproto's HTTP/1.1 handshake and the request (whose target holds the access token)
-    would otherwise live as long as the socket."""
+    """wsproto's HTTP/1.1 handshake, the request (whose target holds the access token), the
+    response's headers and a server's future would otherwise live as long as the socket."""
     async with adapter.session(emulator) as session:
         await wait_for(session, replied(1))
         (connection,) = opened
         assert connection._wsproto.handshake is trio_link._FINISHED
         assert connection._initial_request is None
+        assert connection.handshake_headers == ()
+        assert connection._connection_proposal is None
         await session.send("hello")
         await wait_for(session, replied(2))
     assert connection.closed is not None

@@ -260,21 +260,27 @@ wsproto only asks it for its pending events, and it has none."""
 def _forget_handshake(ws: WebSocketConnection) -> None:
     """Drop what the opening handshake left in ``ws``, which it would otherwise keep as long
     as the socket is open: wsproto's HTTP/1.1 handshake (h11's connection, its buffers and
-    the request; some 2.5 KiB a link) and trio-websocket's copy of the request (whose target
-    holds the access token).
+    the request; some 2.5 KiB a link), trio-websocket's copy of the request (whose target
+    holds the access token), the response's headers (``ws.handshake_headers``, which nothing
+    reads) and the future a server's connection receives its request in (a client's never
+    does; trio-websocket drops it once used).
 
-    Both are private attributes, which no option reaches: where a release has moved or
+    All are private attributes, which no option reaches: where a release has moved or
     changed them, nothing is dropped.
     """
     protocol = getattr(ws, "_wsproto", None)
-    if (
-        isinstance(protocol, WSConnection)
-        and protocol.connection is not None
-        and isinstance(getattr(protocol, "handshake", None), H11Handshake)
+    if not isinstance(protocol, WSConnection) or not protocol.client:
+        return
+    if protocol.connection is not None and isinstance(
+        getattr(protocol, "handshake", None), H11Handshake
     ):
         protocol.handshake = _FINISHED
     if getattr(ws, "_initial_request", None) is not None:
         ws._initial_request = None
+    if getattr(ws, "_handshake_headers", None):
+        ws._handshake_headers = ()
+    if getattr(ws, "_connection_proposal", None) is not None:
+        ws._connection_proposal = None
 
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.
