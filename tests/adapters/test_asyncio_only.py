@@ -4,6 +4,7 @@ cancelled with ``Task.cancel``, and an import that needs no trio."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import anyio
@@ -14,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from no_trio import run_without_trio
 from polyai_messaging.asyncio import _link as asyncio_link
 from polyai_messaging.asyncio._link import Link
-from polyai_messaging.runtime import QueuedClose
+from polyai_messaging.runtime import LinkTarget, QueuedClose
 from polyai_messaging.testing import LocalEmulator
 
 from .helpers import FAST, TIMEOUT, Adapter, no_client_task_left, replied, wait_for
@@ -123,3 +124,12 @@ async def test_an_open_link_keeps_no_handshake_headers_and_still_reads_and_write
         assert list(connection.response.headers.raw_items()) == []
         await session.send("hello")
         await wait_for(session, replied(2))
+
+
+async def test_an_open_link_keeps_no_target_whose_url_holds_the_token(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        gc.collect()
+        assert [o for o in gc.get_objects() if isinstance(o, LinkTarget)] == []

@@ -199,6 +199,8 @@ async def run_link(
     ws.request = None
     if ws.response is not None:
         ws.response.headers = Headers()
+    # Nor is the target (its URL holds the token): this frame lives as long as the link.
+    del target, request
     try:
         engine.link_opened(link.generation)
         code, reason = await _pump(engine, link, ws)
