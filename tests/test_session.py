@@ -1303,3 +1303,11 @@ def test_a_step_cannot_write_a_field_the_state_does_not_have() -> None:
     assert turn.state == attrs.evolve(SessionState.new("s"), attempt=2)
     with pytest.raises(TypeError, match="atempt"):
         turn.update(atempt=3)
+
+
+def test_sessions_made_without_a_config_share_the_default_one() -> None:
+    """It is immutable: one for every session, not some 270 bytes each."""
+    first, second = SessionState.new("a"), SessionState.new("b", seed=3)
+    assert first.config is second.config
+    assert first.config == SessionConfig()
+    assert SessionState.new("c", config=SessionConfig(max_resends=1)).config.max_resends == 1

@@ -261,3 +261,16 @@ def test_every_state_a_step_returns_has_the_deadline_a_fresh_copy_works_out(
     finally:
         model_server.step = original
     assert checked[0] > 0
+
+
+def test_the_states_of_a_long_session_keep_their_fields_in_the_smallest_table() -> None:
+    """Each state is a copy of the one before: a table that grows once stays grown in every
+    state that follows, and an idle session holds one for its whole life."""
+    c = Conversation()
+    for _ in range(60):
+        c.exchange()
+        c.t += 3.0
+        c.feed(WakeUp())  # a heartbeat
+    fields = c.state.__dict__
+    assert sys.getsizeof(fields) == sys.getsizeof(dict(fields))
+    assert sys.getsizeof(SessionState.new("fresh").__dict__) == sys.getsizeof(dict(fields))

@@ -4,6 +4,7 @@ cancelled with ``Task.cancel``, and an import that needs no trio."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import anyio
@@ -14,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from no_trio import run_without_trio
 from polyai_messaging.asyncio import _link as asyncio_link
 from polyai_messaging.asyncio._link import Link
-from polyai_messaging.runtime import QueuedClose
+from polyai_messaging.runtime import LinkTarget, QueuedClose
 from polyai_messaging.testing import LocalEmulator
 
 from .helpers import FAST, TIMEOUT, Adapter, no_client_task_left, replied, wait_for
@@ -137,3 +138,26 @@ async def test_the_proxy_is_looked_up_once_a_session_and_used_on_every_link(
         await wait_for(session, replied(2))
     assert proxies == [None, None]
     assert len(asked) == 1
+
+
+async def test_an_open_link_keeps_no_handshake_headers_and_still_reads_and_writes(
+    adapter: Adapter, emulator: LocalEmulator, opened: list[ClientConnection]
+) -> None:
+    """The response's headers would live as long as the connection, of no more use."""
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        (connection,) = opened
+        assert connection.response is not None
+        assert connection.response.status_code == 101
+        assert list(connection.response.headers.raw_items()) == []
+        await session.send("hello")
+        await wait_for(session, replied(2))
+
+
+async def test_an_open_link_keeps_no_target_whose_url_holds_the_token(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        gc.collect()
+        assert [o for o in gc.get_objects() if isinstance(o, LinkTarget)] == []

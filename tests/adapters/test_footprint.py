@@ -4,6 +4,9 @@ shared by all of them."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import types
 from collections import Counter
 from contextlib import AsyncExitStack
 
@@ -44,6 +47,37 @@ async def test_idle_sessions_run_one_link_task_each_and_no_writer(
         await session.send("hello")
         await until(lambda: "Link._write" not in client_tasks())
         assert Counter(client_tasks()) - before == expected
+
+
+async def test_idle_sessions_keep_no_generator_alive(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    """``open_session`` and the adapter's part of it are objects of a few slots: a generator
+    (an ``@asynccontextmanager``) kept its frame and its manager alive as long as the session."""
+    gc.collect()
+    before = _generators()
+    async with AsyncExitStack() as stack:
+        for _ in range(3):
+            session = await stack.enter_async_context(adapter.session(emulator))
+            await wait_for(session, replied(1))
+        await until(lambda: "Link._write" not in client_tasks())
+        gc.collect()
+        assert _generators() - before == Counter()
+
+
+def _generators() -> Counter[str]:
+    """Generators of this library's code, and the managers ``@asynccontextmanager`` makes."""
+    return Counter(type(o).__qualname__ for o in gc.get_objects() if _a_generator_of_ours(o))
+
+
+def _a_generator_of_ours(obj: object) -> bool:
+    if isinstance(obj, contextlib._AsyncGeneratorContextManager):
+        return True
+    if isinstance(obj, types.AsyncGeneratorType):
+        return "polyai_messaging" in obj.ag_code.co_filename
+    if isinstance(obj, types.GeneratorType):
+        return "polyai_messaging" in obj.gi_code.co_filename
+    return False
 
 
 async def test_heartbeats_and_messages_on_an_idle_link_start_no_task_but_trios_writer(

@@ -3,11 +3,16 @@ exit closes the socket politely while the session lives on on the server."""
 
 from __future__ import annotations
 
+import ssl
+
 import anyio
+import httpx
 import pytest
 
 from polyai_messaging.core import LocalProtocolError
-from polyai_messaging.runtime import SessionRuntime
+from polyai_messaging.rest import _opening as opening_module
+from polyai_messaging.rest._http import new_http_client
+from polyai_messaging.runtime import SessionRuntime, Token, TokenUnavailableError
 from polyai_messaging.testing import LocalEmulator
 
 from .helpers import (
@@ -86,3 +91,47 @@ async def test_leaving_the_block_closes_the_socket_politely(adapter: Adapter) ->
             await until(lambda: len(connections) == 1)
         await until(lambda: connections[0].close is not None)
         assert connections[0].close == (1000, "client closing")
+
+
+@pytest.fixture
+def made_clients(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
+    """Every HTTP client ``open_session`` makes for itself, in order."""
+    made: list[httpx.AsyncClient] = []
+
+    def making(ssl_context: ssl.SSLContext | None) -> httpx.AsyncClient:
+        client = new_http_client(ssl_context)
+        made.append(client)
+        return client
+
+    monkeypatch.setattr(opening_module, "new_http_client", making)
+    return made
+
+
+async def test_the_http_client_a_session_makes_is_closed_however_the_block_ends(
+    adapter: Adapter, emulator: LocalEmulator, made_clients: list[httpx.AsyncClient]
+) -> None:
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        assert not made_clients[0].is_closed
+    with pytest.raises(ZeroDivisionError):
+        async with adapter.session(emulator):
+            raise ZeroDivisionError
+    with pytest.raises(TokenUnavailableError):
+        async with adapter.session(emulator, provider=_failing_provider):
+            pass  # pragma: no cover - creating the session fails first
+    assert len(made_clients) == 3
+    assert all(client.is_closed for client in made_clients)
+
+
+async def test_an_http_client_the_caller_gives_is_left_open(
+    adapter: Adapter, emulator: LocalEmulator, made_clients: list[httpx.AsyncClient]
+) -> None:
+    async with httpx.AsyncClient(verify=emulator.ssl_context) as given:
+        async with adapter.session(emulator, http_client=given) as session:
+            await wait_for(session, replied(1))
+        assert not given.is_closed
+    assert made_clients == []
+
+
+async def _failing_provider() -> Token:
+    raise ZeroDivisionError

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -225,8 +226,14 @@ async def run_link(
     except _CONNECT_ERRORS as exc:
         engine.link_failed(link.generation, exc)
         return
-    # The handshake request is of no more use, and its path holds the access token.
+    # The handshake request is of no more use, and its path holds the access token; nor are the
+    # response's headers, which the connection would otherwise hold as long as it is open
+    # (some 2 KiB an idle session).
     ws.request = None
+    if ws.response is not None:
+        ws.response.headers = Headers()
+    # Nor is the target (its URL holds the token): this frame lives as long as the link.
+    del target, request
     try:
         engine.link_opened(link.generation)
         code, reason = await _pump(engine, link, ws)

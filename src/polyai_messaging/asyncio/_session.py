@@ -12,13 +12,13 @@ import asyncio
 import contextvars
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
-from typing import Any, Final, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
-from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
+from ..rest._tasks import SessionTasks
+from ..runtime import Clock, EngineOptions, SessionRuntime
 from ._link import Link, ProxyChoice, run_link
 
 __all__ = ["Session", "open_session"]
@@ -105,30 +105,21 @@ async def _raise(exc: Exception) -> None:
     raise exc
 
 
-@asynccontextmanager
-async def _run(
-    options: EngineOptions, ssl_context: ssl.SSLContext | None
-) -> AsyncIterator[Session]:
+def _run(options: EngineOptions, ssl_context: ssl.SSLContext | None) -> SessionTasks[Any, Session]:
     """The loop's part of :func:`open_session`: the session's tasks in one task group."""
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            session = Session(tasks, ssl_context, options)
-            # The context manager keeps its arguments as long as the session runs: cleared, they
-            # no longer keep the first driver state alive once the session has moved on.
-            cast("dict[str, object]", options).clear()
-            session.start()
-            try:
-                yield session
-                await session.shutdown()
-            finally:
-                session.stop()
-    except BaseExceptionGroup as group:
-        raise_unwrapped(group)
+    return SessionTasks(asyncio.TaskGroup(), Session, _stop, options, ssl_context)
+
+
+async def _stop(session: Session) -> None:
+    session.stop()
+
+
+def _now() -> Now:
+    return Now(asyncio.get_running_loop().time(), time.time())
 
 
 def _loop_clock() -> Clock:
-    loop = asyncio.get_running_loop()
-    return lambda: Now(loop.time(), time.time())
+    return _now  # one function for every session, not a closure over its loop each
 
 
 open_session: Final = open_session_function(

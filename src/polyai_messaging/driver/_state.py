@@ -26,9 +26,25 @@ __all__ = [
 
 DEADLINE_CACHE = "_deadline_cache"
 """Where a :class:`SessionState` keeps its :attr:`~SessionState.deadline` once worked out."""
-UNKNOWN = object()
+
+
+class _Unknown:
+    """The type of :data:`UNKNOWN`: copied or pickled, it stays the one object."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "UNKNOWN"
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
 """A deadline not worked out yet."""
 
+
+_set = object.__setattr__
 
 ReplayLog = tuple[ServerEvent, "ReplayLog"] | None
 """An immutable linked list (newest first): O(1) to extend, never copied."""
@@ -150,11 +166,20 @@ class SessionState:
     new_sessions_in_a_row: int = 0
     counters: Counters = Counters()
 
+    def __attrs_post_init__(self) -> None:
+        # The fields' dict, rebuilt at its smallest with the deadline cache's slot in it:
+        # filled one attribute at a time, it had grown to twice the size (1,584 bytes, not
+        # 832). ``Turn.update`` copies it, so every later state of the session is as small;
+        # and it never removes a key, so none grows again.
+        _set(self, "__dict__", {**self.__dict__, DEADLINE_CACHE: UNKNOWN})
+
     @classmethod
     def new(
         cls, session_id: str, *, seed: int = 0, config: SessionConfig | None = None
     ) -> SessionState:
-        return cls(session_id=session_id, seed=seed, config=config or SessionConfig())
+        if config is None:  # the default config, one for every session (it is immutable)
+            return cls(session_id=session_id, seed=seed)
+        return cls(session_id=session_id, seed=seed, config=config)
 
     # --- derived values -----------------------------------------------------------------
 
@@ -189,8 +214,8 @@ class SessionState:
         """The monotonic time at which the driver must next be woken (``None``: no timer)."""
         # A step reads it before and after, and the runtime again (and the next step's "before"
         # is this state's "after"): a state is immutable, so it is worked out once. The cache
-        # sits in the instance's ``__dict__``, which ``Turn.update`` copies without it.
-        cached = self.__dict__.get(DEADLINE_CACHE, UNKNOWN)
+        # sits in the instance's ``__dict__``, which ``Turn.update`` copies with it unknown.
+        cached = self.__dict__[DEADLINE_CACHE]
         if cached is not UNKNOWN:
             return cached  # type: ignore[no-any-return]
         deadline = self._deadline()

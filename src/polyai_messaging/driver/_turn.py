@@ -48,7 +48,9 @@ class Turn:
         if not changes.keys() <= _FIELDS:
             raise TypeError(f"not fields of SessionState: {sorted(changes.keys() - _FIELDS)}")
         fields = self.state.__dict__.copy()
-        fields.pop(DEADLINE_CACHE, None)  # the new state's own is worked out when asked
+        # The new state's own deadline is worked out when asked. Set, not removed: a removed
+        # key leaves a hole in the copy, and each of its copies, until the table grows.
+        fields[DEADLINE_CACHE] = UNKNOWN
         fields.update(changes)
         state = _new(SessionState)
         _set(state, "__dict__", fields)
@@ -63,7 +65,7 @@ class Turn:
         state = self.state
         if state is self._made:
             fields = state.__dict__
-            fields.pop(DEADLINE_CACHE, None)
+            fields[DEADLINE_CACHE] = UNKNOWN
             fields["last_now"] = self.now
             if self.last_inbound is not None:
                 fields["last_inbound"] = self.last_inbound

@@ -28,7 +28,7 @@ from ._failed_requests import error_from_response, transport_error
 from ._results import json_type
 from ._retry import RetryPolicy
 
-__all__ = ["DEFAULT_TIMEOUT", "Clock", "http_client", "logger", "post"]
+__all__ = ["DEFAULT_TIMEOUT", "Clock", "http_client", "logger", "new_http_client", "post"]
 
 logger = RedactingLogger(logging.getLogger("polyai_messaging.rest"))
 """Every line through the one redaction rule, under the package's public name."""
@@ -67,11 +67,15 @@ async def http_client(
     if client is not None:
         yield client
         return
-    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-    async with httpx.AsyncClient(
-        timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=verify
-    ) as owned:
+    async with new_http_client(ssl_context) as owned:
         yield owned
+
+
+def new_http_client(ssl_context: ssl.SSLContext | None) -> httpx.AsyncClient:
+    """A client of our own (to close when done) that verifies TLS with ``ssl_context`` (the
+    system's trust store by default) and follows no redirect."""
+    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+    return httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=verify)
 
 
 # No attrs ``repr``: the headers, the body and the secrets hold tokens, and a traceback that shows

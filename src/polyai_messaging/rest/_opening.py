@@ -15,6 +15,7 @@ import ssl
 import typing
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Generic, ParamSpec, Protocol, TypeVar
 
 import attrs
@@ -23,7 +24,7 @@ import sniffio
 
 from ..driver import SessionConfig, SessionState, check_transport_security
 from ..runtime import Clock, EngineOptions, Event, SessionRuntime, TokenCache, TokenProvider
-from ._http import http_client
+from ._http import http_client, new_http_client
 from ._maker import SessionMaker
 from ._retry import RetryPolicy
 
@@ -63,15 +64,41 @@ async def opening(
 ) -> AsyncIterator[Opening]:
     """Set up a session as described in the module docstring; the HTTP client lives as long
     as the block."""
-    check_transport_security(base_url)
-    if session_id is not None and state is not None and state.session_id != session_id:
-        raise ValueError("session_id and state name different sessions")
-    tokens = TokenCache(token_provider, lambda: clock().wall, new_event)
+    tokens = _token_cache(base_url, token_provider, session_id, state, clock, new_event)
     async with http_client(client, ssl_context) as http:
         maker = SessionMaker(base_url, tokens, http, streaming, platform, user_agent, retry)
         # Not kept in a variable of this frame, which lives as long as the session: the first
         # state is dropped once the session has moved on from it.
         yield Opening(await _first_state(maker, session_id, state, seed, config), tokens, maker)
+
+
+def _token_cache(
+    base_url: str,
+    token_provider: TokenProvider,
+    session_id: str | None,
+    state: SessionState | None,
+    clock: Clock,
+    new_event: Callable[[], Event],
+) -> TokenCache:
+    """Check the arguments (``wss://`` only off loopback, one session named), and make the
+    session's token cache."""
+    check_transport_security(base_url)
+    if session_id is not None and state is not None and state.session_id != session_id:
+        raise ValueError("session_id and state name different sessions")
+    return TokenCache(token_provider, _WallClock(clock), new_event)
+
+
+class _WallClock:
+    """The wall time of a :data:`Clock` (a token cache's clock): an object of one slot, where
+    a closure over the clock was a function, a tuple and a cell in every session."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def __call__(self) -> float:
+        return self._clock().wall
 
 
 async def _first_state(
@@ -162,44 +189,13 @@ class SessionOpener(Generic[_S_co]):
 
         # The arguments in one object rather than in a closure's cells: this lives as long as
         # the session, in every session.
-        return self._session(
+        return _OpenSession(
+            self,
             _Arguments(
                 base_url, token_provider, session_id, state, streaming, platform, user_agent,
                 config, seed, ssl_context, clock, http_client, events_capacity, retry,
-            )
+            ),
         )  # fmt: skip
-
-    @asynccontextmanager
-    async def _session(self, call: _Arguments) -> AsyncIterator[_S_co]:
-        self._check_loop()
-        read_clock = call.clock if call.clock is not None else self._loop_clock()
-        async with opening(
-            call.base_url,
-            call.token_provider,
-            session_id=call.session_id,
-            state=call.state,
-            streaming=call.streaming,
-            platform=call.platform,
-            user_agent=call.user_agent,
-            config=call.config,
-            seed=call.seed,
-            ssl_context=call.ssl_context,
-            client=call.http_client,
-            clock=read_clock,
-            new_event=self._new_event,
-            retry=call.retry,
-        ) as ready:
-            options = EngineOptions(
-                state=ready.state,
-                base_url=call.base_url,
-                tokens=ready.tokens,
-                create_session=ready.maker.create,
-                clock=read_clock,
-                events_capacity=call.events_capacity,
-            )
-            del ready  # its first state is the session's alone (the loop clears options)
-            async with self._loop(options, call.ssl_context) as running:
-                yield running
 
     def _check_loop(self) -> None:
         try:
@@ -213,6 +209,92 @@ class SessionOpener(Generic[_S_co]):
                 f"polyai_messaging.{self._library}.open_session runs on {self._library}, but"
                 f" this code runs {on}{hint}"
             )
+
+
+class _OpenSession(AbstractAsyncContextManager[_S]):
+    """One ``open_session`` call: what :func:`opening` does, then the adapter's loop.
+
+    An object of four slots for the life of the session, rather than a generator: as a
+    ``@asynccontextmanager`` (and before that, three nested in one another) it kept its frame,
+    its generator and its manager alive in every session, some 1 KiB.
+    """
+
+    __slots__ = ("_call", "_opener", "_owned", "_running")
+
+    def __init__(self, opener: SessionOpener[_S], call: _Arguments) -> None:
+        self._opener = opener
+        self._call: _Arguments | None = call
+        self._owned: httpx.AsyncClient | None = None
+        """The HTTP client made for this session (none if the caller gave one)."""
+        self._running: AbstractAsyncContextManager[_S] | None = None
+        """The adapter's loop, once entered."""
+
+    async def __aenter__(self) -> _S:
+        call, opener = self._call, self._opener
+        if call is None:
+            raise RuntimeError("this open_session() call was already entered")
+        self._call = None  # the session holds what it needs of the arguments
+        opener._check_loop()
+        clock = call.clock if call.clock is not None else opener._loop_clock()
+        tokens = _token_cache(
+            call.base_url, call.token_provider, call.session_id, call.state, clock,
+            opener._new_event,
+        )  # fmt: skip
+        http = call.http_client
+        if http is None:
+            http = self._owned = await new_http_client(call.ssl_context).__aenter__()
+        try:
+            maker = SessionMaker(
+                call.base_url, tokens, http, call.streaming, call.platform, call.user_agent,
+                call.retry,
+            )  # fmt: skip
+            first = await _first_state(maker, call.session_id, call.state, call.seed, call.config)
+            options = EngineOptions(
+                state=first,
+                base_url=call.base_url,
+                tokens=tokens,
+                create_session=maker.create,
+                clock=clock,
+                events_capacity=call.events_capacity,
+            )
+            # The loop clears ``options`` once the session is made: nothing here keeps the
+            # first state alive once the session has moved on from it.
+            del first
+            running = opener._loop(options, call.ssl_context)
+            session = await running.__aenter__()
+        except BaseException as exc:
+            await self._close_client(exc)
+            raise
+        self._running = running
+        return session
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        running = self._running
+        self._running = None
+        assert running is not None
+        try:
+            suppressed = await running.__aexit__(kind, exc, traceback)
+        except BaseException as raised:
+            await self._close_client(raised)
+            raise
+        await self._close_client(None if suppressed else exc)
+        return suppressed
+
+    async def _close_client(self, exc: BaseException | None) -> None:
+        """Close the HTTP client made for this session, if any, as ``exc`` propagates."""
+        owned = self._owned
+        self._owned = None
+        if owned is None:
+            return
+        if exc is None:
+            await owned.__aexit__(None, None, None)
+        else:
+            await owned.__aexit__(type(exc), exc, exc.__traceback__)
 
 
 @attrs.frozen

@@ -22,6 +22,8 @@ from trio_websocket import (
     WebSocketConnection,
     wrap_client_stream,
 )
+from wsproto import ConnectionType, WSConnection
+from wsproto.handshake import H11Handshake
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose
@@ -228,6 +230,7 @@ async def _handshake(
                     max_message_size=MAX_INBOUND_MESSAGE,
                 )
             opened = True
+            _forget_handshake(ws)
             link.opened(nursery, ws, engine.state.config.close_timeout_seconds)
             engine.link_opened(generation)
             while True:  # reading, in this frame: an idle link's task is as shallow as it can be
@@ -276,6 +279,37 @@ async def _let_end(nursery: trio.Nursery) -> None:
 
 _ROUNDS: Final = 3
 """Scheduling rounds a link's other tasks get to end by themselves once its socket has closed."""
+
+
+_FINISHED: Final = H11Handshake(ConnectionType.CLIENT)
+"""Stands for the finished opening handshake of every open link: once the connection is open,
+wsproto only asks it for its pending events, and it has none."""
+
+
+def _forget_handshake(ws: WebSocketConnection) -> None:
+    """Drop what the opening handshake left in ``ws``, which it would otherwise keep as long
+    as the socket is open: wsproto's HTTP/1.1 handshake (h11's connection, its buffers and
+    the request; some 2.5 KiB a link), trio-websocket's copy of the request (whose target
+    holds the access token), the response's headers (``ws.handshake_headers``, which nothing
+    reads) and the future a server's connection receives its request in (a client's never
+    does; trio-websocket drops it once used).
+
+    All are private attributes, which no option reaches: where a release has moved or
+    changed them, nothing is dropped.
+    """
+    protocol = getattr(ws, "_wsproto", None)
+    if not isinstance(protocol, WSConnection) or not protocol.client:
+        return
+    if protocol.connection is not None and isinstance(
+        getattr(protocol, "handshake", None), H11Handshake
+    ):
+        protocol.handshake = _FINISHED
+    if getattr(ws, "_initial_request", None) is not None:
+        ws._initial_request = None
+    if getattr(ws, "_handshake_headers", None):
+        ws._handshake_headers = ()
+    if getattr(ws, "_connection_proposal", None) is not None:
+        ws._connection_proposal = None
 
 
 # What a failed handshake may raise besides a refusal; anything else is a bug and propagates.

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Final, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import trio
 
 from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
-from ..runtime import Clock, EngineOptions, SessionRuntime, raise_unwrapped
+from ..rest._tasks import SessionTasks
+from ..runtime import Clock, EngineOptions, SessionRuntime
 from ._link import Link, run_link
 from ._timers import alarm
 
@@ -85,27 +85,16 @@ async def _raise(exc: Exception) -> None:
     raise exc
 
 
-@asynccontextmanager
-async def _run(
-    options: EngineOptions, ssl_context: ssl.SSLContext | None
-) -> AsyncIterator[Session]:
+def _run(options: EngineOptions, ssl_context: ssl.SSLContext | None) -> SessionTasks[Any, Session]:
     """The loop's part of :func:`open_session`: the session's tasks in one nursery."""
-    try:
-        async with trio.open_nursery() as nursery:
-            session = Session(nursery, ssl_context, options)
-            # The context manager keeps its arguments as long as the session runs: cleared, they
-            # no longer keep the first driver state alive once the session has moved on.
-            cast("dict[str, object]", options).clear()
-            try:
-                session.start()
-                yield session
-                await session.shutdown()
-            finally:
-                session.close()
-                nursery.cancel_scope.cancel()
-                await session._release()
-    except BaseExceptionGroup as group:
-        raise_unwrapped(group)
+    return SessionTasks(trio.open_nursery(), Session, _stop, options, ssl_context)
+
+
+async def _stop(session: Session) -> None:
+    """End the session's tasks: close it, cancel its nursery, disarm its timer for good."""
+    session.close()
+    session._nursery.cancel_scope.cancel()
+    await session._release()
 
 
 def _now() -> Now:
