@@ -50,6 +50,14 @@ class Session(SessionRuntime):
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
+    async def cancel_point(self) -> None:
+        # Only a cancellation requested of the task is delivered here: otherwise an intent runs
+        # without yielding (as ``websockets``' own ``send`` does), since a loop round before its
+        # frame is written was one more on every message's round trip.
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            await asyncio.sleep(0)
+
     def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
             await job()

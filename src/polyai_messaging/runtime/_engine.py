@@ -203,13 +203,14 @@ class Engine:
     async def cancel_point(self) -> None:
         """Deliver a pending cancellation, before an intent is executed (by default
         :meth:`~polyai_messaging.runtime.Engine.checkpoint`, which then stands for the
-        intent's whole checkpoint)."""
+        intent's whole checkpoint). Once it has returned, the intent is fed and
+        :meth:`~polyai_messaging.runtime.Engine.schedule_point` awaited, whatever happens."""
         await self.checkpoint()
 
     async def schedule_point(self) -> None:
         """Let other tasks run once an intent is executed, never raising a cancellation (by
         default nothing: :meth:`~polyai_messaging.runtime.Engine.cancel_point` was the
-        checkpoint)."""
+        checkpoint). On trio the intent's frames for an idle link are written here."""
 
     # --- the single entry point ------------------------------------------------------------
 

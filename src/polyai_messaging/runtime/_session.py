@@ -159,8 +159,9 @@ class SessionRuntime(Engine):
         A cancellation is delivered only before the intent (:meth:`cancel_point`, or waiting
         for a replacement session being created): the intent itself executes without
         awaiting, so a cancelled call has sent nothing. Other tasks run after it
-        (:meth:`schedule_point`): on trio, the link's writer then writes the frame while the
-        caller yields, rather than after the caller's own round.
+        (:meth:`schedule_point`): on trio, the caller then writes the intent's frames itself on
+        an idle link (shielded: a cancellation waits until they are written), or the link's
+        writer writes them while the caller yields.
         """
         renewal = self._renewal
         if renewal is not None:

@@ -1,8 +1,9 @@
 """One socket generation on trio and trio-websocket, from connecting to closed.
 
 :func:`run_link` connects (TCP, TLS, the WebSocket handshake, each bounded by the handshake
-timeout), then reads frames until the socket closes, while a writer task, started whenever
-frames are queued and gone once they are written, is the only code that writes to it. It decides
+timeout), then reads frames until the socket closes, while one writer at a time writes to it: a
+writer task, started whenever frames are queued and gone once they are written, or the task of
+an intent that found the link idle, which writes its own frames (:meth:`Link.hold`). It decides
 nothing: every outcome is reported to the session's engine (``link_opened``, ``frame_received``,
 ``link_closed``, ``link_failed``, ``link_refused``). The session talks to a running link through
 :class:`Link`.
@@ -44,8 +45,8 @@ class Link:
     """
 
     __slots__ = (
-        "_close_timeout", "_done", "_finished", "_queue", "_spare", "_write_job", "_writer",
-        "_writing", "_ws", "closing", "ended", "generation", "scope",
+        "_close_timeout", "_done", "_finished", "_inline", "_queue", "_spare", "_write_job",
+        "_writer", "_writing", "_ws", "closing", "ended", "generation", "scope",
     )  # fmt: skip
 
     def __init__(self, generation: int) -> None:
@@ -68,6 +69,9 @@ class Link:
         """The writer, bound once: a writer starts per burst of frames (every heartbeat), and
         one made per start was one more object in flight each time."""
         self._writing = False
+        """Whether a writer is running (a writer task, or a caller writing what it held)."""
+        self._inline: trio.CancelScope | None = None
+        """The shielded scope of a caller's own write while it runs (an abort cancels it)."""
         self.closing = False
         """Whether a close is queued: nothing is queued after it."""
         self.ended = False
@@ -96,6 +100,11 @@ class Link:
     def abort(self) -> None:
         """Drop the socket now, without a closing handshake."""
         self.scope.cancel()
+        self._stop_inline()
+
+    def _stop_inline(self) -> None:
+        if self._inline is not None:
+            self._inline.cancel()
 
     async def aclose(self, code: int, reason: str, timeout: float) -> None:
         """:meth:`close`, then wait (at most ``timeout``) until the link has ended."""
@@ -112,6 +121,7 @@ class Link:
         """The link has ended: it takes no more frames, and :meth:`aclose` returns."""
         self.ended = self._finished = True
         self._writer = None
+        self._stop_inline()
         # The bound writer refers back to the link: dropped, no cycle is left for the
         # garbage collector to find.
         self._write_job = self._ws = None
@@ -127,8 +137,61 @@ class Link:
         self._write_soon()
 
     def reading_ended(self) -> None:
-        """The socket is closed: no writer is started any more."""
+        """The socket is closed: no writer is started any more, and a caller's write stops."""
         self._writer = None
+        self._stop_inline()
+
+    def hold(self) -> bool:
+        """If the link is open and idle (no writer running, nothing queued), hold the frames
+        queued from now on for the caller to write with :meth:`write_held`, which it must then
+        await (it does so right after feeding an intent); ``False`` (nothing held) otherwise.
+
+        A writer task per burst of frames was a task started and three scheduler rounds before
+        the frame was written, on every message's round trip.
+        """
+        if self._writer is None or self._writing or self._queue or self.ended or self.closing:
+            return False
+        self._writing = True
+        return True
+
+    async def write_held(self) -> None:
+        """Write the frames queued since :meth:`hold`, in this task, up to a queued close (the
+        writer task closes); frames queued meanwhile go to a writer task after them.
+
+        The write is shielded from the caller's cancellation (delivered at its next checkpoint),
+        since a frame cut short would break the framing of the whole socket; an abort of the
+        link cancels it. It waits only while the socket's buffer is full. Yields once at least.
+        """
+        batch, ws = self._queue, self._ws
+        if not batch or ws is None or self.ended or self.scope.cancel_called:
+            self._writing = False
+            self._write_soon()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        self._queue, self._spare = self._spare, batch
+        written = 0
+        self._inline = scope = trio.CancelScope(shield=True)
+        with scope:
+            try:
+                for item in batch:
+                    if isinstance(item, QueuedClose):
+                        self._queue[:0] = batch[written:]  # the writer task closes, in order
+                        break
+                    await ws.send_message(item)
+                    written += 1
+            except ConnectionClosed:
+                self.ended = True
+            except BaseException:
+                self.ended = True  # cancelled by an abort: what is queued is never written
+                raise
+            finally:
+                batch.clear()
+                self._inline = None
+                self._writing = False
+        if not self.ended:
+            self._write_soon()
+        if not written:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     def _write_soon(self) -> None:
         writer, job = self._writer, self._write_job

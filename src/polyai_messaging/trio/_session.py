@@ -36,6 +36,8 @@ class Session(SessionRuntime):
     ) -> None:
         self._nursery = nursery
         self._ssl_context = ssl_context
+        self._held: Link | None = None
+        """The link whose frames the intent being executed writes itself (see ``Link.hold``)."""
         super().__init__(**options)
         self._alarm = alarm(self._fire)
 
@@ -49,9 +51,17 @@ class Session(SessionRuntime):
 
     async def cancel_point(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
+        # The intent's frames are written by its caller (``schedule_point``), on an idle link.
+        link = self.links.get(self._state.generation)
+        if isinstance(link, Link) and link.hold():
+            self._held = link
 
     async def schedule_point(self) -> None:
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        held, self._held = self._held, None
+        if held is None:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        else:
+            await held.write_held()
 
     def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
         self._nursery.start_soon(job)
