@@ -7,6 +7,8 @@ A stand-in for trio-websocket's connection records what is written and can hold 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import pytest
@@ -58,28 +60,31 @@ def opened(nursery: trio.Nursery, socket: Socket) -> Link:
     return link
 
 
-def writer_starts() -> tuple[list[str], trio.abc.Instrument]:
+@contextmanager
+def task_starts() -> Iterator[list[str]]:
+    """The names (last part) of the tasks started in the block."""
     starts: list[str] = []
 
     class Spawns(trio.abc.Instrument):
         def task_spawned(self, task: trio.lowlevel.Task) -> None:
             starts.append(task.name.rsplit(".", 1)[-1])
 
-    return starts, Spawns()
+    instrument = Spawns()
+    trio.lowlevel.add_instrument(instrument)
+    try:
+        yield starts
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
 
 
 async def test_a_held_frame_is_written_by_its_caller_without_a_task() -> None:
     socket = Socket()
     async with trio.open_nursery() as nursery:
         link = opened(nursery, socket)
-        starts, instrument = writer_starts()
-        trio.lowlevel.add_instrument(instrument)
-        try:
+        with task_starts() as starts:
             assert link.hold()
             assert link.send("a")
             await link.write_held()
-        finally:
-            trio.lowlevel.remove_instrument(instrument)
         assert socket.written == ["a"]
         assert starts == []
         assert link.hold()  # idle again
@@ -186,17 +191,13 @@ async def test_a_close_queued_by_the_intent_is_left_to_the_writer_task() -> None
     socket = Socket()
     async with trio.open_nursery() as nursery:
         link = opened(nursery, socket)
-        starts, instrument = writer_starts()
-        trio.lowlevel.add_instrument(instrument)
-        try:
+        with task_starts() as starts:
             assert link.hold()
             link.send("bye")
             link.close(1000, "client closing")
             await link.write_held()
             assert socket.written == ["bye"]  # the caller does not wait for the close
             await trio.testing.wait_all_tasks_blocked()
-        finally:
-            trio.lowlevel.remove_instrument(instrument)
         assert socket.written == ["bye", ("close", 1000)]
         assert starts == ["_write"]
 
