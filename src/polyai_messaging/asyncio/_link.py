@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final
 
@@ -260,6 +261,11 @@ def _break_cycles(ws: ClientConnection) -> None:
     if transport.is_closing() and callable(getattr(transport, "_read_ready_cb", None)):
         transport._read_ready_cb = None  # type: ignore[attr-defined]
     protocol = ws.protocol
+    # Older releases of websockets (13 among them) name the connection in its log records by a
+    # strong reference, from the protocol's logger back to the connection (later: a weak one).
+    extra = getattr(getattr(protocol, "logger", None), "extra", None)
+    if isinstance(extra, dict) and extra.get("websocket") is ws:
+        extra["websocket"] = weakref.proxy(ws)
     reader = getattr(protocol, "reader", None)
     if not getattr(reader, "eof", False):
         return  # still to end: ``connection_lost`` steps the parser once more
