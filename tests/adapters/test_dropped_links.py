@@ -9,12 +9,14 @@ import gc
 import weakref
 from collections.abc import Iterator
 
+import anyio.lowlevel
 import pytest
 
-from polyai_messaging.driver import LinkStatus
-from polyai_messaging.testing import LocalEmulator
+from polyai_messaging.driver import Backoff, LinkStatus, SessionConfig
+from polyai_messaging.emulator import EmulatorConfig
+from polyai_messaging.testing import LocalEmulator, open_emulator
 
-from .helpers import Adapter, until, wait_for
+from .helpers import Adapter, heartbeat_answered, until, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -35,6 +37,32 @@ async def test_a_dropped_links_connection_is_freed_without_a_collection(
             alive = [type(part()).__qualname__ for part in parts if part() is not None]
         finally:
             gc.enable()
+        assert alive == []
+
+
+async def test_an_aborted_links_connection_is_freed_without_a_collection(adapter: Adapter) -> None:
+    """The link is aborted by the session (it fell silent), not dropped by the server."""
+    config = EmulatorConfig.fast(heartbeat_interval_seconds=1)
+    quick = SessionConfig(liveness_grace_seconds=0.3, backoff=Backoff(base=0.05))
+    async with (
+        open_emulator(config) as emulator,
+        adapter.session(emulator, config=quick) as session,
+    ):
+        await wait_for(session, heartbeat_answered)
+        generation = session.state.generation
+        parts = [weakref.ref(part) for part in _connection(session.links[generation])]
+        gc.collect()
+        gc.disable()
+        try:
+            emulator.set_faults("freeze-after=0:1")
+            await wait_for(session, lambda u: _open(u) and u.state.generation > generation)
+            await until(lambda: generation not in session.links)
+            for _ in range(3):  # the socket's end is reported a loop round after the abort
+                await anyio.lowlevel.checkpoint()
+            alive = [type(part()).__qualname__ for part in parts if part() is not None]
+        finally:
+            gc.enable()
+        assert session.state.counters.reconnects == 1
         assert alive == []
 
 

@@ -90,6 +90,10 @@ class Session(SessionRuntime):
 
     def _ended(self, link: Link) -> None:
         link.writable = False
+        # A cancelled task keeps its CancelledError, whose traceback holds the link's frames,
+        # which hold the link: a cycle keeping the link's connection alive until a full
+        # collection of the garbage collector, were the link to keep its task.
+        link.task = None
         self.links.pop(link.generation, None)
 
     def _fire(self) -> None:

@@ -309,14 +309,16 @@ async def _handshake(
             engine.link_closed(generation, code, reason)
             await _let_end(nursery)
     except BaseExceptionGroup as group:
-        rejected, others = group.split(ConnectionRejected)
-        if opened or (others is not None and others.split(_CONNECT_ERRORS)[1] is not None):
+        # No part of the group is kept in a local while one propagates: its traceback holds
+        # this frame, and the frame's locals would hold it back, a cycle keeping the link's
+        # connection alive until a full collection of the garbage collector.
+        if opened or _unexpected(group):
             raise
-        cancelled = group.split(trio.Cancelled)[0]
-        if cancelled is not None:
+        if group.subgroup(trio.Cancelled) is not None:
             # Aborted as the handshake failed (the driver's connect deadline is the same as
             # ours): the abort is what happened, and the link's scope takes it.
-            raise cancelled from None
+            raise _cancellations(group) from None
+        rejected = group.split(ConnectionRejected)[0]
         if rejected is None:
             engine.link_failed(generation, "handshake failed")
         else:
@@ -385,6 +387,20 @@ _CONNECT_ERRORS: Final = (
     trio.BrokenResourceError,
     trio.TooSlowError,
 )
+
+
+def _unexpected(group: BaseExceptionGroup[Any]) -> bool:
+    """Whether a failed handshake raised something besides a refusal and the errors a
+    connection attempt may meet (a bug, which propagates)."""
+    others = group.split(ConnectionRejected)[1]
+    return others is not None and others.split(_CONNECT_ERRORS)[1] is not None
+
+
+def _cancellations(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[trio.Cancelled]:
+    """The cancellations in ``group``, which holds some."""
+    cancelled = group.subgroup(trio.Cancelled)
+    assert cancelled is not None
+    return cancelled
 
 
 def _first(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
