@@ -121,3 +121,35 @@ async def test_a_connection_unlike_trio_websockets_own_is_left_as_it_is() -> Non
     connection = Elsewhere()
     trio_link._forget_handshake(connection)  # type: ignore[arg-type]
     assert vars(connection) == {}
+
+
+
+async def test_an_aborted_link_takes_a_close_until_it_has_ended(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    """An aborted link's task leaves its nursery, which closes some scheduling rounds before
+    the link has ended: a close queued then (a session shutting down queues one) is dropped,
+    and must not start a writer in that nursery ("closed to new arrivals"). The close is tried
+    at every round until the link has ended."""
+
+    async def close_after(rounds: int) -> bool:
+        """Whether the link had already ended when it was closed, ``rounds`` after the abort."""
+        async with adapter.session(emulator) as session:
+            await wait_for(session, replied(1))
+            link = session.links[session.state.generation]
+            assert isinstance(link, trio_link.Link)
+            link.abort()
+            for _ in range(rounds):
+                await trio.lowlevel.checkpoint()
+            ended = link.ended
+            link.close(1000, "client closing")
+            assert link.send('{"type": "PING"}') is False
+            with trio.fail_after(5):
+                while not link.ended:
+                    await trio.lowlevel.checkpoint()
+        return ended
+
+    rounds = 0
+    while not await close_after(rounds):
+        rounds += 1
+    assert rounds >= 2  # rounds where the link was unwinding were tried

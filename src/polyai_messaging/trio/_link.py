@@ -295,16 +295,22 @@ async def _handshake(
             opened = True
             _forget_handshake(ws)
             link.opened(nursery, ws, engine.state.config.close_timeout_seconds)
-            engine.link_opened(generation)
-            while True:  # reading, in this frame: an idle link's task is as shallow as it can be
-                try:
-                    data = await ws.get_message()
-                except ConnectionClosed as exc:
-                    close = exc.reason
-                    code, reason = (None, "") if close is None else (close.code, close.reason or "")
-                    break
-                engine.frame_received(generation, data)
-            link.reading_ended()
+            try:
+                engine.link_opened(generation)
+                while True:  # reading in this frame: an idle link's task is as shallow as can be
+                    try:
+                        data = await ws.get_message()
+                    except ConnectionClosed as exc:
+                        close = exc.reason
+                        code, reason = (
+                            (None, "") if close is None else (close.code, close.reason or "")
+                        )
+                        break
+                    engine.frame_received(generation, data)
+            finally:
+                # However reading ends (an abort, too), before the nursery can close: a frame
+                # queued later must not start a writer in it.
+                link.reading_ended()
             engine.link_closed(generation, code, reason)
             await _let_end(nursery)
     except BaseExceptionGroup as group:
