@@ -256,7 +256,7 @@ async def run_link(
 async def _connect(
     engine: Engine, link: Link, target: LinkTarget, ssl_context: ssl.SSLContext | None
 ) -> None:
-    """Open TCP (and TLS), then hand over to :func:`_handshake`."""
+    """Open TCP (and TLS), then hand over to :func:`_read` (or :func:`_handshake`)."""
     timeout = engine.state.config.connect_timeout_seconds
     try:
         with trio.fail_after(timeout):
@@ -267,7 +267,11 @@ async def _connect(
     # We own the stream, so it is closed whichever way the link ends (trio-websocket leaves
     # it open after an abnormal closure), and an abort needs no closing handshake.
     try:
-        await _handshake(engine, link, stream, target, timeout)
+        inbox = _reading(engine, link, stream, target) if HOOKS else None
+        if inbox is not None:  # one coroutine frame less than through a function deciding it
+            await _read(engine, link, inbox, target, timeout)
+        else:
+            await _handshake(engine, link, stream, target, timeout)
     finally:
         if isinstance(stream, trio.SocketStream):
             # What ``aclose_forcefully`` does, without the checkpoint it then cancels (a cancel
@@ -277,27 +281,23 @@ async def _connect(
             await trio.aclose_forcefully(stream)
 
 
-async def _handshake(
+def _reading(
     engine: Engine,
     link: Link,
     stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
     target: LinkTarget,
-    timeout: float,
-) -> None:
-    """The WebSocket handshake on ``stream``, then the link until the socket closes."""
-    if HOOKS:
-        ws = WebSocketConnection(
-            stream,
-            WSConnection(ConnectionType.CLIENT),
-            host=target.host_header,
-            path=target.resource,
-            max_message_size=MAX_INBOUND_MESSAGE,
-        )
-        inbox = _Reading(engine, link, ws)
-        if attach(ws, inbox):
-            await _read(engine, link, ws, inbox, target, timeout)
-            return
-    await _handshake_public(engine, link, stream, target, timeout)
+) -> _Reading | None:
+    """A connection on ``stream`` for the link's own task to read (:mod:`._inbox`), or
+    ``None`` where this release of trio-websocket does not allow it."""
+    ws = WebSocketConnection(
+        stream,
+        WSConnection(ConnectionType.CLIENT),
+        host=target.host_header,
+        path=target.resource,
+        max_message_size=MAX_INBOUND_MESSAGE,
+    )
+    inbox = _Reading(engine, link, ws)
+    return inbox if attach(ws, inbox) else None
 
 
 class _Reading(Inbox):
@@ -332,16 +332,14 @@ class _Reading(Inbox):
 
 
 async def _read(
-    engine: Engine,
-    link: Link,
-    ws: WebSocketConnection,
-    inbox: _Reading,
-    target: LinkTarget,
-    timeout: float,
+    engine: Engine, link: Link, inbox: _Reading, target: LinkTarget, timeout: float
 ) -> None:
-    """The handshake and then the link, with trio-websocket's reader awaited in this task, in
-    the scope of the nursery where writers run: once the connection has closed, both stop."""
+    """The WebSocket handshake and then the link until the socket closes, with
+    trio-websocket's reader awaited in this task, in the scope of the nursery where writers
+    run: once the connection has closed, both stop."""
     generation = link.generation
+    ws = inbox.ws
+    assert ws is not None
     refusal: ConnectionRejected | None = None
     async with trio.open_nursery() as nursery:
         nursery.cancel_scope.deadline = trio.current_time() + timeout  # the handshake's
@@ -367,15 +365,16 @@ async def _read(
         engine.link_closed(generation, code, reason)
 
 
-async def _handshake_public(
+async def _handshake(
     engine: Engine,
     link: Link,
     stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
     target: LinkTarget,
     timeout: float,
 ) -> None:
-    """:func:`_handshake` through trio-websocket's public API: its reader in a task of its
-    own, each message taken from its channel."""
+    """The WebSocket handshake on ``stream``, then the link until the socket closes, through
+    trio-websocket's public API: its reader in a task of its own, each message taken from its
+    channel (where :func:`_read` cannot be used)."""
     generation = link.generation
     opened = False
     try:
