@@ -31,10 +31,10 @@ def uses_hooks(connection: type[WebSocketConnection]) -> bool:
 
     return (
         {"_send_channel", "_wsproto", "_stream", "_initial_request"} <= names("_reader_task")
-        and {"_send_channel", "_recv_channel"} <= names("_handle_message_event")
-        and "_open_handshake" in names("_handle_accept_connection_event")
-        and "_send_channel" in names("_close_web_socket")
-        and "_recv_channel" in names("_aclose")
+        and {"_send_channel", "_recv_channel", "send", "aclose"} <= names("_handle_message_event")
+        and {"_open_handshake", "set"} <= names("_handle_accept_connection_event")
+        and {"_send_channel", "aclose"} <= names("_close_web_socket")
+        and {"_recv_channel", "aclose"} <= names("_aclose")
     )
 
 
@@ -73,9 +73,6 @@ class Inbox:
         if not self.is_open:
             self.is_open = True
             self.opened()
-
-    def is_set(self) -> bool:
-        return self.is_open
 
     # --- the message channel ----------------------------------------------------------------
 
