@@ -5,10 +5,9 @@ timeout), then reads frames until the socket closes (trio-websocket's reader, aw
 link's own task where the release allows it, see :mod:`._inbox`), while one writer at a time
 writes to it: a writer task, started whenever frames are queued and gone once they are written,
 or the task of an intent that found the link idle, which writes its own frames
-(:meth:`Link.hold`). It decides
-nothing: every outcome is reported to the session's engine (``link_opened``, ``frame_received``,
-``link_closed``, ``link_failed``, ``link_refused``). The session talks to a running link through
-:class:`Link`.
+(:meth:`Link.hold`). It decides nothing: every outcome is reported to the session's engine
+(``link_opened``, ``frame_received``, ``link_closed``, ``link_failed``, ``link_refused``). The
+session talks to a running link through :class:`Link`.
 """
 
 from __future__ import annotations
@@ -268,7 +267,7 @@ async def _connect(
     # it open after an abnormal closure), and an abort needs no closing handshake.
     try:
         inbox = _reading(engine, link, stream, target) if HOOKS else None
-        if inbox is not None:  # one coroutine frame less than through a function deciding it
+        if inbox is not None:  # awaited here, not in a function choosing: one frame less
             await _read(engine, link, inbox, target, timeout)
         else:
             await _handshake(engine, link, stream, target, timeout)
@@ -336,7 +335,8 @@ async def _read(
 ) -> None:
     """The WebSocket handshake and then the link until the socket closes, with
     trio-websocket's reader awaited in this task, in the scope of the nursery where writers
-    run: once the connection has closed, both stop."""
+    run: the handshake's timeout is that scope's deadline until the connection opens, and once
+    it has closed, reader and writers stop."""
     generation = link.generation
     ws = inbox.ws
     assert ws is not None
