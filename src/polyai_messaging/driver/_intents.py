@@ -19,7 +19,7 @@ from ..core import (
     replace_lone_surrogates,
 )
 from ..core import UserTyping as UserTypingCommand
-from ._backoff import random_bits
+from ._backoff import random_uuid4
 from ._effects import Delivery, DeliveryStatus, LinkStatus
 from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
 from ._outbox import Outbox, OutboxEntry, check_delay, replace
@@ -143,7 +143,7 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     given = event.client_event_id
     draws = s.draws
     if given is None and in_custom is None:
-        client_event_id = _uuid4(random_bits(s.seed, draws, 128))
+        client_event_id = random_uuid4(s.seed, draws)
         draws += 1
     else:
         client_event_id = _chosen_id(given, in_custom)
@@ -185,14 +185,6 @@ def _chosen_id(given: str | None, in_custom: str | None) -> str:
     if not chosen:
         raise LocalProtocolError("client_event_id cannot be empty")
     return chosen
-
-
-def _uuid4(bits: int) -> str:
-    """``str(uuid.UUID(int=bits, version=4))``, without the ``UUID`` object's generic work."""
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
-    bits = (bits & ~(0xF000 << 64)) | (4 << 76)  # version 4
-    text = f"{bits:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def on_pick(turn: Turn, event: PickSuggestion) -> None:
