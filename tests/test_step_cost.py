@@ -202,7 +202,7 @@ def test_a_send_hashes_one_id_and_encodes_one_frame() -> None:
     c = Conversation()
     with (
         counting(intents_module, "random_uuid4") as hashed,
-        counting(intents_module, "encode") as encoded,
+        counting(intents_module, "encode_user_message") as encoded,
     ):
         c.send()
     assert hashed[0] == 1

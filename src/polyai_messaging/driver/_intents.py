@@ -19,6 +19,7 @@ from ..core import (
     replace_lone_surrogates,
 )
 from ..core import UserTyping as UserTypingCommand
+from ..core._wire import encode_user_message  # UserMessage's frame, without the command
 from ._backoff import random_uuid4
 from ._effects import Delivery, DeliveryStatus, LinkStatus
 from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
@@ -150,7 +151,7 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     outbox = s.outbox
     if outbox.get(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
-    frame = encode(UserMessage(text=event.text, client_event_id=client_event_id, custom=custom))
+    frame = encode_user_message(event.text, client_event_id, custom)  # checked as UserMessage
     limit = s.max_message_bytes
     # At most 4 UTF-8 bytes a character: only a frame that might be too big is encoded to see.
     if len(frame) * 4 > limit:
