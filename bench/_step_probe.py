@@ -22,7 +22,12 @@ dispatched and the snapshot published, on an engine whose adapter does nothing).
 not part of the project. Build it with gcc and the Python headers, put the ``.so`` in a
 folder and pass the folder.
 
-Run: ``python bench/_step_probe.py [--history 100] [--exchanges 50] [--alloccount DIR]``.
+``--cold N`` also times the two steps of N exchanges through ``Engine.feed``, every other one
+after emptying the processor's caches (copying 48 MiB), as an exchange after an idle pause
+runs: medians, noisy on a busy machine.
+
+Run: ``python bench/_step_probe.py [--history 100] [--exchanges 50] [--alloccount DIR]
+[--cold 300]``.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import argparse
 import asyncio
 import gc
 import importlib
+import statistics
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -248,11 +255,45 @@ def measure(through_engine: bool, history: int, exchanges: int, alloccount: Any)
         print(f"  {where:<11} {name:<4}  {figures}")
 
 
+def cold_timings(history: int, exchanges: int) -> None:
+    """Each step timed after 48 MiB were copied (the caches emptied, as after an idle pause),
+    and, every other exchange, without: medians (timings, so noisy on a busy machine)."""
+    session = Session(through_engine=True)
+    for _ in range(history):
+        session.exchange()
+    junk, source = bytearray(48 << 20), bytes(48 << 20)
+    samples: dict[str, list[int]] = {}
+    clock = time.perf_counter_ns
+    gc.disable()
+    for number in range(exchanges):
+        kind = "cold" if number % 2 == 0 else "warm"
+        if kind == "cold":
+            junk[:] = source
+        start = clock()
+        cid = session.send()
+        samples.setdefault(f"send {kind}", []).append(clock() - start)
+        echo = session.echo_of(cid)
+        if kind == "cold":
+            junk[:] = source
+        start = clock()
+        session.frame(echo)
+        samples.setdefault(f"echo {kind}", []).append(clock() - start)
+        session.reply()
+        if kind == "warm":
+            gc.collect()  # outside the timings, before the next cold exchange
+    gc.enable()
+    for name, values in sorted(samples.items()):
+        print(f"  Engine.feed {name:<9} median {statistics.median(values) / 1000:7.1f} us")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--history", type=int, default=100, help="messages exchanged before")
     parser.add_argument("--exchanges", type=int, default=50, help="exchanges counted")
     parser.add_argument("--alloccount", help="folder holding the alloccount extension")
+    parser.add_argument(
+        "--cold", type=int, metavar="N", help="also time N exchanges, cold and warm in turn"
+    )
     arguments = parser.parse_args()
     alloccount = None
     if arguments.alloccount:
@@ -262,6 +303,8 @@ def main() -> int:
     print(f"per step, mean of {arguments.exchanges}, after {arguments.history} messages")
     for through_engine in (False, True):
         measure(through_engine, arguments.history, arguments.exchanges, alloccount)
+    if arguments.cold:
+        cold_timings(arguments.history, arguments.cold)
     return 0
 
 
