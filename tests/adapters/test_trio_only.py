@@ -129,7 +129,6 @@ async def test_a_connection_unlike_trio_websockets_own_is_left_as_it_is() -> Non
     assert vars(connection) == {}
 
 
-
 async def test_an_aborted_link_takes_a_close_until_it_has_ended(
     adapter: Adapter, emulator: LocalEmulator
 ) -> None:
