@@ -181,6 +181,38 @@ def test_a_user_message_is_written_as_its_frame_would_be_encoded(
     assert wire.encode(command) == _framed(command)
 
 
+def _outcome(make: Any) -> str:
+    try:
+        frame: str = make()
+    except LocalProtocolError as error:
+        return f"refused: {error}"
+    return frame
+
+
+any_value = any_text | st.integers() | st.none()
+
+
+@given(
+    text=any_value,
+    client_event_id=any_value,
+    custom=st.dictionaries(st.sampled_from(["client_event_id", "k"]) | any_value, any_value).map(
+        lambda pairs: pairs if len(pairs) % 2 else MappingProxyType(pairs)
+    )
+    | st.sampled_from([[], "", None]),
+)
+def test_a_user_message_frame_is_written_as_the_command_would_be_encoded(
+    text: Any, client_event_id: Any, custom: Any
+) -> None:
+    """The driver writes a user message's frame without building the command: the same frame,
+    or the same refusal, as the command and ``encode`` give (strings, other values, maps)."""
+    expected = _outcome(
+        lambda: wire.encode(
+            commands.UserMessage(text=text, client_event_id=client_event_id, custom=custom)
+        )
+    )
+    assert _outcome(lambda: wire.encode_user_message(text, client_event_id, custom)) == expected
+
+
 @given(text=any_text, custom=st.dictionaries(any_text, any_text, max_size=3))
 def test_a_command_accepts_exactly_the_strings_utf8_can_encode(
     text: str, custom: dict[str, str]

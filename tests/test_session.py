@@ -242,6 +242,19 @@ def test_heartbeat_interval_from_capabilities(interval: int | None, expected: fl
     assert d.state.heartbeat_interval == expected
 
 
+def test_a_new_interval_announced_on_a_settled_link_reschedules_the_heartbeat() -> None:
+    # The driver looks at the capabilities only when an event changed the conversation's
+    # facts; a later SESSION_START with another interval is such an event.
+    d = Drive()
+    d.settled_open(session_start(1, heartbeat_interval_seconds=30), *HISTORY[1:])
+    d.frame(user_echo(5, "c1"), at=d.t + 1)  # leaves the facts as they were
+    assert d.state.next_heartbeat == pytest.approx(30.0, abs=0.05)
+    d.frame(session_start(6, heartbeat_interval_seconds=4), at=d.t + 1)
+    assert d.state.heartbeat_interval == 4
+    assert d.state.next_heartbeat == pytest.approx(d.t + 4)
+    assert d.state.deadline == attrs.evolve(d.state).deadline
+
+
 def test_a_transient_heartbeat_echo_keeps_the_link_alive_and_folds_nothing() -> None:
     d = Drive()
     d.settled_open(*HISTORY)

@@ -43,6 +43,7 @@ from polyai_messaging.driver import (
 from polyai_messaging.driver import _intents as intents_module
 from polyai_messaging.driver import _outbox as outbox_module
 from polyai_messaging.driver import _turn as turn_module
+from polyai_messaging.driver._backoff import random_bits, random_uuid4
 
 DRIVER = "polyai_messaging/driver/"
 TEXT = "I'd like a table for four tomorrow at 7pm, please"
@@ -200,17 +201,19 @@ def test_an_agent_message_copies_the_state_once_and_the_outbox_never() -> None:
 def test_a_send_hashes_one_id_and_encodes_one_frame() -> None:
     c = Conversation()
     with (
-        counting(intents_module, "random_bits") as hashed,
-        counting(intents_module, "encode") as encoded,
+        counting(intents_module, "random_uuid4") as hashed,
+        counting(intents_module, "encode_user_message") as encoded,
     ):
         c.send()
     assert hashed[0] == 1
     assert encoded[0] == 1
 
 
-@given(st.integers(0, (1 << 128) - 1))
-def test_generated_ids_are_uuid4_strings(bits: int) -> None:
-    assert intents_module._uuid4(bits) == str(uuid.UUID(int=bits, version=4))
+@given(st.integers(0, 1 << 64), st.integers(0, 1 << 32))
+def test_generated_ids_are_the_uuid4_strings_of_their_random_bits(seed: int, counter: int) -> None:
+    """An id written from the digest's hex is the UUID the stream's 128 bits make."""
+    bits = random_bits(seed, counter, 128)
+    assert random_uuid4(seed, counter) == str(uuid.UUID(int=bits, version=4))
 
 
 ACTIONS = st.lists(

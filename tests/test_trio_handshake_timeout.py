@@ -1,5 +1,6 @@
 """A trio link whose handshake times out just as the driver gives up on it (both bounds are the
-connect timeout): the attempt fails and the next one is made; nothing escapes the session."""
+connect timeout): the attempt fails and the next one is made; nothing escapes the session. One
+the server closes unanswered fails at once."""
 
 from __future__ import annotations
 
@@ -38,3 +39,30 @@ async def test_a_handshake_timing_out_as_the_driver_gives_up_is_a_failed_attempt
             assert session.finished is None
         servers.cancel_scope.cancel()
     assert len(accepted) >= 2
+
+
+async def test_a_server_that_closes_before_answering_the_upgrade_fails_the_attempt_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The link reads the handshake itself: a connection closed before the server answered is
+    a failed attempt there and then (trio-websocket's ``wrap_client_stream`` waited on for the
+    handshake's whole timeout)."""
+    accepted: list[float] = []
+
+    async def closing(stream: trio.SocketStream) -> None:  # TCP accepted, closed unanswered
+        accepted.append(trio.current_time())
+        await stream.aclose()
+
+    config = SessionConfig(connect_timeout_seconds=5.0, backoff=Backoff(base=1.0, jitter=0.0))
+    async with trio.open_nursery() as servers:
+        (listener,) = await servers.start(partial(trio.serve_tcp, closing, 0, host="127.0.0.1"))
+        port = listener.socket.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        async with open_session(url, _token, session_id="s", config=config) as session:
+            async for update in session.updates():
+                if update.state.counters.reconnects >= 2:
+                    break
+            assert session.finished is None
+        servers.cancel_scope.cancel()
+    assert len(accepted) >= 2
+    assert accepted[1] - accepted[0] < config.connect_timeout_seconds

@@ -217,3 +217,22 @@ def test_reply_and_suggestions_of_a_finished_turn_without_walking() -> None:
     assert guarded.reply_complete("c49")
     assert guarded.reply_complete(None)
     assert [s.message_text for s in guarded.suggestions] == ["again"]
+
+
+ranks = st.none() | st.integers(1, 5).map(float)
+
+
+@given(agent=ranks, requested=ranks, rejoin=ranks)
+def test_join_needed_reads_the_ranks_of_its_three_facts(
+    agent: float | None, requested: float | None, rejoin: float | None
+) -> None:
+    """``join_needed`` reads the facts in place: as the ranks ``_rank`` gives them say."""
+    facts = {
+        name: (rank, None)
+        for name, rank in (("agent", agent), ("join_requested", requested), ("rejoin", rejoin))
+        if rank is not None
+    }
+    conversation = Conversation(facts=Map(facts))
+    latest = max(conversation._rank("agent"), conversation._rank("join_requested"))
+    expected = latest == float("-inf") or conversation._rank("rejoin") > latest
+    assert conversation.join_needed is expected

@@ -22,7 +22,7 @@ import trio
 import trio_websocket
 import websockets
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, TextMessage
+from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Request, TextMessage
 
 import polyai_messaging
 import polyai_messaging.asyncio
@@ -287,15 +287,17 @@ class Recorded:
     frames: list[str] = attrs.field(factory=list)
     close: tuple[int, str] | None = None
     """The client's close frame (code, reason); ``None`` if the connection ended without one."""
+    pongs: list[bytes] = attrs.field(factory=list)
+    """The payloads of the client's pongs."""
 
 
 @asynccontextmanager
 async def websocket_server(
-    first: Sequence[str] = (),
+    first: Sequence[str] = (), ping: bytes | None = None
 ) -> AsyncIterator[tuple[str, list[Recorded]]]:
     """A WebSocket server that records each connection, answers closes and pings, and sends
-    nothing but the messages ``first`` on the first connection; yields its base URL and the
-    connections."""
+    nothing but the messages ``first`` (then a ping with ``ping``, if given) on the first
+    connection; yields its base URL and the connections."""
     connections: list[Recorded] = []
 
     async def handler(stream: anyio.abc.SocketStream) -> None:
@@ -315,6 +317,8 @@ async def websocket_server(
                         if len(connections) == 1:
                             for message in first:
                                 await stream.send(protocol.send(TextMessage(message)))
+                            if ping is not None:
+                                await stream.send(protocol.send(Ping(ping)))
                     elif isinstance(event, TextMessage):
                         text.append(event.data)
                         if event.message_finished:
@@ -322,6 +326,8 @@ async def websocket_server(
                             text.clear()
                     elif isinstance(event, Ping):
                         await stream.send(protocol.send(event.response()))
+                    elif isinstance(event, Pong):
+                        recorded.pongs.append(bytes(event.payload))
                     elif isinstance(event, CloseConnection):
                         recorded.close = (event.code, event.reason or "")
                         await stream.send(protocol.send(event.response()))

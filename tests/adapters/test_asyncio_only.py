@@ -4,7 +4,9 @@ cancelled with ``Task.cancel``, and an import that needs no trio."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
+import logging
 from typing import Any
 
 import anyio
@@ -18,7 +20,15 @@ from polyai_messaging.asyncio._link import Link
 from polyai_messaging.runtime import LinkTarget, QueuedClose
 from polyai_messaging.testing import LocalEmulator
 
-from .helpers import FAST, TIMEOUT, Adapter, no_client_task_left, replied, wait_for
+from .helpers import (
+    FAST,
+    TIMEOUT,
+    Adapter,
+    CountingProvider,
+    no_client_task_left,
+    replied,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +171,79 @@ async def test_an_open_link_keeps_no_target_whose_url_holds_the_token(
         await wait_for(session, replied(1))
         gc.collect()
         assert [o for o in gc.get_objects() if isinstance(o, LinkTarget)] == []
+
+
+async def test_an_open_link_keeps_no_uri_that_holds_the_token(
+    adapter: Adapter, emulator: LocalEmulator, opened: list[ClientConnection]
+) -> None:
+    """The protocol's URI is read only to write the handshake request."""
+    provider = CountingProvider(emulator.token_provider)
+    async with adapter.session(emulator, provider) as session:
+        await wait_for(session, replied(1))
+        (connection,) = opened
+        protocol = connection.protocol
+        uri = getattr(protocol, "uri", None) or protocol.wsuri  # websockets 13: ``wsuri``
+        secret = provider.tokens[0].secret
+        assert secret not in uri.resource_name
+        await session.send("hello")
+        await wait_for(session, replied(2))
+
+
+async def test_an_idle_connection_holds_no_drain_queue_and_back_pressure_still_waits(
+    adapter: Adapter, emulator: LocalEmulator, opened: list[ClientConnection]
+) -> None:
+    """An empty ``deque`` is some 760 bytes an idle link: made only when a writer waits."""
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        await session.send("hello")
+        await wait_for(session, replied(2))
+        (connection,) = opened
+        kept = [v for v in vars(connection).values() if isinstance(v, collections.deque)]
+        assert kept == []
+        connection.pause_writing()  # as the transport does when its buffer is full
+        draining = asyncio.ensure_future(connection.drain())
+        await asyncio.sleep(0)
+        assert not draining.done()
+        connection.resume_writing()
+        with anyio.fail_after(TIMEOUT):
+            await draining
+        assert list(connection.drain_waiters) == []
+
+
+async def test_websockets_records_go_to_the_session_log_with_no_adapter_per_connection(
+    adapter: Adapter,
+    emulator: LocalEmulator,
+    opened: list[ClientConnection],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``websockets`` would wrap the logger it is given in one of its own per connection, to
+    tag records with it; the session's log tags them with the session and the link."""
+    provider = CountingProvider(emulator.token_provider)
+    with caplog.at_level(logging.WARNING, logger="polyai_messaging"):
+        async with adapter.session(emulator, provider) as session:
+            await wait_for(session, replied(1))
+            (connection,) = opened
+            assert connection.logger is connection.protocol.logger
+            assert isinstance(connection.logger, asyncio_link._LibraryLog)
+            secret = provider.tokens[0].secret
+            connection.logger.error("parser failed near %s", f"access_token={secret}")
+            connection.logger.debug("< a frame")  # websockets' debug records are left out
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [f"[{session.session_id} #1] parser failed near access_token=***"]
+
+
+async def test_an_idle_link_task_waits_under_one_coroutine_of_ours(
+    adapter: Adapter, emulator: LocalEmulator
+) -> None:
+    """Each coroutine in a waiting task's chain is a frame kept as long as it waits."""
+    async with adapter.session(emulator) as session:
+        await wait_for(session, replied(1))
+        (link,) = session.links.values()
+        assert isinstance(link, Link)
+        assert link.task is not None
+        ours, coroutine = [], link.task.get_coro()
+        while coroutine is not None and hasattr(coroutine, "cr_code"):
+            if "polyai_messaging" in coroutine.cr_code.co_filename:
+                ours.append(coroutine.cr_code.co_name)
+            coroutine = coroutine.cr_await
+        assert ours == ["run_link"]

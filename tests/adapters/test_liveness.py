@@ -90,6 +90,15 @@ async def test_a_silent_link_is_aborted_without_a_closing_handshake(adapter: Ada
         assert first.frames  # the heartbeats got through before the link was dropped
 
 
+async def test_a_servers_ping_is_answered_with_its_payload(adapter: Adapter) -> None:
+    async with (
+        websocket_server(ping=b"still there?") as (url, connections),
+        adapter.open_session(url, fixed_token, session_id="s"),
+    ):
+        await until(lambda: bool(connections) and bool(connections[0].pongs))
+        assert connections[0].pongs == [b"still there?"]
+
+
 async def test_a_timer_that_fired_waits_until_it_is_armed_again(
     adapter: Adapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

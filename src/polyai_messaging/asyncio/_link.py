@@ -11,6 +11,7 @@ connection without a closing handshake.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 import weakref
@@ -21,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
-from websockets.uri import parse_uri
+from websockets.uri import WebSocketURI, parse_uri
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose, RedactingLogger
@@ -39,6 +40,13 @@ Start = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 # What a failed connection attempt may raise (TimeoutError is an OSError); anything else is a
 # bug and propagates.
 _CONNECT_ERRORS: Final = (OSError, WebSocketException)
+
+_NO_HEADERS: Final = Headers()
+"""What an open connection keeps of its handshake response's headers: one empty ``Headers``
+for every link (nothing writes to them once the handshake is over)."""
+_DROPPED_URI: Final = parse_uri("ws://dropped.invalid/")
+"""What an open connection's protocol keeps of the URI it connected to, which holds the access
+token and is read only to write the handshake request."""
 
 
 class Link:
@@ -116,6 +124,13 @@ class Link:
         self.writable = False
         if self.task is not None:
             self.task.cancel()
+
+    def cancel(self) -> None:
+        """Cancel the link's task and its writer (the session is stopping)."""
+        if self.task is not None:
+            self.task.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
 
     async def aclose(self, code: int, reason: str, timeout: float) -> None:
         """:meth:`close`, then wait (at most ``timeout``) until the link has ended."""
@@ -227,17 +242,23 @@ async def run_link(
     except _CONNECT_ERRORS as exc:
         engine.link_failed(link.generation, exc)
         return
-    # The handshake request is of no more use, and its path holds the access token; nor are the
-    # response's headers, which the connection would otherwise hold as long as it is open
-    # (some 2 KiB an idle session).
-    ws.request = None
-    if ws.response is not None:
-        ws.response.headers = Headers()
+    _drop_handshake(ws)
     # Nor is the target (its URL holds the token): this frame lives as long as the link.
     del target, request
+    # Read here rather than in a coroutine of its own: an idle link's task waits in
+    # ``recv`` under this one frame.
     try:
         engine.link_opened(link.generation)
-        code, reason = await _pump(engine, link, ws)
+        link.opened(ws)
+        try:
+            while True:
+                engine.frame_received(link.generation, await ws.recv())
+        except ConnectionClosed as closed:
+            # The server's close, or ours when it never answered (1009 for a message too big).
+            close = closed.rcvd if closed.rcvd is not None else closed.sent
+            code, reason = (None, "") if close is None else (close.code, close.reason)
+        finally:
+            link.reading_ended()
         engine.link_closed(link.generation, code, reason)
     finally:
         ws.transport.abort()
@@ -282,6 +303,56 @@ def _break_cycles(ws: ClientConnection, again: bool = True) -> None:
         parser.close()
 
 
+def _drop_handshake(ws: ClientConnection) -> None:
+    """Drop what the handshake left in an open connection that it will not read again: the
+    request and the protocol's URI (both hold the access token), the response's headers (some
+    2 KiB an idle session, as long as the link is open)."""
+    ws.request = None
+    if ws.response is not None:
+        ws.response.headers = _NO_HEADERS
+    protocol = ws.protocol
+    for name in ("uri", "wsuri"):  # websockets >= 14 names it ``uri``, 13 ``wsuri``
+        if isinstance(getattr(protocol, name, None), WebSocketURI):
+            setattr(protocol, name, _DROPPED_URI)
+
+
+class _Connection(ClientConnection):
+    """``websockets``' connection, with two things fewer kept as long as it is open.
+
+    Its queue of writers waiting for the transport to drain is made only when one waits
+    (back-pressure): an empty ``deque`` is some 760 bytes, and an idle link's writes never
+    wait. And its records go to the :class:`_LibraryLog` it is given, not through an adapter
+    of its own that would tag them with the connection (some 550 bytes): the session's log
+    already tags them with the session and the link.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tagging = self.logger
+        if (
+            isinstance(tagging, logging.LoggerAdapter)
+            and isinstance(tagging.logger, _LibraryLog)
+            and self.protocol.logger is tagging
+        ):
+            self.logger = self.protocol.logger = tagging.logger
+
+    @property
+    def drain_waiters(self) -> collections.deque[asyncio.Future[None]]:
+        attributes = self.__dict__
+        waiters: collections.deque[asyncio.Future[None]] | None = attributes.get("_drain_waiters")
+        if waiters is None:
+            waiters = attributes["_drain_waiters"] = collections.deque()
+        return waiters
+
+    @drain_waiters.setter
+    def drain_waiters(self, waiters: collections.deque[asyncio.Future[None]]) -> None:
+        # ``ClientConnection.__init__`` sets an empty one: it is made at the first use instead.
+        if type(waiters) is collections.deque and not waiters:
+            self.__dict__.pop("_drain_waiters", None)
+        else:
+            self.__dict__["_drain_waiters"] = waiters
+
+
 def _options(
     engine: Engine, target: LinkTarget, ssl_context: ssl.SSLContext | None, proxy: ProxyChoice
 ) -> dict[str, Any]:
@@ -296,27 +367,13 @@ def _options(
         "ping_interval": None,
         "compression": "deflate" if config.websocket_compression else None,
         "logger": _LibraryLog(engine.log),
+        "create_connection": _Connection,
     }
     if get_proxy is not None:
         options["proxy"] = proxy(target.url)
     if ssl_context is not None and target.url.startswith("wss:"):
         options["ssl"] = ssl_context  # otherwise websockets uses the system's default context
     return options
-
-
-async def _pump(engine: Engine, link: Link, ws: ClientConnection) -> tuple[int | None, str]:
-    """Read frames until the socket closes, while the link writes; return the close (``None``
-    for a connection that ended without a close frame)."""
-    link.opened(ws)
-    try:
-        while True:
-            engine.frame_received(link.generation, await ws.recv())
-    except ConnectionClosed as closed:
-        # The server's close, or ours when it never answered (1009 for a message too big).
-        close = closed.rcvd if closed.rcvd is not None else closed.sent
-        return (None, "") if close is None else (close.code, close.reason)
-    finally:
-        link.reading_ended()
 
 
 class _LibraryLog(logging.LoggerAdapter[RedactingLogger]):

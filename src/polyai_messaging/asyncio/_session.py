@@ -35,7 +35,9 @@ class Session(SessionRuntime):
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._tasks = tasks
-        self._running: set[asyncio.Task[None]] = set()
+        self._jobs: set[asyncio.Task[None]] | None = None
+        """The tasks started by :meth:`spawn` (and for a bug in the timer's callback) until
+        they end, to cancel them; made at the first. A link's tasks are found in ``links``."""
         self._ssl_context = ssl_context
         self._timer: asyncio.TimerHandle | None = None
         self._context = contextvars.copy_context()
@@ -62,13 +64,15 @@ class Session(SessionRuntime):
         async def run() -> None:
             await job()
 
-        self._start(run())
+        self._start_job(run())
 
     def open_link(self, request: OpenSocket) -> None:
         link = Link(request.generation, self._start)
         self.links[link.generation] = link
         link.task = self._start(run_link(self, link, request, self._ssl_context, self._proxy))
-        link.task.add_done_callback(lambda _: self._ended(link))
+        # A bound method in the session's context, rather than a closure over the link and a
+        # copy of the context: the callback lives as long as the link.
+        link.task.add_done_callback(self._link_ended, context=self._context)
 
     def rearm_timer(self, deadline: float | None) -> None:
         if self._timer is not None:
@@ -82,19 +86,30 @@ class Session(SessionRuntime):
     # --- tasks and the timer -----------------------------------------------------------------
 
     def _start(self, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``job`` in the task group, and remember it until it ends (to cancel it)."""
-        task = self._tasks.create_task(job)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        return task
+        """Run ``job`` in the task group (a link's task or its writer: :meth:`stop` finds
+        them through ``links``)."""
+        return self._tasks.create_task(job)
 
-    def _ended(self, link: Link) -> None:
-        link.writable = False
-        # A cancelled task keeps its CancelledError, whose traceback holds the link's frames,
-        # which hold the link: a cycle keeping the link's connection alive until a full
-        # collection of the garbage collector, were the link to keep its task.
-        link.task = None
-        self.links.pop(link.generation, None)
+    def _start_job(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run ``job`` in the task group, and remember it until it ends (to cancel it)."""
+        jobs = self._jobs
+        if jobs is None:
+            jobs = self._jobs = set()
+        task = self._tasks.create_task(job)
+        jobs.add(task)
+        task.add_done_callback(jobs.discard, context=self._context)
+
+    def _link_ended(self, task: asyncio.Task[None]) -> None:
+        """A link's task has ended: the link is gone (it writes nothing more)."""
+        for generation, link in self.links.items():
+            if isinstance(link, Link) and link.task is task:
+                link.writable = False
+                # A cancelled task keeps its CancelledError, whose traceback holds the link's
+                # frames, which hold the link: a cycle keeping the link's connection alive until
+                # a full collection of the garbage collector, were the link to keep its task.
+                link.task = None
+                del self.links[generation]
+                return
 
     def _fire(self) -> None:
         self._timer = None
@@ -102,14 +117,17 @@ class Session(SessionRuntime):
             self.wake()
         except Exception as exc:
             # A bug: fail the task group as a crashed task would, rather than only log it.
-            self._start(_raise(exc))
+            self._start_job(_raise(exc))
 
     def stop(self) -> None:
         """Stop feeding the driver, disarm the timer and cancel every task (the task group
         then waits for them)."""
         self.close()
         self.rearm_timer(None)
-        for task in self._running:
+        for link in self.links.values():
+            assert isinstance(link, Link)
+            link.cancel()
+        for task in self._jobs or ():
             task.cancel()
 
 

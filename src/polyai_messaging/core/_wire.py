@@ -30,7 +30,7 @@ from cattrs.gen import override
 from cattrs.strategies import configure_tagged_union
 from orjson import loads as _orjson_loads
 
-from ._commands import ClientCommand, UserMessage, UserTyping
+from ._commands import ClientCommand, UserMessage, UserTyping, _encodable, _string_map
 from ._decoders import (
     EventDecoder,
     compile_envelope_decoder,
@@ -451,12 +451,29 @@ _USER_MESSAGE_START = f'{{"type":{_quoted(UserMessage.TYPE)},"payload":{{"text":
 _CLIENT_EVENT_ID_KEY = f"{_quoted(_CLIENT_EVENT_ID)}:"
 
 
+def encode_user_message(text: str, client_event_id: str | None, custom: Mapping[str, str]) -> str:
+    """``encode(UserMessage(text=text, client_event_id=client_event_id, custom=custom))``:
+    the same frame after the same checks (the same :class:`LocalProtocolError`), without the
+    command, its ``__init__`` and its validators' calls (once per message the driver sends)."""
+    if type(custom) is not dict or custom:
+        custom = _string_map(custom)  # checked in the order UserMessage's fields are
+    if type(text) is not str or not text.isascii():  # ``_encodable``'s common case, inlined
+        _encodable(text, "text")
+    if client_event_id is not None and (
+        type(client_event_id) is not str or not client_event_id.isascii()
+    ):
+        _encodable(client_event_id, "client_event_id")
+    return _user_message_frame(text, client_event_id, custom)
+
+
 def _user_message(command: UserMessage) -> str:
+    return _user_message_frame(command.text, command.client_event_id, command.custom)
+
+
+def _user_message_frame(text: str, client_event_id: str | None, custom: Mapping[str, str]) -> str:
     """:func:`encode` of a user message, written out: exactly what ``_COMPACT`` writes for its
     frame (strings quoted by the same function), without building the frame or an encoder."""
-    text = _USER_MESSAGE_START + _quoted(command.text) + "}"
-    custom = command.custom
-    client_event_id = command.client_event_id
+    text = _USER_MESSAGE_START + _quoted(text) + "}"
     if not custom:
         if client_event_id is None:
             return text + "}"

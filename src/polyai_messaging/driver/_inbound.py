@@ -56,7 +56,6 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         _violation(turn, rejected)
     is_batch = isinstance(decoded, EventBatch)
     inner = decoded.events if isinstance(decoded, EventBatch) else (decoded,)
-    capabilities = before.conversation.capabilities
     for item in inner:
         if type(item) is HeartbeatEcho and item.sequence is None:
             # A transient heartbeat echo proves the link alive (``last_inbound``, above) and is
@@ -68,7 +67,10 @@ def on_frame(turn: Turn, event: FrameReceived) -> None:
         _fold(turn, item)
     s = turn.state
     if (
-        s.conversation.capabilities is not capabilities
+        # The capabilities are one of the facts, which most events leave as they are: only
+        # new facts are looked into.
+        s.conversation.facts is not before.conversation.facts
+        and s.conversation.capabilities is not (capabilities := before.conversation.capabilities)
         and s.link is LinkStatus.OPEN
         and s.heartbeat_interval != heartbeat_interval(capabilities, s.config)
     ):
@@ -132,12 +134,11 @@ def _fold(turn: Turn, event: ServerEvent) -> None:
         confirmed = confirmation(turn.state.outbox, event)
     if confirmed is None:
         turn.update(conversation=after)
-        turn.emit(Applied(event))
+        turn.effects.append(Applied(event))  # ``turn.emit``, inlined: once per event
     else:
         # The conversation and the outbox in one copy of the state.
         turn.update(conversation=after, outbox=confirmed[0])
-        turn.emit(Applied(event))
-        turn.emit(confirmed[1])
+        turn.effects += (Applied(event), confirmed[1])
     _react(turn, event)
 
 
@@ -156,7 +157,9 @@ def _react(turn: Turn, event: ServerEvent) -> None:
     if type(event) is PolyAgentJoined:
         # A new episode with the agent: the re-join budget is whole again.
         turn.update(join_unconfirmed=False, join_retries=0)
-    elif type(event) is PolyAgentJoinRequested or _asks_to_rejoin(event):
+    elif type(event) is PolyAgentJoinRequested or (
+        type(event) is SystemMessage and _asks_to_rejoin(event)
+    ):
         turn.update(join_unconfirmed=False)  # our join was answered
     if turn.state.settled:
         join_if_needed(turn)
@@ -168,9 +171,5 @@ def _react(turn: Turn, event: ServerEvent) -> None:
         turn.update(indicator_since=turn.t)
 
 
-def _asks_to_rejoin(event: ServerEvent) -> bool:
-    return (
-        type(event) is SystemMessage
-        and event.payload.is_error
-        and hint_for(event.payload.message) in _REJOIN_HINTS
-    )
+def _asks_to_rejoin(event: SystemMessage) -> bool:
+    return event.payload.is_error and hint_for(event.payload.message) in _REJOIN_HINTS

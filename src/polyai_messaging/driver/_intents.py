@@ -19,7 +19,8 @@ from ..core import (
     replace_lone_surrogates,
 )
 from ..core import UserTyping as UserTypingCommand
-from ._backoff import random_bits
+from ..core._wire import encode_user_message  # UserMessage's frame, without the command
+from ._backoff import random_uuid4
 from ._effects import Delivery, DeliveryStatus, LinkStatus
 from ._inputs import EndSession, PickSuggestion, SendText, SetTyping
 from ._outbox import Outbox, OutboxEntry, check_delay, replace
@@ -143,25 +144,26 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     given = event.client_event_id
     draws = s.draws
     if given is None and in_custom is None:
-        client_event_id = _uuid4(random_bits(s.seed, draws, 128))
+        client_event_id = random_uuid4(s.seed, draws)
         draws += 1
     else:
         client_event_id = _chosen_id(given, in_custom)
     outbox = s.outbox
     if outbox.get(client_event_id) is not None:
         raise LocalProtocolError("client_event_id already used in this session")
-    frame = encode(UserMessage(text=event.text, client_event_id=client_event_id, custom=custom))
+    frame = encode_user_message(event.text, client_event_id, custom)  # checked as UserMessage
     limit = s.max_message_bytes
     # At most 4 UTF-8 bytes a character: only a frame that might be too big is encoded to see.
     if len(frame) * 4 > limit:
         size = len(frame.encode("utf-8"))  # as ``encoded_size``, from the frame sent below
         if size > limit:
             raise LocalProtocolError(f"message is {size} bytes encoded; the session allows {limit}")
-    turn.emit(Delivery(client_event_id, DeliveryStatus.PENDING))
+    turn.effects.append(Delivery(client_event_id, DeliveryStatus.PENDING))  # ``emit``, inlined
     if s.link is LinkStatus.OPEN and s.settled:
         # Accepted and transmitted in one change of the outbox and the state (``transmit``'s
-        # work for a message never sent: no resend to count, no echo check yet).
-        check_at = turn.t + check_delay(0, s.config.resend_check_seconds)
+        # work for a message never sent: no resend to count, no echo check yet; the first
+        # check comes ``check_delay(0, ...)`` after, the first check's delay itself).
+        check_at = turn.t + s.config.resend_check_seconds
         outbox = outbox.accept(client_event_id, event.text, custom, check_at=check_at)
         if s.closing_at is None:
             # Of what the deadline weighs on a settled open link, only the echo checks change
@@ -185,14 +187,6 @@ def _chosen_id(given: str | None, in_custom: str | None) -> str:
     if not chosen:
         raise LocalProtocolError("client_event_id cannot be empty")
     return chosen
-
-
-def _uuid4(bits: int) -> str:
-    """``str(uuid.UUID(int=bits, version=4))``, without the ``UUID`` object's generic work."""
-    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
-    bits = (bits & ~(0xF000 << 64)) | (4 << 76)  # version 4
-    text = f"{bits:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def on_pick(turn: Turn, event: PickSuggestion) -> None:

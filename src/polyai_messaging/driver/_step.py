@@ -54,7 +54,7 @@ from ._link import (
     on_start,
     on_start_new_session,
 )
-from ._state import Counters, SessionConfig, SessionState
+from ._state import DEADLINE_CACHE, UNKNOWN, Counters, SessionConfig, SessionState
 from ._turn import Turn
 
 __all__ = ["Counters", "SessionConfig", "SessionState", "step"]
@@ -63,11 +63,17 @@ __all__ = ["Counters", "SessionConfig", "SessionState", "step"]
 def step(state: SessionState, event: Input, now: Now) -> tuple[SessionState, list[Effect]]:
     """Advance the driver by one input. Pure: same arguments, same result."""
     turn = Turn(state, now)
-    before = state.deadline
+    # ``deadline``'s cache read in place (every step, before and after): the state before a step
+    # was the one after the last, which worked it out, and a send's handler knows its own.
+    before = state.__dict__[DEADLINE_CACHE]
+    if before is UNKNOWN:
+        before = state.deadline
     notice_sleep(turn)
     _HANDLERS[type(event)](turn, event)
     after = turn.end()
-    deadline = after.deadline
+    deadline = after.__dict__[DEADLINE_CACHE]
+    if deadline is UNKNOWN:
+        deadline = after.deadline
     if deadline != before:
         turn.effects.append(WakeAt(deadline))
     return after, turn.effects

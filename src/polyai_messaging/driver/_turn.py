@@ -97,6 +97,6 @@ class Turn:
 
     def send_encoded(self, frame: str, **changes: Any) -> None:
         """Send an encoded command, and make ``changes`` to the state in the same update."""
-        self.emit(SendFrame(self.state.generation, frame))
+        self.effects.append(SendFrame(self.state.generation, frame))
         # Every frame sent restarts the server's idle clock, so ours restarts with it.
         self.update(last_sent_wall=self.now.wall, last_sent_monotonic=self.t, **changes)

@@ -273,7 +273,7 @@ class Engine:
 
     def _on_send(self, effect: SendFrame) -> None:
         if self.send_frame(effect.generation, effect.text):
-            if self.log.isEnabledFor(logging.DEBUG):
+            if self.log.logger.isEnabledFor(logging.DEBUG):  # see ``_on_delivery``
                 self.log.debug("-> %s", _clip(effect.text))
         else:
             self.log.debug("dropping a frame for ended link %d", effect.generation)
@@ -312,7 +312,9 @@ class Engine:
         self.log.warning("protocol violation from the server: %s", effect.error)
 
     def _on_delivery(self, effect: Delivery) -> None:
-        if self.log.isEnabledFor(logging.DEBUG):  # twice a message: skip reading the enum
+        # Twice a message: the enum is read only if the line is logged, and the logger is
+        # asked directly (the adapter's ``isEnabledFor`` adds a call, to the same answer).
+        if self.log.logger.isEnabledFor(logging.DEBUG):
             self.log.debug("delivery %s: %s", effect.client_event_id, effect.status.value)
 
     def _on_resumed(self, effect: Resumed) -> None:
@@ -377,7 +379,7 @@ class Engine:
 
     def frame_received(self, generation: int, data: str | bytes) -> None:
         """A frame arrived on the link."""
-        if self.log.isEnabledFor(logging.DEBUG):
+        if self.log.logger.isEnabledFor(logging.DEBUG):  # see ``_on_delivery``
             self.log.debug("<- %s", _clip(data))
         self.feed(FrameReceived(generation, data))
 

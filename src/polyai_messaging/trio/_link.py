@@ -1,16 +1,18 @@
 """One socket generation on trio and trio-websocket, from connecting to closed.
 
 :func:`run_link` connects (TCP, TLS, the WebSocket handshake, each bounded by the handshake
-timeout), then reads frames until the socket closes, while one writer at a time writes to it: a
-writer task, started whenever frames are queued and gone once they are written, or the task of
-an intent that found the link idle, which writes its own frames (:meth:`Link.hold`). It decides
-nothing: every outcome is reported to the session's engine (``link_opened``, ``frame_received``,
-``link_closed``, ``link_failed``, ``link_refused``). The session talks to a running link through
-:class:`Link`.
+timeout), then reads frames until the socket closes (trio-websocket's reader, awaited in the
+link's own task where the release allows it, see :mod:`._inbox`), while one writer at a time
+writes to it: a writer task, started whenever frames are queued and gone once they are written,
+or the task of an intent that found the link idle, which writes its own frames
+(:meth:`Link.hold`). It decides nothing: every outcome is reported to the session's engine
+(``link_opened``, ``frame_received``, ``link_closed``, ``link_failed``, ``link_refused``). The
+session talks to a running link through :class:`Link`.
 """
 
 from __future__ import annotations
 
+import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -29,6 +31,7 @@ from wsproto.handshake import H11Handshake
 
 from ..driver import OpenSocket
 from ..runtime import MAX_INBOUND_MESSAGE, Engine, LinkTarget, QueuedClose
+from ._inbox import HOOKS, Inbox, attach
 
 __all__ = ["Link", "run_link"]
 
@@ -41,8 +44,9 @@ class Link:
     """One socket generation: its cancel scope, its outgoing queue and, while frames are queued
     on an open socket, its writer task.
 
-    The writer runs only while there is something to write: an idle link is one task (and
-    trio-websocket's reader), not three, and a plain queue rather than a memory channel.
+    The writer runs only while there is something to write: an idle link is one task (which
+    runs trio-websocket's reader itself), not three, and a plain queue rather than a memory
+    channel.
     """
 
     __slots__ = (
@@ -252,7 +256,7 @@ async def run_link(
 async def _connect(
     engine: Engine, link: Link, target: LinkTarget, ssl_context: ssl.SSLContext | None
 ) -> None:
-    """Open TCP (and TLS), then hand over to :func:`_handshake`."""
+    """Open TCP (and TLS), then hand over to :func:`_read` (or :func:`_handshake`)."""
     timeout = engine.state.config.connect_timeout_seconds
     try:
         with trio.fail_after(timeout):
@@ -263,7 +267,11 @@ async def _connect(
     # We own the stream, so it is closed whichever way the link ends (trio-websocket leaves
     # it open after an abnormal closure), and an abort needs no closing handshake.
     try:
-        await _handshake(engine, link, stream, target, timeout)
+        inbox = _reading(engine, link, stream, target) if HOOKS else None
+        if inbox is not None:  # awaited here, not in a function choosing: one frame less
+            await _read(engine, link, inbox, target, timeout)
+        else:
+            await _handshake(engine, link, stream, target, timeout)
     finally:
         if isinstance(stream, trio.SocketStream):
             # What ``aclose_forcefully`` does, without the checkpoint it then cancels (a cancel
@@ -273,6 +281,91 @@ async def _connect(
             await trio.aclose_forcefully(stream)
 
 
+def _reading(
+    engine: Engine,
+    link: Link,
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream],
+    target: LinkTarget,
+) -> _Reading | None:
+    """A connection on ``stream`` for the link's own task to read (:mod:`._inbox`), or
+    ``None`` where this release of trio-websocket does not allow it."""
+    ws = WebSocketConnection(
+        stream,
+        WSConnection(ConnectionType.CLIENT),
+        host=target.host_header,
+        path=target.resource,
+        max_message_size=MAX_INBOUND_MESSAGE,
+    )
+    inbox = _Reading(engine, link, ws)
+    return inbox if attach(ws, inbox) else None
+
+
+class _Reading(Inbox):
+    """What the link's task does with what trio-websocket's reader, awaited in it, reads."""
+
+    __slots__ = ("engine", "generation", "link", "nursery", "ws")
+
+    def __init__(self, engine: Engine, link: Link, ws: WebSocketConnection) -> None:
+        super().__init__()
+        self.engine = engine
+        self.generation = link.generation
+        self.link = link
+        self.ws: WebSocketConnection | None = ws
+        self.nursery: trio.Nursery | None = None
+        """Where the reader is awaited and writers run (its scope stops both)."""
+
+    def opened(self) -> None:
+        nursery, ws = self.nursery, self.ws
+        assert nursery is not None
+        assert ws is not None
+        nursery.cancel_scope.deadline = math.inf  # the handshake's
+        _forget_handshake(ws)
+        self.link.opened(nursery, ws, self.engine.state.config.close_timeout_seconds)
+        self.engine.link_opened(self.generation)
+
+    def received(self, message: str | bytes) -> None:
+        self.engine.frame_received(self.generation, message)
+
+    def ended(self) -> None:
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+
+
+async def _read(
+    engine: Engine, link: Link, inbox: _Reading, target: LinkTarget, timeout: float
+) -> None:
+    """The WebSocket handshake and then the link until the socket closes, with
+    trio-websocket's reader awaited in this task, in the scope of the nursery where writers
+    run: the handshake's timeout is that scope's deadline until the connection opens, and once
+    it has closed, reader and writers stop."""
+    generation = link.generation
+    ws = inbox.ws
+    assert ws is not None
+    refusal: ConnectionRejected | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.cancel_scope.deadline = trio.current_time() + timeout  # the handshake's
+        inbox.nursery = nursery
+        try:
+            await ws._reader_task()
+        except ConnectionRejected as exc:
+            refusal = exc
+        finally:
+            link.reading_ended()
+            nursery.cancel_scope.cancel()  # a writer's frames can no longer be written
+            # The connection refers to the inbox: without these, a cycle for the collector.
+            inbox.nursery = inbox.ws = None
+    if refusal is not None:
+        retry_after = _header(refusal.headers, b"retry-after")
+        body = refusal.body or b""
+        engine.link_refused(generation, target.token, refusal.status_code, body, retry_after)
+    elif not inbox.is_open:
+        engine.link_failed(generation, "handshake failed")
+    else:
+        close = ws.closed
+        code, reason = (None, "") if close is None else (close.code, close.reason or "")
+        engine.link_closed(generation, code, reason)
+
+
 async def _handshake(
     engine: Engine,
     link: Link,
@@ -280,7 +373,9 @@ async def _handshake(
     target: LinkTarget,
     timeout: float,
 ) -> None:
-    """The WebSocket handshake on ``stream``, then the link until the socket closes."""
+    """The WebSocket handshake on ``stream``, then the link until the socket closes, through
+    trio-websocket's public API: its reader in a task of its own, each message taken from its
+    channel (where :func:`_read` cannot be used)."""
     generation = link.generation
     opened = False
     try:
@@ -296,16 +391,22 @@ async def _handshake(
             opened = True
             _forget_handshake(ws)
             link.opened(nursery, ws, engine.state.config.close_timeout_seconds)
-            engine.link_opened(generation)
-            while True:  # reading, in this frame: an idle link's task is as shallow as it can be
-                try:
-                    data = await ws.get_message()
-                except ConnectionClosed as exc:
-                    close = exc.reason
-                    code, reason = (None, "") if close is None else (close.code, close.reason or "")
-                    break
-                engine.frame_received(generation, data)
-            link.reading_ended()
+            try:
+                engine.link_opened(generation)
+                while True:  # reading in this frame: an idle link's task is as shallow as can be
+                    try:
+                        data = await ws.get_message()
+                    except ConnectionClosed as exc:
+                        close = exc.reason
+                        code, reason = (
+                            (None, "") if close is None else (close.code, close.reason or "")
+                        )
+                        break
+                    engine.frame_received(generation, data)
+            finally:
+                # However reading ends (an abort, too), before the nursery can close: a frame
+                # queued later must not start a writer in it.
+                link.reading_ended()
             engine.link_closed(generation, code, reason)
             await _let_end(nursery)
     except BaseExceptionGroup as group:
@@ -329,8 +430,8 @@ async def _handshake(
 
 
 async def _let_end(nursery: trio.Nursery) -> None:
-    """End the link's other tasks (trio-websocket's reader, a writer): let them run to their end
-    for a few scheduling rounds, then cancel what is left.
+    """End the link's other tasks on the public path (trio-websocket's reader, a writer): let
+    them run to their end for a few scheduling rounds, then cancel what is left.
 
     Once the socket has closed, the reader ends by itself within two rounds. Cancelling it at
     once raised a ``Cancelled`` in it twice (at each of its last checkpoints) and once in this
