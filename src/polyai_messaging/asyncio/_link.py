@@ -14,7 +14,8 @@ import asyncio
 import collections
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+import weakref
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -261,6 +262,45 @@ async def run_link(
         engine.link_closed(link.generation, code, reason)
     finally:
         ws.transport.abort()
+        _break_cycles(ws)
+
+
+def _break_cycles(ws: ClientConnection, again: bool = True) -> None:
+    """Break the reference cycles an ended connection leaves, so that reference counting frees
+    it: otherwise only a full collection of the garbage collector does (some 20 objects a link),
+    and the objects its end made live on, promoted, until then.
+
+    ``websockets``' protocol keeps the exception that ended its parser (an ``EOFError`` when
+    the server dropped the socket), whose traceback holds the parser's frame, which holds the
+    protocol; and its parser, a generator whose frame holds the protocol. Once the protocol's
+    reader has seen the end of the stream (at once when the server closed or dropped the socket;
+    once ``connection_lost`` has run when the link was aborted), the parser is never stepped
+    again. asyncio's socket transport keeps a bound method of its own (CPython drops it in
+    ``close`` from 3.12, never in ``abort``); once the transport is closing, it no longer
+    reads. Where a release has moved or changed these attributes, nothing is dropped.
+    """
+    transport = ws.transport
+    if transport.is_closing() and callable(getattr(transport, "_read_ready_cb", None)):
+        transport._read_ready_cb = None  # type: ignore[attr-defined]
+    protocol = ws.protocol
+    # Older releases of websockets (13 among them) name the connection in its log records by a
+    # strong reference, from the protocol's logger back to the connection (later: a weak one).
+    extra = getattr(getattr(protocol, "logger", None), "extra", None)
+    if isinstance(extra, dict) and extra.get("websocket") is ws:
+        extra["websocket"] = weakref.proxy(ws)
+    reader = getattr(protocol, "reader", None)
+    if not getattr(reader, "eof", False):
+        # Aborted before the socket closed: ``connection_lost``, which the abort has scheduled,
+        # steps the parser once more, so the parser is closed after it.
+        if again:
+            asyncio.get_running_loop().call_soon(_break_cycles, ws, False)
+        return
+    failure = getattr(protocol, "parser_exc", None)
+    if isinstance(failure, BaseException):
+        failure.__traceback__ = None
+    parser = getattr(protocol, "parser", None)
+    if isinstance(parser, Generator):
+        parser.close()
 
 
 def _drop_handshake(ws: ClientConnection) -> None:

@@ -104,6 +104,10 @@ class Session(SessionRuntime):
         for generation, link in self.links.items():
             if isinstance(link, Link) and link.task is task:
                 link.writable = False
+                # A cancelled task keeps its CancelledError, whose traceback holds the link's
+                # frames, which hold the link: a cycle keeping the link's connection alive until
+                # a full collection of the garbage collector, were the link to keep its task.
+                link.task = None
                 del self.links[generation]
                 return
 

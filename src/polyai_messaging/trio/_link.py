@@ -13,6 +13,7 @@ session talks to a running link through :class:`Link`.
 from __future__ import annotations
 
 import math
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
@@ -409,14 +410,16 @@ async def _handshake(
             engine.link_closed(generation, code, reason)
             await _let_end(nursery)
     except BaseExceptionGroup as group:
-        rejected, others = group.split(ConnectionRejected)
-        if opened or (others is not None and others.split(_CONNECT_ERRORS)[1] is not None):
+        # No part of the group is kept in a local while one propagates: its traceback holds
+        # this frame, and the frame's locals would hold it back, a cycle keeping the link's
+        # connection alive until a full collection of the garbage collector.
+        if opened or _unexpected(group):
             raise
-        cancelled = group.split(trio.Cancelled)[0]
-        if cancelled is not None:
+        if group.subgroup(trio.Cancelled) is not None:
             # Aborted as the handshake failed (the driver's connect deadline is the same as
             # ours): the abort is what happened, and the link's scope takes it.
-            raise cancelled from None
+            raise _cancellations(group) from None
+        rejected = group.split(ConnectionRejected)[0]
         if rejected is None:
             engine.link_failed(generation, "handshake failed")
         else:
@@ -487,6 +490,20 @@ _CONNECT_ERRORS: Final = (
 )
 
 
+def _unexpected(group: BaseExceptionGroup[Any]) -> bool:
+    """Whether a failed handshake raised something besides a refusal and the errors a
+    connection attempt may meet (a bug, which propagates)."""
+    others = group.split(ConnectionRejected)[1]
+    return others is not None and others.split(_CONNECT_ERRORS)[1] is not None
+
+
+def _cancellations(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[trio.Cancelled]:
+    """The cancellations in ``group``, which holds some."""
+    cancelled = group.subgroup(trio.Cancelled)
+    assert cancelled is not None
+    return cancelled
+
+
 def _first(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E:
     """The first exception of type ``kind`` in a (possibly nested) group."""
     for exc in group.exceptions:
@@ -508,15 +525,47 @@ async def _open_stream(
     target: LinkTarget, context: ssl.SSLContext | None
 ) -> trio.SocketStream | trio.SSLStream[trio.SocketStream]:
     """Open TCP (and TLS, handshake included, so certificate errors surface here)."""
+    host = target.host
+    tcp = await _open_tcp(host, target.port)
     if not target.tls:
-        return await trio.open_tcp_stream(target.host, target.port)
-    stream = await trio.open_ssl_over_tcp_stream(
-        target.host, target.port, ssl_context=context or ssl.create_default_context(),
-        https_compatible=True,
-    )  # fmt: skip
+        return tcp
+    # What ``trio.open_ssl_over_tcp_stream`` does with a context, over our TCP stream.
+    stream = trio.SSLStream(
+        tcp, context or ssl.create_default_context(), server_hostname=host, https_compatible=True
+    )
     try:
         await stream.do_handshake()
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
     return stream
+
+
+async def _open_tcp(host: str, port: int) -> trio.SocketStream:
+    """TCP to ``host``: where it is an IP address, a plain connect to it; otherwise
+    ``trio.open_tcp_stream``, which looks the name up and tries its addresses in turn,
+    overlapping them.
+
+    ``open_tcp_stream`` connects even to one address in a task of a nursery of its own, then
+    cancels its own wait: a task, a nursery, cancel scopes, closures and a ``Cancelled`` with its
+    traceback for every link, all alive while it connects, which in a reconnect storm is long
+    enough for the garbage collector to promote them (some 80 objects a reconnect).
+    """
+    try:
+        # Numeric only: this never waits for a name server, and fails at once for a name.
+        targets = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=_NUMERIC)
+    except socket.gaierror:
+        targets = []
+    if len(targets) != 1:
+        return await trio.open_tcp_stream(host, port)
+    family, kind, protocol, _, address = targets[0]
+    sock = trio.socket.socket(family, kind, protocol)
+    try:
+        await sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+_NUMERIC: Final = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
