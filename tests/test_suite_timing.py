@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, settings
 
 
 def test_no_example_has_a_deadline_and_slow_generation_is_no_failure() -> None:
-    assert settings.default.deadline is None
-    assert HealthCheck.too_slow in settings.default.suppress_health_check
+    default = settings.default
+    assert default is not None
+    assert default.deadline is None
+    assert HealthCheck.too_slow in default.suppress_health_check
 
 
 def test_settings_a_test_chooses_keep_that() -> None:
