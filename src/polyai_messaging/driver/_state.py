@@ -233,8 +233,8 @@ class SessionState:
             # Closing, a wake-up handles only the close timeout (the link is aborted then, live
             # or silent): a liveness or end deadline before it would wake the runtime for
             # nothing, again and again, until the close completes.
-            at = self.closing_at + config.close_timeout_seconds
-            return at if deadline is None or at < deadline else deadline
+            closes = self.closing_at + config.close_timeout_seconds
+            return closes if deadline is None or closes < deadline else deadline
         if link is LinkStatus.OPEN:
             at = self.next_heartbeat
             if at is not None and (deadline is None or at < deadline):
