@@ -434,7 +434,12 @@ def test_ctrl_c_while_connecting_exits_130() -> None:
         )
         # Its first request's connection: from here on it is connecting, however long the
         # interpreter took to start (a fixed sleep could interrupt it still importing).
-        connection, _ = sock.accept()
+        try:
+            connection, _ = sock.accept()
+        except TimeoutError:
+            process.kill()
+            process.communicate()
+            raise
         with connection:
             stderr = interrupt(process, TIMEOUT)
     assert process.returncode == 130
