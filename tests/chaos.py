@@ -48,9 +48,13 @@ from polyai_messaging.runtime import SessionRuntime
 CLIENT = SessionConfig(
     backoff=Backoff(base=0.05, cap=0.5),
     default_max_reconnect_attempts=0,
-    liveness_grace_seconds=1.0,
-    connect_timeout_seconds=2.0,
+    liveness_grace_seconds=3.0,
+    connect_timeout_seconds=60.0,
 )
+"""Quick reconnects, and time limits a starved process still meets. No fault holds a handshake,
+so only a slow process times one out, and every handshake aborted is started again: with 2 s,
+a process getting half a core aborted thousands and never caught up. A 1 s grace, likewise,
+let a late loop find links silent; frozen sockets are still found within 4 s."""
 PATIENT = RetryPolicy(max_attempts=8, max_delay=5.0)
 """REST calls (a token, a session) retried longer than by default: the emulator shares one
 process with hundreds of clients, and what is measured is delivery, not session creation."""

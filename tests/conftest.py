@@ -1,8 +1,12 @@
-"""Test-suite configuration: which loop runs an async test.
+"""Test-suite configuration: which loop runs an async test; hypothesis times nothing.
 
 An async test marked ``anyio`` runs on every backend its ``anyio_backend`` fixture names (the
 adapter contract suite runs on trio and asyncio). Every other async test runs on trio
 (pytest-trio), as if ``trio_mode`` were on.
+
+Hypothesis runs without its per-example deadline and its too-slow health check: both time the
+test, and a machine running other work (CI's shared cores, suites side by side) stalls a process
+for longer than the 200 ms deadline, which hypothesis then reports as a flaky failure.
 """
 
 from __future__ import annotations
@@ -10,6 +14,10 @@ from __future__ import annotations
 from inspect import iscoroutinefunction
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("untimed")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

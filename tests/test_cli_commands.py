@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli_emulator import CLI, ENV, running_emulator
+from cli_emulator import CLI, ENV, interrupt, running_emulator, start_interruptible
 from polyai_messaging.cli import main
 from polyai_messaging.cli._main import build_parser
 from polyai_messaging.emulator import FAULT_HELP
@@ -424,17 +423,24 @@ def test_ctrl_c_while_connecting_exits_130() -> None:
     with socket.socket() as sock:  # accepts connections, never answers: connecting hangs
         sock.bind(("127.0.0.1", 0))
         sock.listen()
+        sock.settimeout(TIMEOUT)
         base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        process = subprocess.Popen(
+        process = start_interruptible(
             [*CLI, "chat", "--base-url", base_url, "--host", "localhost", "--script", "-"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
             env={**ENV, "POLYAI_CONNECTOR_TOKEN": TOKEN},
         )
-        time.sleep(1.5)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=TIMEOUT)
+        # Its first request's connection: from here on it is connecting, however long the
+        # interpreter took to start (a fixed sleep could interrupt it still importing).
+        try:
+            connection, _ = sock.accept()
+        except TimeoutError:
+            process.kill()
+            process.communicate()
+            raise
+        with connection:
+            stderr = interrupt(process, TIMEOUT)
     assert process.returncode == 130
     assert stderr.strip() == "Interrupted."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import ssl
 from pathlib import Path
@@ -108,6 +109,17 @@ def test_bind_names_the_address_and_host_is_not_an_emulator_option(
         main(["emulator", "--host", "127.0.0.1"])
     assert exit_info.value.code == 2
     assert "--host" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_it_even_when_the_suite_was_started_with_sigint_ignored() -> None:
+    """A suite run as a shell's background job (``pytest &``) starts with SIGINT ignored, which
+    its children would inherit: the emulator must still get the Ctrl-C the tests send it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with running_emulator("--port", "0", "--fast") as (announced, _):
+            assert announced["tls"] is False
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_bind_address_off_loopback_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

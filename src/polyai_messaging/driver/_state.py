@@ -229,6 +229,12 @@ class SessionState:
         since = self.indicator_since
         deadline = None if since is None else since + config.indicator_timeout_seconds
         link = self.link
+        if link is LinkStatus.OPEN and self.closing_at is not None:
+            # Closing, a wake-up handles only the close timeout (the link is aborted then, live
+            # or silent): a liveness or end deadline before it would wake the runtime for
+            # nothing, again and again, until the close completes.
+            closes = self.closing_at + config.close_timeout_seconds
+            return closes if deadline is None or closes < deadline else deadline
         if link is LinkStatus.OPEN:
             at = self.next_heartbeat
             if at is not None and (deadline is None or at < deadline):
@@ -239,9 +245,7 @@ class SessionState:
                     at = self.last_inbound + interval + config.liveness_grace_seconds
                     if deadline is None or at < deadline:
                         deadline = at
-            if self.closing_at is not None:
-                at = self.closing_at + config.close_timeout_seconds
-            elif not self.settled:
+            if not self.settled:
                 at = self.settle_at
             else:
                 first = self.outbox.checks.first
