@@ -4,6 +4,7 @@ the server closes unanswered fails at once."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
@@ -18,27 +19,38 @@ async def _token() -> AccessToken:
     return AccessToken("a-token", 3600)
 
 
-async def test_a_handshake_timing_out_as_the_driver_gives_up_is_a_failed_attempt(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+_CONFIG = SessionConfig(connect_timeout_seconds=5.0, backoff=Backoff(base=1.0, jitter=0.0))
+
+
+async def _attempts(serve: Callable[[trio.SocketStream], Awaitable[None]]) -> list[float]:
+    """When a session's first attempts reached a server that handles each connection with
+    ``serve``: a session kept open until it has counted two reconnects, which must not end it."""
     accepted: list[float] = []
 
-    async def silent(stream: trio.SocketStream) -> None:  # TCP accepted, no HTTP answer
+    async def handler(stream: trio.SocketStream) -> None:
         accepted.append(trio.current_time())
-        await trio.sleep_forever()
+        await serve(stream)
 
-    config = SessionConfig(connect_timeout_seconds=5.0, backoff=Backoff(base=1.0, jitter=0.0))
     async with trio.open_nursery() as servers:
-        (listener,) = await servers.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+        (listener,) = await servers.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
         port = listener.socket.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        async with open_session(url, _token, session_id="s", config=config) as session:
+        async with open_session(url, _token, session_id="s", config=_CONFIG) as session:
             async for update in session.updates():
                 if update.state.counters.reconnects >= 2:
                     break
             assert session.finished is None
         servers.cancel_scope.cancel()
-    assert len(accepted) >= 2
+    return accepted
+
+
+async def test_a_handshake_timing_out_as_the_driver_gives_up_is_a_failed_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def silent(stream: trio.SocketStream) -> None:  # TCP accepted, no HTTP answer
+        await trio.sleep_forever()
+
+    assert len(await _attempts(silent)) >= 2
 
 
 async def test_a_server_that_closes_before_answering_the_upgrade_fails_the_attempt_at_once(
@@ -47,22 +59,10 @@ async def test_a_server_that_closes_before_answering_the_upgrade_fails_the_attem
     """The link reads the handshake itself: a connection closed before the server answered is
     a failed attempt there and then (trio-websocket's ``wrap_client_stream`` waited on for the
     handshake's whole timeout)."""
-    accepted: list[float] = []
 
     async def closing(stream: trio.SocketStream) -> None:  # TCP accepted, closed unanswered
-        accepted.append(trio.current_time())
         await stream.aclose()
 
-    config = SessionConfig(connect_timeout_seconds=5.0, backoff=Backoff(base=1.0, jitter=0.0))
-    async with trio.open_nursery() as servers:
-        (listener,) = await servers.start(partial(trio.serve_tcp, closing, 0, host="127.0.0.1"))
-        port = listener.socket.getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        async with open_session(url, _token, session_id="s", config=config) as session:
-            async for update in session.updates():
-                if update.state.counters.reconnects >= 2:
-                    break
-            assert session.finished is None
-        servers.cancel_scope.cancel()
+    accepted = await _attempts(closing)
     assert len(accepted) >= 2
-    assert accepted[1] - accepted[0] < config.connect_timeout_seconds
+    assert accepted[1] - accepted[0] < _CONFIG.connect_timeout_seconds
