@@ -43,7 +43,8 @@ async def test_a_dropped_links_connection_is_freed_without_a_collection(
 async def test_an_aborted_links_connection_is_freed_without_a_collection(adapter: Adapter) -> None:
     """The link is aborted by the session (it fell silent), not dropped by the server."""
     config = EmulatorConfig.fast(heartbeat_interval_seconds=1)
-    quick = SessionConfig(liveness_grace_seconds=0.3, backoff=Backoff(base=0.05))
+    # A grace a stalled process still meets: a spurious silence would be a second reconnect.
+    quick = SessionConfig(liveness_grace_seconds=1.0, backoff=Backoff(base=0.05))
     async with (
         open_emulator(config) as emulator,
         adapter.session(emulator, config=quick) as session,
