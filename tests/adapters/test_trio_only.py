@@ -12,6 +12,7 @@ from trio_websocket import WebSocketConnection
 
 from polyai_messaging.testing import LocalEmulator
 from polyai_messaging.trio import _link as trio_link
+from polyai_messaging.trio import _socket as trio_socket
 
 from .helpers import Adapter, replied, wait_for
 
@@ -32,7 +33,7 @@ async def test_a_dropped_links_socket_is_closed_without_a_cancelled_checkpoint(
     closed at once instead."""
     streams: list[Any] = []
     forceful: list[object] = []
-    open_stream = trio_link._open_stream
+    open_stream = trio_socket.open_stream
 
     async def opening(*args: Any) -> Any:
         stream = await open_stream(*args)
@@ -42,7 +43,7 @@ async def test_a_dropped_links_socket_is_closed_without_a_cancelled_checkpoint(
     async def aclose_forcefully(resource: Any) -> None:
         forceful.append(resource)  # the emulator's server sockets are closed this way too
 
-    monkeypatch.setattr(trio_link, "_open_stream", opening)
+    monkeypatch.setattr(trio_socket, "open_stream", opening)
     monkeypatch.setattr(trio, "aclose_forcefully", aclose_forcefully)
     async with adapter.session(emulator) as session:
         await wait_for(session, replied(1))
@@ -85,7 +86,7 @@ async def test_a_dropped_link_lets_its_reader_end_rather_than_cancel_it(
 def opened(monkeypatch: pytest.MonkeyPatch) -> list[WebSocketConnection]:
     """Every connection the adapter opens, in order."""
     connections: list[WebSocketConnection] = []
-    wrap = trio_link.wrap_client_stream
+    wrap = trio_socket.wrap_client_stream
 
     async def wrapping(*args: object, **kwargs: object) -> WebSocketConnection:
         connection = await wrap(*args, **kwargs)  # type: ignore[arg-type]
@@ -97,8 +98,8 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[WebSocketConnection]:
             super().__init__(*args, **kwargs)
             connections.append(self)
 
-    monkeypatch.setattr(trio_link, "wrap_client_stream", wrapping)
-    monkeypatch.setattr(trio_link, "WebSocketConnection", Recorded)
+    monkeypatch.setattr(trio_socket, "wrap_client_stream", wrapping)
+    monkeypatch.setattr(trio_socket, "WebSocketConnection", Recorded)
     return connections
 
 
@@ -110,7 +111,7 @@ async def test_an_open_link_keeps_nothing_of_the_handshake_and_still_reads_and_w
     async with adapter.session(emulator) as session:
         await wait_for(session, replied(1))
         (connection,) = opened
-        assert connection._wsproto.handshake is trio_link._FINISHED
+        assert connection._wsproto.handshake is trio_socket._FINISHED
         assert connection._initial_request is None
         assert connection.handshake_headers == ()
         assert connection._connection_proposal is None
@@ -125,7 +126,7 @@ async def test_a_connection_unlike_trio_websockets_own_is_left_as_it_is() -> Non
         """Where a release of trio-websocket keeps its state under other names."""
 
     connection = Elsewhere()
-    trio_link._forget_handshake(connection)  # type: ignore[arg-type]
+    trio_socket._forget_handshake(connection)  # type: ignore[arg-type]
     assert vars(connection) == {}
 
 

@@ -12,7 +12,7 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from polyai_messaging.testing import LocalEmulator
-from polyai_messaging.trio import _inbox, _link
+from polyai_messaging.trio import _inbox, _socket
 
 from .helpers import Adapter, client_tasks, replied, wait_for
 from .test_conversations import *  # noqa: F403
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(autouse=True)
 def public_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if trio-websocket's reader kept its state elsewhere."""
-    monkeypatch.setattr(_link, "HOOKS", False)
+    monkeypatch.setattr(_socket, "HOOKS", False)
 
 
 async def test_the_public_path_reads_in_trio_websockets_own_task(

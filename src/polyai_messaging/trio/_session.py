@@ -19,7 +19,8 @@ from ..driver import Now, OpenSocket
 from ..rest import SessionOpener, open_session_function
 from ..rest._tasks import SessionTasks
 from ..runtime import Clock, EngineOptions, SessionRuntime
-from ._link import Link, run_link
+from ._link import Link
+from ._socket import run_link
 from ._timers import alarm
 
 __all__ = ["Session", "open_session"]
