@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anyio.lowlevel
 import pytest
@@ -27,16 +28,10 @@ async def test_a_dropped_links_connection_is_freed_without_a_collection(
     async with adapter.session(emulator) as session:
         await wait_for(session, _open)
         generation = session.state.generation
-        parts = [weakref.ref(part) for part in _connection(session.links[generation])]
-        gc.collect()
-        gc.disable()
-        try:
+        with _collector_off(session.links[generation]) as alive:
             emulator.state.drop_sockets(session.session_id)
             await until(lambda: generation not in session.links)
             await wait_for(session, lambda u: _open(u) and u.state.generation > generation)
-            alive = [type(part()).__qualname__ for part in parts if part() is not None]
-        finally:
-            gc.enable()
         assert alive == []
 
 
@@ -51,20 +46,31 @@ async def test_an_aborted_links_connection_is_freed_without_a_collection(adapter
     ):
         await wait_for(session, heartbeat_answered)
         generation = session.state.generation
-        parts = [weakref.ref(part) for part in _connection(session.links[generation])]
-        gc.collect()
-        gc.disable()
-        try:
+        with _collector_off(session.links[generation]) as alive:
             emulator.set_faults("freeze-after=0:1")
             await wait_for(session, lambda u: _open(u) and u.state.generation > generation)
             await until(lambda: generation not in session.links)
             for _ in range(3):  # the socket's end is reported a loop round after the abort
                 await anyio.lowlevel.checkpoint()
-            alive = [type(part()).__qualname__ for part in parts if part() is not None]
-        finally:
-            gc.enable()
         assert session.state.counters.reconnects == 1
         assert alive == []
+
+
+@contextmanager
+def _collector_off(link: object) -> Iterator[list[str]]:
+    """The block run with the garbage collector off (after one full collection); then the list
+    it yields names the parts of ``link``'s connection still alive, which only reference
+    counting can have freed."""
+    parts = [weakref.ref(part) for part in _connection(link)]
+    del link  # this frame must not keep the link (and through it the connection) alive
+    alive: list[str] = []
+    gc.collect()
+    gc.disable()
+    try:
+        yield alive
+        alive.extend(type(part()).__qualname__ for part in parts if part() is not None)
+    finally:
+        gc.enable()
 
 
 def _open(update: object) -> bool:
