@@ -403,17 +403,8 @@ class Conversation:
         """Whether to send ``REQUEST_POLY_AGENT_JOIN``: nothing says a join happened or was
         asked for (no ``POLY_AGENT_JOINED``, no echo of our request), or an error-level system
         message asking to rejoin ranks after the latest of both."""
-        # ``_rank`` three times, inlined: this is asked after every event on a settled link.
-        facts = self.facts
-        agent, requested, rejoin = (
-            facts.get("agent"),
-            facts.get("join_requested"),
-            facts.get("rejoin"),
-        )
-        latest = _NEVER if agent is None else agent[0]
-        if requested is not None and requested[0] > latest:
-            latest = requested[0]
-        return latest == _NEVER or (rejoin is not None and rejoin[0] > latest)
+        latest = max(self._rank("agent"), self._rank("join_requested"))
+        return latest == _NEVER or self._rank("rejoin") > latest
 
     def delivered(self, client_event_id: str) -> Message | None:
         """The echoed user message with this ``client_event_id``, if its echo was folded."""

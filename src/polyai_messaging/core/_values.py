@@ -97,9 +97,7 @@ def read_object(value: Any) -> Mapping[str, Any]:
 def read_metadata(value: Any, _: type) -> Metadata:
     # Metadata is the client's own data echoed back: a malformed ``custom`` or non-string
     # values in it are dropped rather than costing the whole frame.
-    if type(value) is not dict:  # ``read_object``, inlined: once per echo
-        raise TypeError("expected object")
-    custom = value.get("custom")
+    custom = read_object(value).get("custom")
     if type(custom) is not dict:
         return new_metadata({})
     pairs = custom.copy()

@@ -161,9 +161,8 @@ def on_send_text(turn: Turn, event: SendText) -> None:
     turn.effects.append(Delivery(client_event_id, DeliveryStatus.PENDING))  # ``emit``, inlined
     if s.link is LinkStatus.OPEN and s.settled:
         # Accepted and transmitted in one change of the outbox and the state (``transmit``'s
-        # work for a message never sent: no resend to count, no echo check yet; the first
-        # check comes ``check_delay(0, ...)`` after, the first check's delay itself).
-        check_at = turn.t + s.config.resend_check_seconds
+        # work for a message never sent: no resend to count, no echo check yet).
+        check_at = turn.t + check_delay(0, s.config.resend_check_seconds)
         outbox = outbox.accept(client_event_id, event.text, custom, check_at=check_at)
         if s.closing_at is None:
             # Of what the deadline weighs on a settled open link, only the echo checks change
